@@ -1,0 +1,29 @@
+# Set-up and routine jobs. `make install` creates .venv/ with the pinned CPU torch.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: install test demo bench clean
+
+$(BIN)/topodiff: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/topodiff
+
+install: $(BIN)/topodiff
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/topodiff demo --out runs/demo
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
