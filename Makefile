@@ -17,7 +17,7 @@ $(BIN)/topodiff: pyproject.toml
 install: $(BIN)/topodiff
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 demo: install
 	$(BIN)/topodiff demo --out runs/demo

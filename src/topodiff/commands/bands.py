@@ -1,0 +1,70 @@
+"""``topodiff bands``: band structure along the high-symmetry path (or a ribbon's edge spectrum)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from topodiff.commands._common import parse_params, print_json
+from topodiff.errors import TopodiffInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bands")
+    def bands_cmd(
+        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, or built-in model name"),
+        param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
+        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
+        num: int = typer.Option(300, "--num", help="k-points along the path"),
+        nk: Optional[int] = typer.Option(None, "--nk", help="k-grid per direction for the gaps"),
+        ribbon: Optional[int] = typer.Option(None, "--ribbon", help="cut a ribbon/slab N cells wide (2D/3D models) "
+                                                                      "and show its edge spectrum"),
+        out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    ) -> None:
+        """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
+        from topodiff.physics.bands import band_gaps, band_structure
+        from topodiff.physics.io import load_model
+
+        if num < 2:
+            raise TopodiffInputError(f"--num must be at least 2, got {num}")
+        if nk is not None and nk <= 0:
+            raise TopodiffInputError(f"--nk must be positive, got {nk}")
+        m = load_model(model, filling=filling, params=parse_params(param))
+        gaps = band_gaps(m, nk=nk)
+        result: dict = {"model": m.name, "dim": m.dim, "num_bands": m.num_bands, "filling": m.occupied,
+                        **gaps.to_dict()}
+        if ribbon is not None:
+            from topodiff.physics.finite import cut, edge_spectrum
+
+            geom = cut(m, ribbon)
+            if geom.model.dim != 1:
+                raise TopodiffInputError("--ribbon edge spectra are drawn for 2D models (ribbons)")
+            spec = edge_spectrum(geom, nk=num)
+            result.update({"ribbon_cells": ribbon, "k": spec.k[:, 0].tolist(), "energies": spec.energies.tolist(),
+                           "side": spec.side.tolist()})
+            if out is not None:
+                from topodiff.physics.plots import plot_edge_spectrum
+
+                pad = max(0.5, abs(gaps.indirect))
+                plot_edge_spectrum(spec, out, title=f"{m.name}: ribbon of {ribbon} cells",
+                                   ylim=(gaps.vbm - 2 * pad, gaps.cbm + 2 * pad))
+        else:
+            bs = band_structure(m, n=num)
+            result.update({"labels": bs.labels, "ticks": bs.ticks.tolist(), "x": bs.x.tolist(),
+                           "energies": bs.energies.tolist()})
+            if out is not None:
+                from topodiff.physics.plots import plot_bands
+
+                plot_bands(bs, out, title=m.name, fermi=0.5 * (gaps.vbm + gaps.cbm) if gaps.indirect > 0 else None)
+        if out is not None:
+            result["plot"] = str(out)
+            print(f"wrote {out}", file=sys.stderr)
+        if as_json:
+            print_json(result)
+        else:
+            print(f"{m.name}: {m.dim}D, {m.num_bands} bands, filling {m.occupied}")
+            print(f"direct gap {gaps.direct:.6g} eV at k = {[round(float(x), 4) for x in gaps.k_direct]}, "
+                  f"indirect gap {gaps.indirect:.6g} eV (VBM {gaps.vbm:.6g}, CBM {gaps.cbm:.6g})")

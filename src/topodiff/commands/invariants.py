@@ -1,0 +1,38 @@
+"""``topodiff invariants``: topological invariants of a model (CONTRACTS §3)."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from topodiff.commands._common import parse_params, print_json
+from topodiff.errors import TopodiffInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("invariants")
+    def invariants_cmd(
+        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, or built-in model name"),
+        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
+        nk: Optional[int] = typer.Option(None, "--nk", help="k-points per direction (default 200/64/24 in 1D/2D/3D)"),
+        param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    ) -> None:
+        """Zak phase / winding (1D), Chern and Z2 (2D), (ν0; ν1ν2ν3) and plane Chern numbers (3D)."""
+        from topodiff.physics.io import load_model
+        from topodiff.physics.summary import invariant_summary
+
+        if nk is not None and nk <= 0:
+            raise TopodiffInputError(f"--nk must be positive, got {nk}")
+        m = load_model(model, filling=filling, params=parse_params(param))
+        result = invariant_summary(m, nk=nk)
+        if as_json:
+            print_json(result)
+            return
+        for key, value in result.items():
+            if key == "warning":
+                continue
+            print(f"{key}: {value}")
+        if "warning" in result:
+            print(f"warning: {result['warning']}", file=sys.stderr)

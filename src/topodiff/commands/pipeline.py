@@ -1,0 +1,40 @@
+"""``topodiff pipeline --out DIR``: generate → relax → screen → evaluate → report."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("pipeline")
+    def pipeline(
+        out: Path = typer.Option(..., "--out", help="Output directory (generated/, metrics.json, structures.csv, report.html)."),
+        num: int = typer.Option(32, "--num", min=1, help="Number of crystals to generate."),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint path or shipped name (default: the shipped one)."),
+        condition: Optional[List[str]] = typer.Option(None, "--condition", help="Condition KEY=VALUE (topo_class, band_gap, chemical_system, space_group, num_atoms); repeatable."),
+        guidance: float = typer.Option(0.0, "--guidance", help="Classifier-free guidance strength."),
+        steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
+        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax with CHGNet (energies, RMSD, hull, S.U.N.)."),
+        reference: Optional[List[Path]] = typer.Option(None, "--reference", help="Reference set for novelty/coverage (CDVAE CSV, extxyz, CIF dir); repeatable."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Run the main job end to end and print where the report is."""
+        from topodiff.commands._common import print_json
+        from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
+        from topodiff.evaluation.report import summary_lines
+
+        result = run_pipeline(out, num=num, checkpoint=checkpoint, conditions=parse_conditions(condition),
+                              seed=seed, relax=relax, guidance=guidance, steps=steps,
+                              reference=reference or None)
+        if json_out:
+            print_json(result)
+            return
+        for line in summary_lines(result["summary"]):
+            print(line)
+        print(f"time: {result['timings']['total_s']:.0f} s "
+              f"(generate {result['timings']['generate_s']:.0f}, evaluate {result['timings']['evaluate_s']:.0f}, "
+              f"report {result['timings']['report_s']:.0f})")
+        print(f"report: {result['report']}")

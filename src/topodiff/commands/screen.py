@@ -1,0 +1,91 @@
+"""``topodiff screen PATH`` and ``topodiff dataset label SOURCE --out FILE.csv`` (Slater-Koster topology screen)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+CONTRACT_KEYS = ("source", "formula", "space_group", "gap", "z2", "topo_class")
+
+
+def _opts(basis: str, no_soc: bool, metal_rule: str, gap_tol: float) -> dict:
+    return {"basis": basis, "soc": not no_soc, "metal_rule": metal_rule, "gap_tol": gap_tol}
+
+
+def _print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Slater-Koster topology screen")
+    for col in ("source", "formula", "SG", "gap (eV)", "Z2", "class"):
+        table.add_column(col)
+    for r in rows:
+        z2 = "" if r.get("z2") is None else f"({r['z2'][0]};{''.join(str(x) for x in r['z2'][1:])})"
+        gap = "" if r.get("gap") is None else f"{r['gap']:.3f}"
+        cls = r.get("topo_class") or f"[red]error: {r.get('error', '')}[/red]"
+        table.add_row(str(r["source"]), str(r.get("formula") or ""), str(r.get("space_group") or ""), gap, z2, cls)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("screen")
+    def screen(
+        path: Path = typer.Argument(..., help="CIF/POSCAR file, directory of them, extxyz file, CDVAE CSV or `generate` output directory."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: up to 2)."),
+        shard: Optional[str] = typer.Option(None, "--shard", help="Screen only entries with index %% n == i, given as i/n (cluster job arrays)."),
+        basis: str = typer.Option("sp3", "--basis", help="Orbital basis: sp3 or sp3s* (s* only with published fits)."),
+        no_soc: bool = typer.Option(False, "--no-soc", help="Switch off on-site spin-orbit coupling."),
+        metal_rule: str = typer.Option("direct", "--metal-rule", help="direct (catalogue convention) or indirect (band overlap = metal)."),
+        gap_tol: float = typer.Option(0.01, "--gap-tol", help="Gap (eV) below which a crystal is a metal."),
+    ) -> None:
+        """Topology of each crystal from its Slater-Koster tight-binding model (fast, approximate)."""
+        from topodiff.commands._common import print_json
+        from topodiff.evaluation.screen import screen_path
+
+        rows = screen_path(path, workers=workers, shard=shard, **_opts(basis, no_soc, metal_rule, gap_tol))
+        if json_out:
+            out = []
+            for r in rows:
+                item = {k: r.get(k) for k in CONTRACT_KEYS}
+                for extra in ("direct_gap", "method", "n_atoms", "time_s", "error"):
+                    if r.get(extra) is not None:
+                        item[extra] = r[extra]
+                out.append(item)
+            print_json({"structures": out})
+        else:
+            _print_table(rows)
+        bad = sum(r.get("topo_class") is None for r in rows)
+        if bad:
+            print(f"{bad} of {len(rows)} structures could not be screened (see 'error')", file=sys.stderr)
+
+    try:
+        from topodiff.commands.dataset import dataset_app
+    except ImportError:  # the dataset command group is not installed: no `dataset label`
+        return
+
+    @dataset_app.command("label")
+    def label(
+        source: Path = typer.Argument(..., help="CDVAE-style CSV (columns kept) or any structure input of `screen`."),
+        out: Path = typer.Option(..., "--out", help="Output CSV: source columns + topo_class, gap, z2, label_error."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: up to 2)."),
+        chunk: int = typer.Option(20, "--chunk", help="Rows per append to the progress file OUT.progress.jsonl."),
+        basis: str = typer.Option("sp3", "--basis", help="Orbital basis: sp3 or sp3s*."),
+        no_soc: bool = typer.Option(False, "--no-soc", help="Switch off on-site spin-orbit coupling."),
+        metal_rule: str = typer.Option("direct", "--metal-rule", help="direct or indirect (see `topodiff screen --help`)."),
+        gap_tol: float = typer.Option(0.01, "--gap-tol", help="Gap (eV) below which a crystal is a metal."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object on stdout."),
+    ) -> None:
+        """Add topo_class, gap and z2 labels to a dataset; resumable (rerun the same command after an interruption)."""
+        from topodiff.commands._common import print_json
+        from topodiff.crystal.labelling import label_dataset
+
+        summary = label_dataset(source, out, workers=workers, chunk=chunk,
+                                screen_opts=_opts(basis, no_soc, metal_rule, gap_tol))
+        if json_out:
+            print_json(summary)
+        else:
+            counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary["counts"].items()))
+            print(f"{summary['rows']} rows labelled -> {summary['out']} ({counts})")

@@ -1,0 +1,36 @@
+"""``topodiff weyl``: Weyl nodes of a 3D model and their chiralities (CONTRACTS §3)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from topodiff.commands._common import parse_params, print_json
+from topodiff.errors import TopodiffInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("weyl")
+    def weyl_cmd(
+        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, or built-in model name"),
+        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
+        nk: int = typer.Option(20, "--nk", help="coarse search grid per direction"),
+        param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    ) -> None:
+        """Find Weyl nodes (gap minima) and their chiralities (Berry flux through a small sphere)."""
+        from topodiff.physics.io import load_model
+        from topodiff.physics.weyl import find_weyl_nodes
+
+        if nk < 4:
+            raise TopodiffInputError(f"--nk must be at least 4, got {nk}")
+        m = load_model(model, filling=filling, params=parse_params(param))
+        nodes = find_weyl_nodes(m, nk=nk)
+        result = {"nodes": [n.to_dict() for n in nodes], "net_chirality": int(sum(n.chirality for n in nodes))}
+        if as_json:
+            print_json(result)
+            return
+        print(f"{len(nodes)} node(s), net chirality {result['net_chirality']}")
+        for n in nodes:
+            k = ", ".join(f"{x:.6f}" for x in n.k_reduced)
+            print(f"  k = ({k})  chirality {n.chirality:+d}  gap {n.gap:.2e} eV")

@@ -1,0 +1,1 @@
+"""Evaluation of generated crystals: metrics, relaxation, topology screen and reports."""

@@ -1,0 +1,257 @@
+"""Topology screen of crystals: structure → Slater-Koster TB → gap and Z2 → topological class.
+
+For each crystal (:func:`screen_structure`):
+
+1. build the spinful Slater-Koster model (:func:`topodiff.physics.slater_koster.structure_to_tb`);
+2. diagonalise ``H(κ)`` on a Γ-centred grid with an even number of points per direction (so the
+   eight TRIM are on it), ``n_i = 2⌈k_density / (2|a_i|)⌉`` (``k_density`` in Å), plus the 26
+   points of ``{0, 1/3, 2/3}³`` (hexagonal K points);
+3. ``gap`` = lowest conduction energy − highest valence energy over the grid at the filling
+   (indirect gap, eV, clipped at 0) and ``direct_gap`` = min over the grid of ``E_f − E_{f−1}``.
+   The crystal is a **metal** when the gap selected by ``metal_rule`` is below ``gap_tol``
+   (default 0.01 eV); odd electron counts are always metallic (Kramers degeneracy at a TRIM).
+   ``metal_rule="direct"`` (default) is the convention of the topological-materials catalogues
+   (T. Zhang et al., Nature 566, 475 (2019); M. G. Vergniory et al., Nature 566, 480 (2019)):
+   the occupied bands are classified whenever they are separated from the empty ones at every k,
+   even if they overlap in energy (a semimetal with inverted bands counts as a TI).
+   ``metal_rule="indirect"`` also calls band overlap (``gap`` < tol) a metal;
+4. Z2 indices ``[ν0, ν1, ν2, ν3]`` of the occupied bands whenever the *direct* gap on the grid is
+   at least ``gap_tol``: Fu-Kane parity at the 8 TRIM when spglib finds inversion symmetry, else
+   the Wannier-centre route ``topodiff.physics.z2.z2_invariant`` (when available);
+5. ``topo_class``: ``metal``; else ``strong_ti`` (ν0 = 1), ``weak_ti`` (ν0 = 0, some νi = 1) or
+   ``trivial_insulator``. For metals ``z2`` still describes the lower bands when they are
+   separated by a direct gap (e.g. a semimetal with inverted bands).
+
+:func:`screen_path` runs the screen over every structure of a file or directory in a process pool;
+one row per input in input order; a failing crystal gets ``topo_class: None`` and ``error``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from topodiff.errors import TopodiffInputError
+
+TOPO_CLASSES = ("trivial_insulator", "strong_ti", "weak_ti", "metal")
+GAP_TOL = 0.01  # eV
+K_DENSITY = 20.0  # Å
+K_CHUNK = 64  # k-points per eigvalsh call (bounds memory for large cells)
+# The 26 points of {0, 1/3, 2/3}^3 other than Γ are added to every mesh: they hold the K points of
+# hexagonal cells in either setting, where graphene-like Dirac cones sit.
+THIRDS = np.stack(np.meshgrid(*[np.array([0.0, 1 / 3, 2 / 3])] * 3, indexing="ij"), -1).reshape(-1, 3)[1:]
+
+
+def k_mesh_shape(lattice: np.ndarray, k_density: float = K_DENSITY) -> tuple[int, int, int]:
+    """Even Γ-centred mesh ``(n1, n2, n3)``, ``n_i = 2⌈k_density / (2|a_i|)⌉`` (≥ 2)."""
+    lengths = np.linalg.norm(np.asarray(lattice, float), axis=1)
+    return tuple(int(max(2, 2 * math.ceil(k_density / (2.0 * a)))) for a in lengths)  # type: ignore[return-value]
+
+
+def half_mesh(mesh: tuple[int, int, int]) -> np.ndarray:
+    """``[n_k, 3]`` reduced points of the Γ-centred ``mesh``, one of each pair ``{κ, −κ}``.
+
+    Time reversal gives ``E(κ) = E(−κ)``, so the band edges need only half the mesh.
+    """
+    n = np.asarray(mesh)
+    idx = np.stack(np.meshgrid(*[np.arange(m) for m in mesh], indexing="ij"), -1).reshape(-1, 3)
+    code = (idx[:, 0] * n[1] + idx[:, 1]) * n[2] + idx[:, 2]
+    neg = (-idx) % n
+    code_neg = (neg[:, 0] * n[1] + neg[:, 1]) * n[2] + neg[:, 2]
+    return idx[code <= code_neg] / n
+
+
+def band_edges(model: Any, k: np.ndarray, filling: int) -> tuple[float, float]:
+    """``(indirect gap, direct gap)`` in eV between bands ``filling-1`` and ``filling`` on ``k [n_k, 3]``."""
+    import torch
+
+    vb_max, cb_min, direct = -np.inf, np.inf, np.inf
+    for start in range(0, len(k), K_CHUNK):
+        E = torch.linalg.eigvalsh(model.hamiltonian(k[start:start + K_CHUNK], convention=1)).numpy()
+        ev, ec = E[:, filling - 1], E[:, filling]
+        vb_max, cb_min = max(vb_max, float(ev.max())), min(cb_min, float(ec.min()))
+        direct = min(direct, float((ec - ev).min()))
+    return cb_min - vb_max, direct
+
+
+def _symmetry(structure: Any, symprec: float) -> tuple[int | None, str | None, tuple | None]:
+    """(space-group number, symbol, (rotations, translations)) from spglib, Nones if it fails."""
+    import spglib
+
+    cell = (np.asarray(structure.lattice.matrix), np.mod(np.asarray(structure.frac_coords), 1.0),
+            np.asarray(structure.atomic_numbers))
+    try:
+        data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    except Exception:  # spglib raises on degenerate cells in some versions
+        data = None
+    if data is None:
+        return None, None, None
+    return int(data.number), str(data.international), (np.asarray(data.rotations), np.asarray(data.translations))
+
+
+def _classify(z2: list[int] | None) -> str | None:
+    if z2 is None:
+        return None
+    if z2[0] == 1:
+        return "strong_ti"
+    return "weak_ti" if any(z2[1:]) else "trivial_insulator"
+
+
+def _wcc_z2(model: Any) -> list[int] | None:
+    """Z2 from the WCC route of :mod:`topodiff.physics.z2` (None if that module is unavailable)."""
+    try:
+        from topodiff.physics.z2 import z2_invariant
+    except ImportError:
+        return None
+    nu = z2_invariant(model)
+    return [int(x) for x in np.atleast_1d(nu)]
+
+
+def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cutoff: float | None = None,
+                     params: dict[str, Any] | None = None, gap_tol: float = GAP_TOL,
+                     k_density: float = K_DENSITY, symprec: float = 1e-3,
+                     metal_rule: str = "direct") -> dict[str, Any]:
+    """Screen one crystal.
+
+    Returns
+    -------
+    dict with ``formula``, ``space_group`` (number or None), ``gap`` (eV, indirect, ≥ 0),
+    ``direct_gap`` (eV), ``z2`` (``[ν0, ν1, ν2, ν3]`` or None), ``topo_class``
+    (one of :data:`TOPO_CLASSES`, or None with ``error`` when the topology could not be decided),
+    ``method`` (``"parity"`` / ``"wcc"`` / None), ``n_atoms``, ``k_mesh``, ``time_s``.
+    Bad structures raise :class:`TopodiffInputError` (use :func:`screen_records` for rows).
+    """
+    from topodiff.physics.parity import find_inversion, parity_z2
+    from topodiff.physics.slater_koster import orbital_parity, structure_to_tb
+
+    t0 = time.perf_counter()
+    model = structure_to_tb(structure, basis=basis, soc=soc, cutoff=cutoff, params=params)
+    sg, _, symmetry = _symmetry(structure, symprec)
+    mesh = k_mesh_shape(model.lattice, k_density)
+    k = np.concatenate([half_mesh(mesh), THIRDS])
+    filling = model.occupied
+    gap, direct = band_edges(model, k, filling)
+    row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "space_group": sg,
+                           "gap": round(max(gap, 0.0), 6), "direct_gap": round(direct, 6), "z2": None,
+                           "topo_class": None, "method": None, "n_atoms": len(structure), "k_mesh": list(mesh)}
+    if metal_rule not in ("direct", "indirect"):
+        raise TopodiffInputError(f"metal_rule must be 'direct' or 'indirect', got {metal_rule!r}")
+    metal = (direct if metal_rule == "direct" else gap) < gap_tol or filling % 2 == 1
+    if filling % 2 == 0 and direct >= gap_tol:
+        n_o = int(model.params["n_orb_per_atom"])
+        n_at = len(structure)
+        inv = find_inversion(model.orbitals[::n_o], np.asarray(structure.atomic_numbers), model.lattice,
+                             symprec=symprec, symmetry=symmetry) if symmetry is not None else None
+        if inv is not None:
+            res = parity_z2(model, np.repeat(np.arange(n_at), n_o), np.tile(orbital_parity(basis), n_at), *inv)
+            row["z2"], row["method"] = [int(x) for x in res["z2"]], "parity"
+        elif not metal:
+            try:
+                z2 = _wcc_z2(model)
+                if z2 is None:
+                    row["error"] = "no inversion symmetry and the WCC Z2 route (topodiff.physics.z2) is unavailable"
+                else:
+                    row["z2"], row["method"] = z2, "wcc"
+            except (ArithmeticError, TopodiffInputError) as exc:  # ConvergenceError: gap too small for WCC
+                row["error"] = f"WCC Z2 failed: {exc}"
+    row["topo_class"] = "metal" if metal else _classify(row["z2"])
+    row["time_s"] = round(time.perf_counter() - t0, 4)
+    return row
+
+
+def _empty_row(source: str, error: str, formula: str | None = None) -> dict[str, Any]:
+    return {"source": source, "formula": formula, "space_group": None, "gap": None, "z2": None,
+            "topo_class": None, "error": error}
+
+
+def _screen_task(task: tuple[int, str, Any, str | None, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """Worker: screen one record; never raises (the error goes into the row)."""
+    index, source, structure, read_error, opts = task
+    if read_error is not None or structure is None:
+        return index, _empty_row(source, read_error or "no structure")
+    try:
+        row = screen_structure(structure, **opts)
+    except TopodiffInputError as exc:
+        return index, _empty_row(source, str(exc), structure.composition.reduced_formula)
+    except Exception as exc:  # a crash on one crystal must not stop the batch
+        return index, _empty_row(source, f"{type(exc).__name__}: {exc}", structure.composition.reduced_formula)
+    return index, {"source": source, **row}
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` → ``(i, n)`` with ``0 ≤ i < n``; None passes through."""
+    if shard is None:
+        return None
+    left, sep, right = str(shard).partition("/")
+    try:
+        i, n = int(left), int(right)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise TopodiffInputError(f"--shard expects i/n with 0 <= i < n, got {shard!r}")
+    return i, n
+
+
+def screen_tasks(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], *,
+                 workers: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Screen ``tasks`` (index, source, structure, read error, options), yielding in task order.
+
+    ``workers``: processes (None: ``min(2, cpu count)``, and no pool for fewer than 4 tasks).
+    """
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers < 1:
+        raise TopodiffInputError(f"--workers must be at least 1, got {workers}")
+    if workers == 1 or len(tasks) < 4:
+        for task in tasks:
+            yield _screen_task(task)
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        yield from pool.map(_screen_task, tasks, chunksize=1)
+
+
+def records_to_tasks(records: Iterable[Any], opts: dict[str, Any],
+                     indices: Iterable[int] | None = None) -> list[tuple[int, str, Any, str | None, dict[str, Any]]]:
+    """Tasks for :func:`screen_tasks` from ``StructureRecord`` s (optionally only ``indices``)."""
+    records = list(records)
+    chosen = range(len(records)) if indices is None else indices
+    return [(i, records[i].source, records[i].structure, records[i].error, opts) for i in chosen]
+
+
+def screen_path(path: str | os.PathLike, *, workers: int | None = None, shard: str | None = None,
+                **opts: Any) -> list[dict[str, Any]]:
+    """Screen every crystal in ``path`` (CIF/POSCAR/extxyz/CSV file, directory, generate output).
+
+    Parameters
+    ----------
+    workers : processes (None: up to 2).
+    shard : ``"i/n"`` screens only the entries with ``index % n == i`` (for cluster job arrays).
+    opts : passed to :func:`screen_structure`.
+
+    Returns
+    -------
+    One row per (selected) input in input order with ``index``, ``source``, ``formula``,
+    ``space_group``, ``gap``, ``z2``, ``topo_class`` and, for failures, ``error``.
+    """
+    from topodiff.crystal.io import read_structures
+
+    part = parse_shard(shard)
+    records = read_structures(path)
+    indices = [i for i in range(len(records)) if part is None or i % part[1] == part[0]]
+    rows = []
+    for index, row in screen_tasks(records_to_tasks(records, opts, indices), workers=workers):
+        rows.append({"index": index, **row})
+    return rows

@@ -1,0 +1,1 @@
+"""Crystal diffusion generator: corruption processes, periodic denoiser, sampler, guidance."""

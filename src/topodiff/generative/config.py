@@ -1,0 +1,71 @@
+"""Hyper-parameters of the crystal diffusion model (nested into the training config as ``model``).
+
+Only plain types (int, float, str, bool, list[str]) so that OmegaConf can type-check overrides.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from topodiff.errors import TopodiffInputError
+
+
+@dataclass
+class ModelConfig:
+    """All hyper-parameters of :class:`topodiff.generative.model.CrystalDiffusion`.
+
+    Lengths in Å, volumes in Å³. ``t`` is diffusion time in [0, 1] (0 = data, 1 = prior).
+    """
+
+    # --- denoiser (periodic transformer) ---
+    hidden: int = 128            # node width
+    layers: int = 4              # transformer blocks
+    heads: int = 4               # attention heads
+    pair_dim: int = 64           # width of the pair-geometry embedding
+    num_freqs: int = 8           # Fourier features sin/cos(2π k Δf), k = 1..num_freqs
+    num_rbf: int = 24            # Gaussian radial basis over periodic images
+    rbf_cutoff: float = 7.0      # Å, smooth cutoff of the radial basis
+    image_range: int = 1         # images n ∈ {-r..r}³ in the pair sums
+    max_z: int = 100             # largest atomic number the species head can produce
+    use_descriptors: bool = True  # add physical element descriptors (row, group, χ, radii) to species embeddings
+    dropout: float = 0.0
+
+    # --- corruption ---
+    coord_sigma_min: float = 0.005   # wrapped-normal σ at t = 0 (fractional units)
+    coord_sigma_max: float = 0.5     # wrapped-normal σ at t = 1 (≈ uniform on the torus)
+    lattice_schedule: str = "cosine"  # ᾱ(t) of the lattice VP diffusion: cosine | linear
+    lattice_prior_std: float = 0.3   # std of the isotropic prior around the volume-scaled cube, in units of (n·v)^(1/3)
+    species_schedule: str = "linear"  # absorbing-state mask probability m(t): linear | cosine
+    p_csp: float = 0.5               # training fraction with clean species (CSP branch of the same network)
+
+    # --- loss ---
+    w_coord: float = 1.0
+    w_lattice: float = 1.0
+    w_species: float = 1.0
+    lattice_snr_clip: float = 5.0    # min-SNR weighting of the lattice x0 loss
+
+    # --- sampler ---
+    sample_steps: int = 100          # predictor steps
+    corrector_steps: int = 1         # Langevin corrector steps per predictor step
+    step_lr: float = 1e-5            # Langevin step = step_lr · (σ_t / σ_min)²
+    min_distance: float = 0.5        # Å, used by generate's minimum-distance guard
+
+    # --- conditioning (classifier-free guidance) ---
+    conditions: list[str] = field(default_factory=list)  # e.g. ["band_gap", "topo_class"]
+    p_uncond: float = 0.15           # training probability of dropping all conditions to the null embedding
+    max_atoms: int = 64              # largest atom count in the num_atoms distribution buffer
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
+        """Build from a (possibly partial) dict; unknown keys are an input error."""
+        data = dict(data or {})
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise TopodiffInputError(f"unknown model config key(s): {', '.join(unknown)}")
+        if "conditions" in data and data["conditions"] is not None:
+            data["conditions"] = [str(c) for c in data["conditions"]]
+        return cls(**data)

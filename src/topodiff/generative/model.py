@@ -1,0 +1,180 @@
+"""The crystal diffusion model: corruption processes + periodic transformer denoiser.
+
+One network serves de novo generation and crystal structure prediction (CSP): in training a
+fraction ``p_csp`` of crystals keep clean species (species time 0), the rest mask species with the
+same time as coordinates and lattice. At sampling, passing ``species`` runs CSP.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.batch import CrystalBatch
+from topodiff.generative.config import ModelConfig
+from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
+from topodiff.generative.denoiser import PeriodicTransformer
+from topodiff.generative.embeddings import ConditionEmbedding, TimeEmbedding
+
+
+def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Tensor:
+    """Per-crystal mean of per-atom rows ``x [N, d]`` → ``[B, d]``."""
+    s = x.new_zeros((b,) + tuple(x.shape[1:])).index_add_(0, batch_index, x)
+    n = torch.bincount(batch_index, minlength=b).clamp_min(1).to(x.dtype)
+    return s / n.view(-1, *([1] * (x.dim() - 1)))
+
+
+class CrystalDiffusion(nn.Module):
+    """Joint diffusion over lattice (VP), fractional coordinates (wrapped-normal VE) and species (masked D3PM)."""
+
+    def __init__(self, cfg: ModelConfig | dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if cfg is None:
+            cfg = ModelConfig()
+        elif isinstance(cfg, dict):
+            cfg = ModelConfig.from_dict(cfg)
+        elif not isinstance(cfg, ModelConfig):  # e.g. an OmegaConf node
+            cfg = ModelConfig.from_dict(dict(cfg))
+        self.cfg = cfg
+        self.lattice_diffusion = LatticeVP(cfg.lattice_schedule, cfg.lattice_prior_std)
+        self.coord_diffusion = WrappedNormalVE(cfg.coord_sigma_min, cfg.coord_sigma_max)
+        self.species_diffusion = MaskedD3PM(cfg.species_schedule)
+        self.time_embedding = TimeEmbedding(cfg.hidden)
+        self.condition_embedding = ConditionEmbedding(list(cfg.conditions), cfg.hidden)
+        self.denoiser = PeriodicTransformer(cfg)
+        # statistics of the training data (saved with the weights)
+        self.register_buffer("num_atoms_counts", torch.zeros(cfg.max_atoms + 1))
+        self.register_buffer("volume_per_atom", torch.tensor(15.0))
+        allowed = torch.ones(cfg.max_z + 1, dtype=torch.bool)
+        allowed[0] = False
+        self.register_buffer("species_allowed", allowed)
+        self.register_buffer("stats_seen", torch.tensor(0.0))  # crystals behind the statistics above
+
+    # ------------------------------------------------------------------ data statistics
+    def set_num_atoms_distribution(self, counts: torch.Tensor | np.ndarray | list) -> None:
+        """Histogram ``counts[n]`` of crystals with ``n`` atoms in the training data."""
+        c = torch.as_tensor(np.asarray(counts, dtype=np.float64), dtype=torch.float32).flatten()
+        if c.numel() > self.cfg.max_atoms + 1 and bool((c[self.cfg.max_atoms + 1:] > 0).any()):
+            raise TopodiffInputError(f"training crystals exceed max_atoms={self.cfg.max_atoms}")
+        buf = torch.zeros_like(self.num_atoms_counts)
+        m = min(c.numel(), buf.numel())
+        buf[:m] = c[:m]
+        self.num_atoms_counts.copy_(buf)
+
+    def fit_statistics(self, num_atoms: np.ndarray, lattices: np.ndarray, species: np.ndarray) -> None:
+        """Set the atom-count histogram, mean volume per atom (Å³) and allowed species from training arrays."""
+        num_atoms = np.asarray(num_atoms)
+        self.set_num_atoms_distribution(np.bincount(num_atoms, minlength=self.cfg.max_atoms + 1))
+        vol = np.abs(np.linalg.det(np.asarray(lattices, dtype=np.float64)))
+        self.volume_per_atom.fill_(float(np.mean(vol / num_atoms)))
+        allowed = torch.zeros_like(self.species_allowed)
+        z = torch.as_tensor(np.unique(np.asarray(species)), dtype=torch.long)
+        if int(z.max()) > self.cfg.max_z or int(z.min()) < 1:
+            raise TopodiffInputError(f"species must be atomic numbers 1..{self.cfg.max_z}")
+        allowed[z] = True
+        self.species_allowed.copy_(allowed)
+        self.stats_seen.fill_(float(len(num_atoms)))
+
+    @torch.no_grad()
+    def update_statistics(self, batch: CrystalBatch) -> None:
+        """Fold a training batch into the statistics (so any training loop fills them; the first
+        batch replaces the defaults, later ones refine a running mean)."""
+        n = batch.num_atoms
+        if int(n.max()) > self.cfg.max_atoms:
+            raise TopodiffInputError(f"a training crystal has {int(n.max())} atoms > max_atoms={self.cfg.max_atoms}")
+        first = float(self.stats_seen) == 0.0
+        if first:
+            self.species_allowed.zero_()
+        self.num_atoms_counts.add_(torch.bincount(n, minlength=self.cfg.max_atoms + 1).to(self.num_atoms_counts))
+        vpa = (torch.linalg.det(batch.lattice.double()).abs() / n.double()).sum()
+        seen = float(self.stats_seen)
+        self.volume_per_atom.fill_((float(self.volume_per_atom) * seen + float(vpa)) / (seen + n.numel()))
+        self.species_allowed[batch.species.clamp(1, self.cfg.max_z)] = True
+        self.stats_seen.add_(float(n.numel()))
+
+    def sample_num_atoms(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[n]`` atom counts drawn from the training distribution."""
+        if float(self.num_atoms_counts.sum()) <= 0:
+            raise TopodiffInputError("this model has no num_atoms distribution; pass num_atoms explicitly")
+        return torch.multinomial(self.num_atoms_counts.cpu(), n, replacement=True, generator=generator).to(self.num_atoms_counts.device)
+
+    # ------------------------------------------------------------------ network
+    def lattice_scale(self, num_atoms: torch.Tensor) -> torch.Tensor:
+        return LatticeVP.scale(num_atoms, self.volume_per_atom)
+
+    def denoise(self, frac_t: torch.Tensor, y_t: torch.Tensor, species_t: torch.Tensor, num_atoms: torch.Tensor,
+                t: torch.Tensor, t_species: torch.Tensor, conditions: dict[str, torch.Tensor] | None = None,
+                drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One network evaluation.
+
+        Returns ``(coord [N,3] normalised score, ŷ0 [B,3,3] lattice latent, logits [N, max_z+1])``.
+        """
+        b = num_atoms.shape[0]
+        s = self.lattice_scale(num_atoms)
+        lat_t = self.lattice_diffusion.from_latent(y_t, s)
+        ctx = self.time_embedding(t, t_species) + self.condition_embedding(conditions, b, drop, device=y_t.device)
+        coord, update, logits = self.denoiser(frac_t, lat_t, species_t, num_atoms, ctx)
+        y0_hat = self.lattice_diffusion.to_latent(lat_t + update, s)
+        logits = logits.masked_fill(~self.species_allowed, float("-inf"))
+        return coord, y0_hat, logits
+
+    def guided_denoise(self, frac_t, y_t, species_t, num_atoms, t, t_species, conditions=None, guidance: float = 0.0):
+        """Classifier-free guidance: conditional and unconditional branches in one doubled batch,
+        combined as ``out_c + g (out_c − out_u)`` (logits combined as log-probabilities)."""
+        if not conditions or guidance == 0.0:
+            return self.denoise(frac_t, y_t, species_t, num_atoms, t, t_species, conditions)
+        b = num_atoms.shape[0]
+        cat = lambda x: torch.cat([x, x], 0)  # noqa: E731
+        drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(y_t.device)
+        cond2 = {k: cat(v) for k, v in conditions.items()}
+        c, y0, lg = self.denoise(cat(frac_t), cat(y_t), cat(species_t), cat(num_atoms), cat(t), cat(t_species), cond2, drop)
+        n = frac_t.shape[0]
+        lp = torch.log_softmax(lg, -1).nan_to_num(neginf=-1e9)
+        mix = lambda a, u: a + guidance * (a - u)  # noqa: E731
+        logits = mix(lp[:n], lp[n:]).masked_fill(~self.species_allowed, float("-inf"))
+        return mix(c[:n], c[n:]), mix(y0[:b], y0[b:]), logits
+
+    # ------------------------------------------------------------------ training objective
+    def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Denoising loss of one batch: ``{"loss", "loss_coord", "loss_lattice", "loss_species"}``."""
+        cfg = self.cfg
+        if self.training:
+            self.update_statistics(batch)
+        dev = batch.frac.device
+        b = batch.num_crystals
+        bi = batch.batch_index
+        t = torch.rand(b, generator=generator, device=dev) * (1 - 1e-3) + 1e-3
+        csp = torch.rand(b, generator=generator, device=dev) < cfg.p_csp
+        t_species = torch.where(csp, torch.zeros_like(t), t)
+        frac_t, target = self.coord_diffusion.q_sample(batch.frac, t[bi], generator)
+        s = self.lattice_scale(batch.num_atoms)
+        y0 = self.lattice_diffusion.to_latent(batch.lattice, s)
+        y_t, _ = self.lattice_diffusion.q_sample(y0, t, generator)
+        species_t, masked = self.species_diffusion.q_sample(batch.species, t_species[bi], generator)
+        drop = torch.rand(b, generator=generator, device=dev) < cfg.p_uncond
+        coord, y0_hat, logits = self.denoise(frac_t, y_t, species_t, batch.num_atoms, t, t_species,
+                                             batch.conditions, drop)
+        # translations are a symmetry: compare the per-crystal mean-free parts of the scores
+        diff = coord - target
+        diff = diff - segment_mean(diff, bi, b)[bi]
+        loss_coord = (diff ** 2).mean()
+        w = self.lattice_diffusion.snr(t).clamp(0.25, cfg.lattice_snr_clip)
+        loss_lattice = (w * ((y0_hat - y0) ** 2).mean((1, 2))).mean()
+        loss_species = self.species_diffusion.loss(logits, batch.species, masked)
+        total = cfg.w_coord * loss_coord + cfg.w_lattice * loss_lattice + cfg.w_species * loss_species
+        return {"loss": total, "loss_coord": loss_coord.detach(), "loss_lattice": loss_lattice.detach(),
+                "loss_species": loss_species.detach()}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
+               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
+               generator: torch.Generator | None = None, return_trajectory: bool = False):
+        """Generate crystals; see :func:`topodiff.generative.sampler.pc_sample`."""
+        from topodiff.generative.sampler import pc_sample
+
+        return pc_sample(self, num_atoms, species=species, conditions=conditions, guidance=guidance, steps=steps,
+                         generator=generator, return_trajectory=return_trajectory)

@@ -1,0 +1,96 @@
+"""Predictor-corrector sampler (reverse diffusion + Langevin corrector), batched over crystals.
+
+Time runs ``t = 1 → 0`` on ``steps`` uniform intervals. Per interval ``t → s``: optional Langevin
+corrector steps on the coordinates at ``σ(t)`` (DiffCSP), then one predictor step that moves the
+coordinates with the ancestral VE step, the lattice latent with the DDPM posterior
+``q(y_s | y_t, ŷ_0)`` and reveals masked species (absorbing D3PM). A final noise-free step removes
+the residual ``σ_min`` noise (Tweedie).
+"""
+from __future__ import annotations
+
+import torch
+
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.batch import CrystalBatch
+from topodiff.generative.corruption.d3pm import MASK
+
+
+@torch.no_grad()
+def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
+              conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
+              generator: torch.Generator | None = None, return_trajectory: bool = False):
+    """Sample ``B = len(num_atoms)`` crystals.
+
+    Parameters
+    ----------
+    num_atoms : ``[B]`` atoms per crystal.
+    species : ``[N]`` atomic numbers (CSP) or None (de novo: species are generated).
+    conditions : property → ``[B]`` tensors (only keys the model was trained with).
+    steps : predictor steps (default ``cfg.sample_steps``).
+
+    Returns
+    -------
+    CrystalBatch, or ``(CrystalBatch, list[CrystalBatch])`` with ``return_trajectory``.
+    """
+    cfg = model.cfg
+    dev = model.volume_per_atom.device
+    num_atoms = torch.as_tensor(num_atoms, dtype=torch.long, device=dev)
+    if num_atoms.dim() != 1 or num_atoms.numel() == 0 or bool((num_atoms < 1).any()):
+        raise TopodiffInputError("num_atoms must be a non-empty 1D tensor of positive counts")
+    steps = int(steps or cfg.sample_steps)
+    if steps < 1:
+        raise TopodiffInputError(f"steps must be ≥ 1, got {steps}")
+    unknown = sorted(set(conditions or {}) - set(cfg.conditions))
+    if unknown:
+        raise TopodiffInputError(f"this checkpoint was not trained with condition(s) {unknown}; "
+                                 f"it knows: {list(cfg.conditions) or 'none'}")
+    b = int(num_atoms.shape[0])
+    n = int(num_atoms.sum())
+    bi = torch.repeat_interleave(torch.arange(b, device=dev), num_atoms)
+    csp = species is not None
+    if csp:
+        species = torch.as_tensor(species, dtype=torch.long, device=dev)
+        if species.shape != (n,):
+            raise TopodiffInputError(f"species must have one entry per atom ({n}), got shape {tuple(species.shape)}")
+        if bool((~model.species_allowed[species.clamp(0, cfg.max_z)]).any()) or bool((species > cfg.max_z).any()):
+            bad = sorted(set(species.tolist()) - set(torch.nonzero(model.species_allowed).flatten().tolist()))
+            raise TopodiffInputError(f"this checkpoint never saw element(s) with Z = {bad}")
+        species_t = species
+    else:
+        species_t = torch.full((n,), MASK, dtype=torch.long, device=dev)
+    conditions = {k: torch.as_tensor(v, dtype=torch.float32, device=dev) for k, v in (conditions or {}).items()}
+    cd, ld, sd = model.coord_diffusion, model.lattice_diffusion, model.species_diffusion
+    frac = cd.prior_sample(n, generator, device=dev)
+    y = ld.prior_sample(b, generator, device=dev)
+    scale = model.lattice_scale(num_atoms)
+    ts = torch.linspace(1.0, 0.0, steps + 1, device=dev)
+    traj = []
+
+    def net(frac, y, species_t, t):
+        tb = torch.full((b,), float(t), device=dev)
+        t_sp = torch.zeros_like(tb) if csp else tb
+        return model.guided_denoise(frac, y, species_t, num_atoms, tb, t_sp, conditions, guidance)
+
+    for i in range(steps):
+        t, s = ts[i], ts[i + 1]
+        sig_t = cd.sigma(t).expand(n)
+        sig_s = cd.sigma(s).expand(n)
+        for _ in range(cfg.corrector_steps if cfg.step_lr > 0 else 0):
+            coord, _, _ = net(frac, y, species_t, t)
+            frac = cd.corrector_step(frac, cd.score(coord, sig_t), sig_t, cfg.step_lr, generator)
+        coord, y0_hat, logits = net(frac, y, species_t, t)
+        frac = cd.predictor_step(frac, cd.score(coord, sig_t), sig_t, sig_s, generator)
+        y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator)
+        if not csp:
+            species_t = sd.reverse_step(species_t, logits, t.expand(n), s.expand(n), generator)
+        if return_trajectory:
+            traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, scale), species_t.clone(), num_atoms.clone()))
+    # final noise-free (Tweedie) step at σ_min
+    coord, _, _ = net(frac, y, species_t, ts[-1])
+    sig0 = cd.sigma(ts[-1]).expand(n)
+    frac = torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0)
+    out = CrystalBatch(frac, ld.from_latent(y, scale), species_t, num_atoms)
+    if return_trajectory:
+        traj.append(out)
+        return out, traj
+    return out

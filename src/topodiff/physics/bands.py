@@ -1,0 +1,259 @@
+"""Band structures along high-symmetry paths, band gaps on a grid, and the density of states.
+
+k-points are reduced coordinates κ (``k = 2π Σ κ_i b_i / 2π``, i.e. ``k·a_i = 2π κ_i``); energies eV.
+Path distances ``x`` are Cartesian lengths in Å⁻¹ (reciprocal vectors ``b_i·a_j = 2π δ_ij``).
+
+High-symmetry paths:
+
+* 1D: Γ (0) → X (1/2) → Γ (1), so ribbon edge crossings at κ = 1/2 sit in the middle.
+* 2D: detected from the lattice metric — hexagonal (|a1| = |a2|, 60°/120°): Γ-K-M-Γ; square:
+  Γ-X-M-Γ; rectangular: Γ-X-S-Y-Γ; oblique: Γ-X-M-Γ-Y.
+* 3D: the standard path of seekpath (Hinuma et al., Comp. Mat. Sci. 128, 140 (2017)) for the Bravais
+  lattice of the model's cell (one atom at the origin), mapped back to the model's own reciprocal
+  basis (seekpath works in its standardised primitive cell).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from topodiff.errors import TopodiffInputError
+from topodiff.physics.model import TBModel, k_grid
+
+Node = tuple[str, np.ndarray]
+
+
+@dataclass
+class KPath:
+    """A path through the Brillouin zone: continuous pieces, each a list of ``(label, κ)`` nodes."""
+
+    pieces: list[list[Node]]
+
+    @property
+    def dim(self) -> int:
+        return int(np.asarray(self.pieces[0][0][1]).shape[0])
+
+
+class BandStructure(NamedTuple):
+    """``x [n_k]`` (Å⁻¹ along the path), ``energies [n_k, nb]`` (eV), tick positions and labels."""
+
+    x: np.ndarray
+    energies: np.ndarray
+    ticks: np.ndarray
+    labels: list[str]
+
+
+@dataclass
+class GapInfo:
+    """Band gaps at a filling (eV): ``direct`` = min_k [E_f(k) − E_{f−1}(k)]; ``indirect`` = CBM − VBM."""
+
+    direct: float
+    indirect: float
+    k_direct: np.ndarray
+    vbm: float
+    cbm: float
+    filling: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"direct_gap": self.direct, "indirect_gap": self.indirect, "k_direct": self.k_direct.tolist(),
+                "vbm": self.vbm, "cbm": self.cbm, "filling": self.filling}
+
+
+def reciprocal_lattice(lattice: np.ndarray) -> np.ndarray:
+    """Reciprocal vectors ``[dim, n_cart]`` (rows, Å⁻¹) with ``b_i·a_j = 2π δ_ij`` (any dim ≤ n_cart)."""
+    lattice = np.atleast_2d(np.asarray(lattice, dtype=float))
+    return 2.0 * np.pi * np.linalg.pinv(lattice).T
+
+
+def _kappa(*xs: float) -> np.ndarray:
+    return np.asarray(xs, dtype=float)
+
+
+def _path_2d(lattice: np.ndarray) -> KPath:
+    a1, a2 = lattice[0], lattice[1]
+    l1, l2 = np.linalg.norm(a1), np.linalg.norm(a2)
+    cos = float(a1 @ a2 / (l1 * l2))
+    same = abs(l1 - l2) < 1e-6 * max(l1, l2)
+    G, X, Y, M = _kappa(0, 0), _kappa(0.5, 0), _kappa(0, 0.5), _kappa(0.5, 0.5)
+    if same and abs(abs(cos) - 0.5) < 1e-6:
+        B = reciprocal_lattice(lattice)
+        shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
+        cands = [_kappa(1 / 3, 1 / 3), _kappa(2 / 3, 1 / 3), _kappa(1 / 3, 2 / 3), _kappa(2 / 3, 2 / 3)]
+        # K is a Brillouin-zone corner: the candidate whose shortest image is longest
+        images = [c[None] + shifts for c in cands]
+        norms = np.array([np.min(np.linalg.norm(im @ B, axis=1)) for im in images])
+        best = images[int(np.flatnonzero(norms > norms.max() * (1 - 1e-9))[0])]
+        K = best[int(np.argmin(np.linalg.norm(best @ B, axis=1)))]  # the image inside the first zone
+        return KPath([[("Γ", G), ("K", K), ("M", X), ("Γ", G)]])
+    if abs(cos) < 1e-6:
+        if same:
+            return KPath([[("Γ", G), ("X", X), ("M", M), ("Γ", G)]])
+        return KPath([[("Γ", G), ("X", X), ("S", M), ("Y", Y), ("Γ", G)]])
+    return KPath([[("Γ", G), ("X", X), ("M", M), ("Γ", G), ("Y", Y)]])
+
+
+def _path_3d(lattice: np.ndarray) -> KPath:
+    import seekpath
+
+    A = np.asarray(lattice, dtype=float)[:, :3]
+    if A.shape != (3, 3):
+        raise TopodiffInputError("a 3D model needs three 3-component lattice vectors for a k-path")
+    res = seekpath.get_path((A, [[0.0, 0.0, 0.0]], [1]), with_time_reversal=True)
+    P = np.asarray(res["primitive_lattice"], dtype=float)
+    rot = np.asarray(res.get("rotation_matrix", np.eye(3)), dtype=float)
+    M = None
+    for Rm in (rot, rot.T, np.eye(3)):
+        cand = (P @ Rm) @ np.linalg.inv(A)  # P_orig = M A with M integer, |det M| = 1
+        if np.allclose(cand, np.round(cand), atol=1e-5) and abs(abs(np.linalg.det(cand)) - 1) < 1e-5:
+            M = np.round(cand)
+            break
+    if M is None:  # pragma: no cover - seekpath always returns a primitive cell of the same lattice
+        raise TopodiffInputError("could not map seekpath's k-path onto the model's lattice")
+    to_model = np.linalg.inv(M).T  # κ_model = κ_seekpath @ M^{-T}
+
+    def conv(label: str) -> Node:
+        name = "Γ" if label == "GAMMA" else label
+        return name, np.asarray(res["point_coords"][label], dtype=float) @ to_model
+
+    pieces: list[list[Node]] = []
+    for start, end in res["path"]:
+        if pieces and pieces[-1][-1][0] == ("Γ" if start == "GAMMA" else start):
+            pieces[-1].append(conv(end))
+        else:
+            pieces.append([conv(start), conv(end)])
+    return KPath(pieces)
+
+
+def high_symmetry_path(model_or_lattice: TBModel | np.ndarray) -> KPath:
+    """Standard high-symmetry path for a model (or a ``[dim, n_cart]`` lattice); see module docstring."""
+    lattice = model_or_lattice.lattice if isinstance(model_or_lattice, TBModel) else np.atleast_2d(
+        np.asarray(model_or_lattice, dtype=float))
+    dim = lattice.shape[0]
+    if dim == 1:
+        return KPath([[("Γ", _kappa(0)), ("X", _kappa(0.5)), ("Γ", _kappa(1.0))]])
+    if dim == 2:
+        return _path_2d(lattice)
+    if dim == 3:
+        return _path_3d(lattice)
+    raise TopodiffInputError(f"no k-path for dimension {dim}")
+
+
+def sample_path(path: KPath, lattice: np.ndarray, n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Points along ``path``: ``(k [m, dim], x [m] Å⁻¹, ticks [n_ticks], labels)``.
+
+    About ``n`` points in total, spread in proportion to the Cartesian length of each segment; every
+    node is included. Where two pieces meet (a jump in the path) the tick label is ``"A|B"``.
+    """
+    if n < 2:
+        raise TopodiffInputError(f"a band path needs at least 2 points, got {n}")
+    B = reciprocal_lattice(lattice)
+    segs = [(a, b) for piece in path.pieces for a, b in zip(piece[:-1], piece[1:])]
+    lengths = np.array([np.linalg.norm((b[1] - a[1]) @ B) for a, b in segs])
+    total = lengths.sum() if lengths.sum() > 0 else 1.0
+    ks, xs, ticks, labels = [], [], [0.0], [path.pieces[0][0][0]]
+    x0 = 0.0
+    seg_idx = 0
+    for p, piece in enumerate(path.pieces):
+        if p > 0:
+            labels[-1] = f"{labels[-1]}|{piece[0][0]}"
+        for s, (a, b) in enumerate(zip(piece[:-1], piece[1:])):
+            m = max(2, int(round(n * lengths[seg_idx] / total)) + 1)
+            t = np.linspace(0.0, 1.0, m)
+            if s > 0:
+                t = t[1:]  # the start node is the previous segment's end
+            ks.append(a[1][None] + t[:, None] * (b[1] - a[1])[None])
+            xs.append(x0 + t * lengths[seg_idx])
+            x0 += lengths[seg_idx]
+            ticks.append(x0)
+            labels.append(b[0])
+            seg_idx += 1
+    return np.concatenate(ks), np.concatenate(xs), np.asarray(ticks), labels
+
+
+def _eigvalsh(model: TBModel, k: np.ndarray, chunk: int = 20000) -> np.ndarray:
+    """Sorted eigenvalues ``[n_k, nb]`` (eV) at reduced k ``[n_k, dim]``, chunked for memory."""
+    out = [torch.linalg.eigvalsh(model.hamiltonian(k[s:s + chunk])).numpy() for s in range(0, len(k), chunk)]
+    return np.concatenate(out) if out else np.zeros((0, model.num_bands))
+
+
+def band_structure(model: TBModel, path: KPath | Sequence[Node] | None = None, n: int = 300) -> BandStructure:
+    """Bands along a path (default :func:`high_symmetry_path`) with about ``n`` k-points.
+
+    ``path`` may be a :class:`KPath` or one continuous list of ``(label, κ)`` nodes.
+    """
+    if path is None:
+        path = high_symmetry_path(model)
+    elif not isinstance(path, KPath):
+        path = KPath([[(str(lab), np.asarray(kap, dtype=float).reshape(-1)) for lab, kap in path]])
+    if path.dim != model.dim:
+        raise TopodiffInputError(f"k-path is {path.dim}D but the model is {model.dim}D")
+    k, x, ticks, labels = sample_path(path, model.lattice, n)
+    return BandStructure(x, _eigvalsh(model, k), ticks, labels)
+
+
+def _default_nk(dim: int) -> int:
+    return {1: 400, 2: 60, 3: 20}[dim]
+
+
+def band_gaps(model: TBModel, filling: int | None = None, nk: int | None = None) -> GapInfo:
+    """Direct and indirect gap between bands ``filling−1`` and ``filling`` on a uniform ``nk^dim`` grid.
+
+    A negative indirect gap means the bands overlap in energy (a semimetal/metal at this filling).
+    """
+    f = model.occupied if filling is None else int(filling)
+    if not 0 < f < model.num_bands:
+        raise TopodiffInputError(f"filling must be between 1 and {model.num_bands - 1}, got {f}")
+    nk = _default_nk(model.dim) if nk is None else int(nk)
+    if nk <= 0:
+        raise TopodiffInputError(f"nk must be positive, got {nk}")
+    k = k_grid([nk] * model.dim).reshape(-1, model.dim)
+    e = _eigvalsh(model, k)
+    d = e[:, f] - e[:, f - 1]
+    i = int(np.argmin(d))
+    vbm, cbm = float(e[:, f - 1].max()), float(e[:, f].min())
+    return GapInfo(float(d[i]), cbm - vbm, k[i], vbm, cbm, f)
+
+
+def density_of_states(energies: np.ndarray, *, sigma: float = 0.05, grid: np.ndarray | None = None,
+                      n: int = 500, chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-broadened density of states per eV per cell.
+
+    Parameters
+    ----------
+    energies : ``[n_k, nb]`` eigenvalues on a uniform k-grid (eV).
+    sigma : Gaussian width (eV).
+    grid : energies at which to evaluate (default ``n`` points spanning the bands ± 4σ).
+
+    Returns
+    -------
+    ``(E [n_E], dos [n_E])`` with ``∫ dos dE = nb`` (all states, one cell).
+    """
+    energies = np.asarray(energies, dtype=float)
+    if energies.ndim != 2:
+        raise TopodiffInputError("energies must have shape [n_k, nb]")
+    if sigma <= 0:
+        raise TopodiffInputError(f"sigma must be positive, got {sigma}")
+    n_k = energies.shape[0]
+    flat = energies.reshape(-1)
+    if grid is None:
+        grid = np.linspace(flat.min() - 4 * sigma, flat.max() + 4 * sigma, n)
+    grid = np.asarray(grid, dtype=float)
+    dos = np.zeros_like(grid)
+    norm = 1.0 / (n_k * sigma * np.sqrt(2 * np.pi))
+    step = max(1, chunk // max(1, grid.size))
+    for s in range(0, flat.size, step):
+        z = (grid[:, None] - flat[None, s:s + step]) / sigma
+        dos += np.exp(-0.5 * z * z).sum(axis=1)
+    return grid, dos * norm
+
+
+def model_dos(model: TBModel, nk: int | None = None, *, sigma: float = 0.05, n: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Density of states of ``model`` on a uniform ``nk^dim`` grid (see :func:`density_of_states`)."""
+    nk = _default_nk(model.dim) if nk is None else int(nk)
+    if nk <= 0:
+        raise TopodiffInputError(f"nk must be positive, got {nk}")
+    k = k_grid([nk] * model.dim).reshape(-1, model.dim)
+    return density_of_states(_eigvalsh(model, k), sigma=sigma, n=n)

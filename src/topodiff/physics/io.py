@@ -1,0 +1,86 @@
+"""One entry point for every model source: a TBModel, a JSON file, a Wannier90 file, a built-in name."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from topodiff.errors import ModelError, TopodiffInputError
+from topodiff.physics.model import TBModel
+
+__all__ = ["load_model", "read_json_model"]
+
+
+def read_json_model(path: str | os.PathLike) -> TBModel:
+    """Read a ``topodiff-tb/1`` JSON file; any problem is a one-line :class:`TopodiffInputError`."""
+    path = Path(path)
+    if not path.exists():
+        raise TopodiffInputError(f"model file not found: {path}")
+    if path.is_dir():
+        raise TopodiffInputError(f"model path is a directory: {path}")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TopodiffInputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopodiffInputError(f"{path}: cannot read ({exc})") from None
+    try:
+        return TBModel.from_dict(doc)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
+def _looks_like_path(source: str) -> bool:
+    return any(sep in source for sep in ("/", os.sep)) or source.lower().endswith((".json", ".dat"))
+
+
+def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = None,
+               params: Mapping[str, Any] | None = None) -> TBModel:
+    """Load a tight-binding model.
+
+    Parameters
+    ----------
+    source : a :class:`TBModel` (returned as is), a path to a ``topodiff-tb/1`` JSON file, a path to a
+        Wannier90 ``*_hr.dat`` (read by :func:`topodiff.physics.wannier90.read_hr`, which also picks up
+        ``seedname.win`` / ``seedname_centres.xyz`` beside it), or a built-in model name
+        (:func:`topodiff.physics.library.list_models`).
+    filling : number of occupied bands (overrides the file's / the default half filling).
+    params : parameters of a built-in model (``KEY=VALUE`` overrides); an error for other sources.
+
+    Raises
+    ------
+    TopodiffInputError : missing file, invalid JSON/model, unknown model name or parameter, bad filling.
+    """
+    params = dict(params or {})
+    if isinstance(source, TBModel):
+        if params:
+            raise TopodiffInputError("parameters apply only to built-in models")
+        model = source
+    else:
+        text = os.fspath(source)
+        path = Path(text)
+        if text.endswith("_hr.dat") or (path.suffix.lower() == ".dat" and path.exists()):
+            if params:
+                raise TopodiffInputError("parameters apply only to built-in models, not to Wannier90 files")
+            if not path.exists():
+                raise TopodiffInputError(f"model file not found: {path}")
+            from topodiff.physics.wannier90 import read_hr  # lazy: optional heavy reader
+
+            model = read_hr(path)
+        elif path.is_file() or _looks_like_path(text):
+            if params:
+                raise TopodiffInputError("parameters apply only to built-in models, not to model files")
+            model = read_json_model(path)
+        else:
+            from topodiff.physics.library import build_model
+
+            model = build_model(text, **params)
+    if filling is not None:
+        if isinstance(filling, bool) or int(filling) != filling:
+            raise TopodiffInputError(f"filling must be an integer, got {filling!r}")
+        if not 0 < int(filling) < model.num_bands:
+            raise TopodiffInputError(f"filling must be between 1 and {model.num_bands - 1} "
+                                     f"(the model has {model.num_bands} bands), got {filling}")
+        model = model.replace(filling=int(filling))
+    return model

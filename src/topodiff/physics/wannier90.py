@@ -1,0 +1,334 @@
+"""Read Wannier90 tight-binding Hamiltonians (``seedname_hr.dat``) into a :class:`TBModel`.
+
+File layout, exactly as Wannier90 writes it (``hamiltonian_write_hr`` in Wannier90's
+``hamiltonian.F90``; user guide §8 "seedname_hr.dat")::
+
+    header line (date)
+    num_wann
+    nrpts
+    degeneracy weights, 15 per line (nrpts integers)
+    R1 R2 R3 m n Re Im        (nrpts × num_wann² rows; m, n are 1-based)
+
+Row ``(R, m, n)`` is ``H_mn(R) = ⟨m, 0|H|n, R⟩`` in eV, and Wannier90's Bloch sum is
+``H_mn(k) = Σ_R H_mn(R) e^{ik·R} / deg(R)``. Each amplitude is therefore divided by the degeneracy
+of its R-point and becomes the hopping ``t c†_{m-1,0} c_{n-1,R}``. The file lists both ``(R, m, n)``
+and ``(−R, n, m)``; :class:`TBModel` implies the Hermitian conjugate, so only one of each pair is
+kept (``R`` lexicographically positive, or ``R = 0`` with ``m < n``) after checking that the two
+agree (``H(−R) = H(R)†``), and ``R = 0, m = n`` rows become onsite energies.
+
+The lattice comes from ``seedname.win`` (``unit_cell_cart`` block, first line ``bohr`` or ``ang``
+optional) and the orbital positions from ``seedname_centres.xyz`` (Cartesian Å) when those files sit
+beside the ``_hr.dat``; otherwise the cell is the identity and all orbitals sit at the origin.
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from topodiff.errors import ModelError
+from topodiff.physics.model import TBModel
+
+BOHR_ANGSTROM = 0.529177210903  # CODATA 2018
+_HERM_ATOL = 2e-5  # Wannier90 prints F12.6: 5e-7 rounding per entry, before dividing by deg
+
+
+def _seed_path(path: Path, suffix: str) -> Path:
+    """``seed_hr.dat`` → ``seed<suffix>``; ``None``-like if the name does not end with ``_hr.dat``."""
+    name = path.name
+    seed = name[: -len("_hr.dat")] if name.endswith("_hr.dat") else path.stem
+    return path.with_name(seed + suffix)
+
+
+def read_win_lattice(path: str | Path) -> np.ndarray:
+    """Lattice vectors ``[3, 3]`` (rows, Å) from the ``unit_cell_cart`` block of a ``.win`` file."""
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    start = end = None
+    for n, line in enumerate(lines):
+        text = re.split(r"[!#]", line, maxsplit=1)[0].strip().lower()
+        words = text.replace(":", " ").split()
+        if words[:2] == ["begin", "unit_cell_cart"]:
+            start = n + 1
+        elif words[:2] == ["end", "unit_cell_cart"] and start is not None:
+            end = n
+            break
+    if start is None or end is None:
+        raise ModelError(f"{path}: no 'begin unit_cell_cart' ... 'end unit_cell_cart' block")
+    rows = [re.split(r"[!#]", ln, maxsplit=1)[0].strip() for ln in lines[start:end]]
+    rows = [(start + 1 + i, r) for i, r in enumerate(rows) if r]
+    scale = 1.0
+    if rows and rows[0][1].lower() in ("bohr", "ang", "angstrom"):
+        scale = BOHR_ANGSTROM if rows[0][1].lower() == "bohr" else 1.0
+        rows = rows[1:]
+    if len(rows) != 3:
+        raise ModelError(f"{path}: unit_cell_cart must hold 3 lattice vectors, found {len(rows)}")
+    out = []
+    for lineno, r in rows:
+        try:
+            vec = [float(x) for x in r.split()]
+        except ValueError:
+            raise ModelError(f"{path}:{lineno}: lattice vector is not three numbers: {r!r}") from None
+        if len(vec) != 3:
+            raise ModelError(f"{path}:{lineno}: lattice vector needs 3 numbers, got {len(vec)}")
+        out.append(vec)
+    return np.asarray(out) * scale
+
+
+def read_centres(path: str | Path, num_wann: int) -> np.ndarray:
+    """Wannier centres ``[num_wann, 3]`` (Cartesian Å) from ``seedname_centres.xyz``.
+
+    The file is an xyz file whose first ``num_wann`` atoms are ``X x y z`` (Wannier90's
+    ``write_xyz = true``); the atoms that follow are ignored.
+    """
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    out = []
+    for n, line in enumerate(lines[2:2 + num_wann], start=3):
+        words = line.split()
+        try:
+            out.append([float(x) for x in words[1:4]])
+        except ValueError:
+            raise ModelError(f"{path}:{n}: expected 'X x y z', got {line.strip()!r}") from None
+        if len(words) < 4:
+            raise ModelError(f"{path}:{n}: expected 'X x y z', got {line.strip()!r}")
+    if len(out) != num_wann:
+        raise ModelError(f"{path}: {len(out)} Wannier centres for num_wann = {num_wann}")
+    return np.asarray(out)
+
+
+def _first_bad_row(lines: list[str], first_line: int) -> int:
+    """1-based line number of the first hopping row that is not 7 numbers (slow path, errors only)."""
+    for n, line in enumerate(lines):
+        words = line.split()
+        try:
+            [float(w) for w in words]
+        except ValueError:
+            return first_line + n
+        if len(words) != 7:
+            return first_line + n
+    return first_line + len(lines)
+
+
+def _fast_rows(body: str, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Hopping rows via pandas' C parser: ``(ints [n, 5] int64, values [n, 2] float64)``, or None
+    when the text does not parse cleanly into exactly ``n_rows`` rows (then the slow path explains)."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas comes with pymatgen
+        return None
+    dtypes = {c: (np.int64 if c < 5 else np.float64) for c in range(7)}
+    try:
+        df = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, names=list(range(7)), dtype=dtypes,
+                         engine="c", comment=None)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if len(df) != n_rows:
+        return None
+    vals = df[[5, 6]].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(vals)):
+        return None
+    return df[[0, 1, 2, 3, 4]].to_numpy(dtype=np.int64), vals
+
+
+def _numpy_rows(path: Path, body: str, n_rows: int, first_row_line: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hopping rows via ``np.fromstring``; raises :class:`ModelError` naming the first bad line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            flat = np.fromstring(body, dtype=float, sep=" ")  # noqa: NPY201 - text mode, fast C parser
+            ok = True
+        except (DeprecationWarning, ValueError):
+            flat, ok = np.zeros(0), False
+    if not ok or flat.size != 7 * n_rows or not np.all(np.isfinite(flat)):
+        lines = body.splitlines()
+        end = len(lines)
+        while end and not lines[end - 1].strip():
+            end -= 1
+        bad = _first_bad_row(lines[:end], first_row_line)
+        if ok and bad >= first_row_line + end and np.all(np.isfinite(flat)):
+            raise ModelError(f"{path}: expected {n_rows} hopping rows (nrpts × num_wann²), found {flat.size / 7:g}")
+        if bad >= first_row_line + end:
+            bad = first_row_line + int(np.argmax(~np.isfinite(flat)) // 7) if flat.size else first_row_line
+        raise ModelError(f"{path}:{bad}: hopping row must be 'R1 R2 R3 m n Re Im'")
+    rows = flat.reshape(n_rows, 7)
+    return rows[:, :5], rows[:, 5:]
+
+
+def _parse_int(text: str, what: str, lineno: int, path: Path) -> int:
+    try:
+        value = int(text.split()[0])
+    except (ValueError, IndexError):
+        raise ModelError(f"{path}:{lineno}: expected {what} (an integer), got {text.strip()!r}") from None
+    if value <= 0:
+        raise ModelError(f"{path}:{lineno}: {what} must be positive, got {value}")
+    return value
+
+
+def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | Path | None = None,
+            filling: int | None = None) -> TBModel:
+    """Read a Wannier90 ``seedname_hr.dat`` into a :class:`TBModel` (energies eV, lengths Å).
+
+    Parameters
+    ----------
+    path : the ``_hr.dat`` file.
+    win : ``seedname.win`` for the lattice; default: the one beside ``path`` if it exists.
+    centres : ``seedname_centres.xyz`` for orbital positions; default: the one beside ``path``.
+    filling : occupied bands (``NumOccupied``); default half filling.
+
+    Returns
+    -------
+    A spinless-basis model with ``num_wann`` orbitals (spin, if any, is part of the Wannier basis).
+    Its dimension is the number of directions along which some non-zero hopping has ``R ≠ 0``.
+
+    Raises
+    ------
+    ModelError
+        Malformed file (with the line number), inconsistent degeneracies, or non-Hermitian data.
+    """
+    path = Path(path)
+    text = path.read_text(errors="replace")
+    parts = text.split("\n", 3)  # header, num_wann, nrpts, rest
+    if len(parts) < 4:
+        raise ModelError(f"{path}: too short for a Wannier90 _hr.dat file (needs header, num_wann, nrpts)")
+    num_wann = _parse_int(parts[1], "num_wann", 2, path)
+    nrpts = _parse_int(parts[2], "nrpts", 3, path)
+    n_deg_lines = -(-nrpts // 15)
+    rest = parts[3].split("\n", n_deg_lines)
+    if len(rest) <= n_deg_lines:
+        raise ModelError(f"{path}: file ends inside the {nrpts} degeneracy weights")
+    deg_words = " ".join(rest[:n_deg_lines]).split()
+    try:
+        deg = np.array([int(w) for w in deg_words], dtype=np.int64)
+    except ValueError:
+        raise ModelError(f"{path}:4-{3 + n_deg_lines}: degeneracy weights must be integers") from None
+    if deg.size != nrpts:
+        raise ModelError(f"{path}:4-{3 + n_deg_lines}: expected {nrpts} degeneracy weights (15 per line), "
+                         f"found {deg.size}")
+    if np.any(deg <= 0):
+        raise ModelError(f"{path}: degeneracy weights must be positive")
+    first_row_line = 4 + n_deg_lines
+    body = rest[n_deg_lines]
+    n_rows = nrpts * num_wann * num_wann
+    parsed = _fast_rows(body, n_rows)
+    if parsed is None:
+        ints_f, vals = _numpy_rows(path, body, n_rows, first_row_line)
+        if np.any(ints_f != np.round(ints_f)):
+            bad = int(np.argmax(np.any(ints_f != np.round(ints_f), axis=1)))
+            raise ModelError(f"{path}:{first_row_line + bad}: R and orbital indices must be integers")
+        ints = ints_f.astype(np.int64)
+    else:
+        ints, vals = parsed
+    R = ints[:, :3]
+    m = ints[:, 3] - 1
+    n = ints[:, 4] - 1
+    out = (m < 0) | (m >= num_wann) | (n < 0) | (n >= num_wann)
+    if np.any(out):
+        bad = int(np.argmax(out))
+        raise ModelError(f"{path}:{first_row_line + bad}: orbital index out of range 1..{num_wann}")
+    # Wannier90 writes one block of num_wann² rows per R-point, in the order of the weights.
+    blocks = R.reshape(nrpts, num_wann * num_wann, 3)
+    mixed = np.any(blocks != blocks[:, :1], axis=(1, 2))
+    if np.any(mixed):
+        b = int(np.argmax(mixed))
+        row = int(np.argmax(np.any(blocks[b] != blocks[b, :1], axis=1)))
+        raise ModelError(f"{path}:{first_row_line + b * num_wann ** 2 + row}: R changes inside the block of "
+                         f"R-point {b + 1} (each R-point needs num_wann² consecutive rows)")
+    Rpts = blocks[:, 0]
+    uniq, counts = np.unique(Rpts, axis=0, return_counts=True)
+    if np.any(counts > 1):
+        raise ModelError(f"{path}: R-point {uniq[counts > 1][0].tolist()} is listed more than once")
+    H = np.zeros((nrpts, num_wann, num_wann), dtype=np.complex128)
+    block_of_row = np.repeat(np.arange(nrpts), num_wann * num_wann)
+    H[block_of_row, m, n] = vals[:, 0] + 1j * vals[:, 1]
+    seen = np.zeros((nrpts, num_wann, num_wann), dtype=np.int64)
+    np.add.at(seen, (block_of_row, m, n), 1)
+    if np.any(seen != 1):
+        b = int(np.argmax(np.any(seen != 1, axis=(1, 2))))
+        raise ModelError(f"{path}: R-point {Rpts[b].tolist()} does not list every (m, n) pair exactly once")
+    H /= deg[:, None, None]
+
+    # Hermiticity: H(-R) = H(R)^dagger, R-point by R-point.
+    key = {tuple(r): idx for idx, r in enumerate(Rpts.tolist())}
+    partner = np.array([key.get(tuple(-x for x in r), -1) for r in Rpts.tolist()], dtype=np.int64)
+    scale = max(1.0, float(np.abs(H).max()))
+    lonely = partner < 0
+    if np.any(lonely & (np.abs(H).max(axis=(1, 2)) > _HERM_ATOL * scale)):
+        b = int(np.argmax(lonely & (np.abs(H).max(axis=(1, 2)) > _HERM_ATOL * scale)))
+        raise ModelError(f"{path}: not Hermitian: R = {Rpts[b].tolist()} has hoppings but -R is missing")
+    has = ~lonely
+    diff = np.abs(H[has] - np.conj(np.swapaxes(H[partner[has]], 1, 2)))
+    if diff.size and diff.max() > _HERM_ATOL * scale:
+        b, i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        r = Rpts[has][b].tolist()
+        raise ModelError(f"{path}: not Hermitian: H_{i + 1},{j + 1}(R={r}) != conj(H_{j + 1},{i + 1}(-R)) "
+                         f"(difference {diff.max():.3g} eV)")
+    # Symmetrise and keep one of each (R, m, n) / (-R, n, m) pair.
+    Hs = H.copy()
+    Hs[has] = 0.5 * (H[has] + np.conj(np.swapaxes(H[partner[has]], 1, 2)))
+    nz = Rpts != 0
+    first_nz = np.argmax(nz, axis=1)
+    positive = np.any(nz, axis=1) & (Rpts[np.arange(nrpts), first_nz] > 0)
+    zero = ~np.any(nz, axis=1)
+    onsite = np.zeros(num_wann)
+    keep_mask = np.zeros((nrpts, num_wann, num_wann), dtype=bool)
+    keep_mask[positive] = True
+    if np.any(zero):
+        z = int(np.argmax(zero))
+        onsite = np.real(np.diagonal(Hs[z])).copy()
+        keep_mask[z] = np.triu(np.ones((num_wann, num_wann), dtype=bool), k=1)
+    keep_mask &= Hs != 0
+    b_idx, i_idx, j_idx = np.nonzero(keep_mask)
+    hop_R = Rpts[b_idx]
+    hop_t = Hs[b_idx, i_idx, j_idx]
+
+    # Dimension: directions along which some non-zero hopping has R != 0.
+    periodic = np.flatnonzero(np.any(hop_R != 0, axis=0)) if len(hop_R) else np.zeros(0, dtype=np.int64)
+    if periodic.size == 0:
+        raise ModelError(f"{path}: no hopping between different cells: not a periodic model")
+
+    win_path = Path(win) if win is not None else _seed_path(path, ".win")
+    centres_path = Path(centres) if centres is not None else _seed_path(path, "_centres.xyz")
+    if win is not None and not win_path.exists():
+        raise ModelError(f"{win_path}: .win file not found")
+    if centres is not None and not centres_path.exists():
+        raise ModelError(f"{centres_path}: centres file not found")
+    lattice3 = read_win_lattice(win_path) if win_path.exists() else np.eye(3)
+    if abs(np.linalg.det(lattice3)) < 1e-10:
+        raise ModelError(f"{win_path}: lattice vectors are linearly dependent")
+    if centres_path.exists():
+        cart = read_centres(centres_path, num_wann)
+        reduced3 = cart @ np.linalg.inv(lattice3)  # r = τ · A  (rows of A are lattice vectors)
+    else:
+        reduced3 = np.zeros((num_wann, 3))
+    return TBModel(lattice=lattice3[periodic], orbitals=reduced3[:, periodic], onsite=onsite,
+                   hop_i=i_idx, hop_j=j_idx, hop_R=hop_R[:, periodic], hop_t=hop_t, spinful=False,
+                   filling=filling, name=_seed_path(path, "").name or "wannier90")
+
+
+def write_hr(path: str | Path, Rs: np.ndarray, H: np.ndarray, deg: np.ndarray | None = None,
+             header: str = "written by topodiff") -> Path:
+    """Write ``H_mn(R)`` (``[nrpts, nw, nw]``, already multiplied by ``deg``) in Wannier90 layout.
+
+    Mainly for tests and round trips; rows are ``R1 R2 R3 m n Re Im`` with ``m`` fastest.
+    """
+    from topodiff.io_utils import atomic_write_text
+
+    Rs = np.asarray(Rs, dtype=np.int64).reshape(-1, 3)
+    H = np.asarray(H, dtype=np.complex128)
+    nr, nw = H.shape[0], H.shape[1]
+    deg = np.ones(nr, dtype=np.int64) if deg is None else np.asarray(deg, dtype=np.int64)
+    deg_lines = [" ".join(f"{d:5d}" for d in deg[i:i + 15]) for i in range(0, nr, 15)]
+    # column-major like Wannier90: for each R, n outer, m inner
+    m_col = np.tile(np.tile(np.arange(1, nw + 1), nw), nr)
+    n_col = np.tile(np.repeat(np.arange(1, nw + 1), nw), nr)
+    R_col = np.repeat(Rs, nw * nw, axis=0)
+    vals = H[np.repeat(np.arange(nr), nw * nw), m_col - 1, n_col - 1]
+    fmt = "%5d%5d%5d%5d%5d%12.6f%12.6f"
+    body = "\n".join(fmt % row for row in zip(R_col[:, 0], R_col[:, 1], R_col[:, 2], m_col, n_col,
+                                              vals.real, vals.imag))
+    text = "\n".join([header, f"{nw:12d}", f"{nr:12d}", *deg_lines, body]) + "\n"
+    return atomic_write_text(path, text)

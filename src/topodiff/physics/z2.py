@@ -1,0 +1,204 @@
+"""Z2 invariants: WCC flow with the largest-gap rule (2D, 3D) and the Fu-Kane parity criterion.
+
+* 2D (Soluyanov & Vanderbilt, PRB 83, 235401 (2011)): follow the hybrid WCCs of loops along κ_2
+  while κ_1 sweeps half the BZ, [0, 1/2]; between neighbouring lines count the WCCs that the
+  midpoint of the largest gap jumps over; Z2 is that count mod 2. Needs an even filling.
+* 3D (Fu, Kane & Mele, PRL 98, 106803 (2007)): ``νi`` = 2D Z2 of the plane ``κ_i = 1/2``;
+  ``ν0`` = Z2(κ_i = 0) + Z2(κ_i = 1/2) mod 2 (the same for every i, which is checked).
+* Parity (Fu & Kane, PRB 76, 045302 (2007)), with inversion: ``δ_Γ = Π`` of one parity
+  eigenvalue per Kramers pair at each TRIM; ``(−1)^ν0 = Π_8 δ``, ``(−1)^νi = Π_{κ_i = 1/2} δ``;
+  2D: ``(−1)^ν = Π_4 δ``.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from topodiff.errors import ConvergenceError, TopodiffInputError
+from topodiff.physics.model import TBModel
+from topodiff.physics.spectra import resolve_filling
+from topodiff.physics.wilson import WCCFlow, largest_gap, wcc_flow
+
+__all__ = ["z2_from_flow", "Z2Result", "z2_result", "z2_invariant", "z2_parity", "parities_from_states",
+           "has_time_reversal", "trim_points"]
+
+
+def z2_from_flow(wcc: np.ndarray | torch.Tensor) -> int:
+    """Z2 of a WCC flow ``[n_lines, occ]`` over half the BZ by the largest-gap rule (pure function).
+
+    Between lines i and i+1 count the WCCs of line i+1 strictly between the two gap midpoints
+    ``z_i`` and ``z_{i+1}``; the total mod 2 is Z2 (with an even number of WCCs, which side of the
+    circle is counted does not change the parity).
+    """
+    w = np.asarray(wcc, dtype=float)
+    if w.ndim != 2 or w.shape[0] < 2:
+        raise TopodiffInputError("a WCC flow needs shape [n_lines >= 2, n_wcc]")
+    w = np.sort(np.remainder(w, 1.0), axis=-1)
+    z, _ = largest_gap(w)
+    lo = np.minimum(z[:-1], z[1:])[:, None]
+    hi = np.maximum(z[:-1], z[1:])[:, None]
+    count = int(((w[1:] > lo) & (w[1:] < hi)).sum())
+    return count % 2
+
+
+def has_time_reversal(model: TBModel, *, n_test: int = 8, atol: float = 1e-8) -> bool:
+    """Whether ``H(−κ) = Θ H(κ) Θ⁻¹`` with ``Θ = iσ_y K`` (spinful, either spin ordering) or ``K``."""
+    rng = np.random.default_rng(0)
+    k = rng.random((n_test, model.dim))
+    H, Hm = model.hamiltonian(k), model.hamiltonian(-k)
+    nb = model.num_bands
+    cands = []
+    if model.spinful or nb % 2 == 0:
+        isy = torch.tensor([[0, 1], [-1, 0]], dtype=H.dtype)
+        half = nb // 2
+        cands.append(torch.kron(torch.eye(half, dtype=H.dtype), isy))  # (orb, spin) order
+        cands.append(torch.kron(isy, torch.eye(half, dtype=H.dtype)))  # spin-major order
+    if not model.spinful:
+        cands.append(torch.eye(nb, dtype=H.dtype))
+    return any(torch.allclose(Hm, U @ H.conj() @ U.mH, atol=atol) for U in cands)
+
+
+def trim_points(dim: int) -> np.ndarray:
+    """``[2**dim, dim]`` time-reversal-invariant momenta, reduced coordinates in {0, 1/2}."""
+    return np.array(list(itertools.product((0.0, 0.5), repeat=dim)))
+
+
+@dataclass
+class Z2Result:
+    """Z2 with diagnostics: ``z2`` (2D int, 3D tuple (ν0, ν1, ν2, ν3)), the flows, ``warning``."""
+
+    z2: int | tuple[int, int, int, int]
+    flows: dict[str, WCCFlow] = field(default_factory=dict)
+    plane_z2: dict[str, int] = field(default_factory=dict)
+    energy_gap: float = float("inf")
+    converged: bool = True
+    time_reversal: bool = True
+    warning: str | None = None
+
+
+def _plane(model: TBModel, occ: int, fixed_axis: int | None, value: float, opts: dict) -> tuple[int, WCCFlow]:
+    if fixed_axis is None:
+        flow_axis, loop_axis, fixed = 0, 1, {}
+    else:
+        flow_axis, loop_axis = [a for a in range(3) if a != fixed_axis]
+        fixed = {fixed_axis: value}
+    flow = wcc_flow(model, occ, loop_axis=loop_axis, flow_axis=flow_axis, fixed=fixed, k_range=(0.0, 0.5), **opts)
+    return z2_from_flow(flow.wcc), flow
+
+
+def z2_result(model: TBModel, filling: int | None = None, *, gap_tol: float = 1e-6, **flow_options: object) -> Z2Result:
+    """Z2 of a 2D or 3D model from WCC flows (never raises on convergence; see ``warning``).
+
+    Parameters
+    ----------
+    filling : occupied bands; must be even.
+    gap_tol : smallest direct gap (eV) along the loops accepted as insulating.
+    **flow_options : passed to :func:`topodiff.physics.wilson.wcc_flow` (``num_lines``, ``n_loop``, tolerances).
+    """
+    occ = resolve_filling(model, filling)
+    if occ % 2:
+        raise TopodiffInputError(f"Z2 needs an even number of occupied bands, got {occ}")
+    if model.dim not in (2, 3):
+        raise TopodiffInputError(f"Z2 is defined here for 2D and 3D models, got {model.dim}D")
+    res = Z2Result(0)
+    if model.dim == 2:
+        z, flow = _plane(model, occ, None, 0.0, flow_options)
+        res.z2, res.flows["plane"], res.plane_z2["plane"] = z, flow, z
+    else:
+        for ax, val in itertools.product(range(3), (0.0, 0.5)):
+            key = f"k{ax + 1}={val:g}"
+            res.plane_z2[key], res.flows[key] = _plane(model, occ, ax, val, flow_options)
+        nu = [res.plane_z2[f"k{i}=0.5"] for i in (1, 2, 3)]
+        nu0s = {(res.plane_z2[f"k{i}=0"] + res.plane_z2[f"k{i}=0.5"]) % 2 for i in (1, 2, 3)}
+        res.z2 = (min(nu0s), *nu)  # type: ignore[assignment]
+        if len(nu0s) > 1:
+            res.converged = False
+            res.warning = "inconsistent strong index from the three plane pairs (gap closing or unconverged flow)"
+    res.energy_gap = min(f.energy_gap for f in res.flows.values())
+    res.time_reversal = has_time_reversal(model)
+    notes = [n for f in res.flows.values() for n in f.notes]
+    if res.energy_gap < gap_tol:
+        res.converged = False
+        res.warning = f"direct gap {res.energy_gap:.3g} eV on the Wilson loops is below {gap_tol:g} eV: Z2 undefined"
+    elif notes:
+        res.converged = False
+        res.warning = res.warning or notes[0]
+    if res.warning is None and not res.time_reversal:
+        res.warning = "model is not time-reversal symmetric: Z2 is not a protected invariant"
+    return res
+
+
+def z2_invariant(model: TBModel, filling: int | None = None, *, raise_on_failure: bool = True,
+                 **options: object) -> int | tuple[int, int, int, int]:
+    """Z2 invariant: an int (2D) or ``(ν0, ν1, ν2, ν3)`` (3D) from the WCC flow (CONTRACTS §2).
+
+    Raises :class:`ConvergenceError` when the gap closes on the loops or the flow does not converge
+    (unless ``raise_on_failure=False``). ``options`` go to :func:`z2_result`.
+    """
+    res = z2_result(model, filling, **options)  # type: ignore[arg-type]
+    if raise_on_failure and not res.converged:
+        raise ConvergenceError(res.warning or "Z2 did not converge")
+    return res.z2
+
+
+def _inversion_convention(model: TBModel, P: torch.Tensor, atol: float = 1e-8) -> int:
+    k = np.random.default_rng(1).random((6, model.dim))
+    for conv in (1, 2):  # convention I first: there a constant P commutes with H at every TRIM
+        H, Hm = model.hamiltonian(k, convention=conv), model.hamiltonian(-k, convention=conv)
+        if torch.allclose(Hm, P @ H @ P.mH, atol=atol):
+            return conv
+    raise TopodiffInputError("the inversion matrix is not a symmetry of the model (H(-k) != P H(k) P^-1 "
+                             "in either Bloch convention)")
+
+
+def parities_from_states(V: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """Number of parity −1 states in the occupied space of ``V [..., nb, occ]`` (gauge invariant).
+
+    Diagonalises ``V† P V`` (so degenerate/rotated states are fine) and raises
+    :class:`ConvergenceError` when the occupied space is not inversion invariant.
+    """
+    Q = V.mH @ P @ V
+    Q = (Q + Q.mH) / 2
+    ev = torch.linalg.eigvalsh(Q)
+    if torch.any((ev.abs() - 1).abs() > 1e-3):
+        raise ConvergenceError("occupied states at a TRIM are not parity eigenstates (degeneracy at the Fermi level)")
+    return (ev < 0).sum(-1)
+
+
+def z2_parity(model: TBModel, inversion_matrix: np.ndarray | torch.Tensor, filling: int | None = None
+              ) -> int | tuple[int, int, int, int]:
+    """Fu-Kane Z2 from parity eigenvalues at the TRIM (a cross-check; needs inversion and time reversal).
+
+    Parameters
+    ----------
+    inversion_matrix : ``[nb, nb]`` unitary P with ``H(−κ) = P H(κ) P⁻¹`` in Bloch convention II
+        or I (the one that holds is used).
+    """
+    occ = resolve_filling(model, filling)
+    if occ % 2:
+        raise TopodiffInputError(f"the parity criterion needs an even number of occupied bands, got {occ}")
+    if model.dim not in (2, 3):
+        raise TopodiffInputError(f"parity Z2 is defined for 2D and 3D models, got {model.dim}D")
+    P = torch.as_tensor(np.asarray(inversion_matrix), dtype=torch.complex128)
+    if P.shape != (model.num_bands, model.num_bands):
+        raise TopodiffInputError(f"inversion matrix must be {model.num_bands}x{model.num_bands}, got {tuple(P.shape)}")
+    conv = _inversion_convention(model, P)
+    trim = trim_points(model.dim)
+    e, v = torch.linalg.eigh(model.hamiltonian(trim, convention=conv))
+    if conv == 2:  # at a TRIM, -κ = κ - 2κ: the symmetry is D(-2κ) P with H(κ+G) = D(G)† H(κ) D(G)
+        ang = torch.as_tensor(-2 * np.pi * 2 * trim @ model.state_positions.T)  # [n_trim, nb]
+        P = torch.polar(torch.ones_like(ang), ang)[..., :, None] * P
+    if float((e[:, occ] - e[:, occ - 1]).min()) < 1e-8:
+        raise ConvergenceError("gap closes at a TRIM: parity criterion undefined")
+    nminus = parities_from_states(v[..., :occ], P).numpy()
+    if np.any(nminus % 2):
+        raise TopodiffInputError("odd number of negative parities at a TRIM: no Kramers pairs (time reversal broken?)")
+    delta = (nminus // 2) % 2  # δ = (−1)^{delta}
+    if model.dim == 2:
+        return int(delta.sum() % 2)
+    nu0 = int(delta.sum() % 2)
+    nus = [int(delta[trim[:, i] == 0.5].sum() % 2) for i in range(3)]
+    return (nu0, *nus)  # type: ignore[return-value]

@@ -1,0 +1,154 @@
+"""Resumable dataset labelling: kill half-way (SIGKILL), restart, every row labelled exactly once."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from topodiff.crystal.labelling import append_progress, label_dataset, progress_path, read_progress
+from topodiff.errors import TopodiffInputError
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "sk"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def _structure(name: str):
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_file(DATA / f"{name}.cif")
+
+
+def write_csv(path: Path, n: int = 40) -> Path:
+    """``n`` small crystals (strained Si/Ge/SnTe/CdTe/graphene copies) plus two unreadable rows."""
+    rng = np.random.default_rng(0)
+    bases = [_structure(x) for x in ("Si", "Ge", "SnTe", "CdTe", "graphene")]
+    cifs, ids = [], []
+    for i in range(n - 2):
+        s = bases[i % len(bases)].copy()
+        s.scale_lattice(s.volume * float(rng.uniform(0.97, 1.03)))
+        cifs.append(s.to(fmt="cif"))
+        ids.append(f"syn-{i}")
+    cifs.insert(7, "not a cif at all")
+    ids.insert(7, "bad-0")
+    cifs.insert(23, "")
+    ids.insert(23, "bad-1")
+    pd.DataFrame({"material_id": ids, "band_gap": np.arange(n, dtype=float), "cif": cifs}).to_csv(path)
+    return path
+
+
+def _count_lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_kill_and_resume_labels_every_row_once(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "crystals.csv")
+    out = tmp_path / "labelled.csv"
+    prog = progress_path(out)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "topodiff.cli", "dataset", "label", str(src), "--out", str(out),
+           "--workers", "1", "--chunk", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while _count_lines(prog) < 12 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the process group started above (CLI + any workers)
+    proc.wait()
+    done_before = len(read_progress(prog))
+    assert 0 < done_before < 40, "the kill should land half-way"
+    assert not out.exists()
+
+    res = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["complete"] and summary["rows"] == 40
+    assert summary["resumed"] == done_before and summary["screened_now"] == 40 - done_before
+    assert "resuming" in res.stderr
+
+    df = pd.read_csv(out, dtype={"material_id": str})
+    assert len(df) == 40 and df["material_id"].is_unique  # every row exactly once, source order
+    assert df["band_gap"].tolist() == list(range(40))
+    ids = [json.loads(line)["id"] for line in prog.read_text().splitlines() if line.strip()]
+    assert sorted(ids) == list(range(40))  # nothing screened twice
+    bad = df["material_id"].str.startswith("bad")
+    assert df.loc[bad, "topo_class"].isna().all() and df.loc[bad, "label_error"].notna().all()
+    assert df.loc[~bad, "topo_class"].isin(["trivial_insulator", "metal", "strong_ti", "weak_ti"]).all()
+    # same labels as an uninterrupted in-process run
+    ref = label_dataset(src, tmp_path / "ref.csv", workers=1, log=lambda m: None)
+    assert ref["complete"]
+    df_ref = pd.read_csv(tmp_path / "ref.csv", dtype={"material_id": str})
+    assert df["topo_class"].fillna("-").tolist() == df_ref["topo_class"].fillna("-").tolist()
+    np.testing.assert_allclose(df["gap"].fillna(-1), df_ref["gap"].fillna(-1))
+
+
+def test_truncated_progress_line_is_recomputed(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "c.csv", n=12)
+    out = tmp_path / "o.csv"
+    first = label_dataset(src, out, workers=1, chunk=3, limit=5, log=lambda m: None)
+    assert not first["complete"] and first["screened_now"] == 5 and not out.exists()
+    prog = progress_path(out)
+    with open(prog, "ab") as fh:  # a kill in the middle of a write leaves half a line
+        fh.write(b'{"id": 5, "source": "x", "topo_c')
+    assert sorted(read_progress(prog)) == [0, 1, 2, 3, 4]
+    second = label_dataset(src, out, workers=1, chunk=3, log=lambda m: None)
+    assert second["complete"] and second["resumed"] == 5 and second["screened_now"] == 7
+    assert len(pd.read_csv(out)) == 12
+    append_progress(prog, [])  # no-op
+
+
+def test_progress_of_another_source_is_refused(tmp_path: Path) -> None:
+    a = write_csv(tmp_path / "a.csv", n=6)
+    out = tmp_path / "o.csv"
+    label_dataset(a, out, workers=1, limit=2, log=lambda m: None)
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "x.cif").write_text((DATA / "Si.cif").read_text())
+    with pytest.raises(TopodiffInputError, match="another source"):
+        label_dataset(d, out, workers=1, log=lambda m: None)
+    with pytest.raises(TopodiffInputError, match=".csv"):
+        label_dataset(a, tmp_path / "o.txt", workers=1)
+
+
+def test_directory_source_writes_cif_column(tmp_path: Path) -> None:
+    d = tmp_path / "dir"
+    d.mkdir()
+    for name in ("Si", "graphene"):
+        (d / f"{name}.cif").write_text((DATA / f"{name}.cif").read_text())
+    out = tmp_path / "o.csv"
+    label_dataset(d, out, workers=1, log=lambda m: None)
+    df = pd.read_csv(out)
+    assert df["topo_class"].tolist() == ["trivial_insulator", "metal"]
+    assert df["cif"].str.contains("_cell_length_a").all() and df["z2"].iloc[0] == "0;0;0;0"
+
+
+@pytest.mark.slow
+def test_label_1000_perovskites_resumable(tmp_path: Path) -> None:
+    """Full-size version: 1000 Perov-5 test crystals, killed once, resumed, all rows once."""
+    csv = SHARED / "perov_5" / "test.csv"
+    if not csv.exists():
+        pytest.skip(f"real data not found at {csv} (the shared data folder is not part of the repository)")
+    src = tmp_path / "perov1000.csv"
+    pd.read_csv(csv).iloc[:1000].to_csv(src, index=False)
+    out = tmp_path / "labelled.csv"
+    cmd = [sys.executable, "-m", "topodiff.cli", "dataset", "label", str(src), "--out", str(out), "--chunk", "25"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while _count_lines(progress_path(out)) < 300 and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert subprocess.run(cmd, capture_output=True, timeout=3600).returncode == 0
+    df = pd.read_csv(out)
+    assert len(df) == 1000
+    ids = [json.loads(x)["id"] for x in progress_path(out).read_text().splitlines() if x.strip().endswith("}")]
+    assert sorted(set(ids)) == list(range(1000))

@@ -1,0 +1,139 @@
+"""Topology screen: classes of known crystals, supercells, bad input rows, shards, pool, CLI."""
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from topodiff.errors import TopodiffInputError
+from topodiff.evaluation.screen import TOPO_CLASSES, half_mesh, parse_shard, screen_path, screen_structure
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "sk"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def load(name: str):
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_file(DATA / f"{name}.cif")
+
+
+@pytest.mark.parametrize("name,cls", [("Si", "trivial_insulator"), ("Ge", "trivial_insulator"),
+                                      ("graphene", "metal"), ("Bi2Se3", "strong_ti"), ("Bi2Te3", "strong_ti"),
+                                      ("SnTe", "trivial_insulator")])
+def test_known_crystals(name: str, cls: str) -> None:
+    row = screen_structure(load(name))
+    assert row["topo_class"] == cls
+    assert row["topo_class"] in TOPO_CLASSES
+    if cls == "trivial_insulator" and name != "SnTe":
+        assert row["gap"] > 0.3 and row["z2"] == [0, 0, 0, 0] and row["method"] == "parity"
+    if cls == "strong_ti":
+        assert row["z2"] == [1, 0, 0, 0] and row["direct_gap"] > 0.01
+
+
+@pytest.mark.parametrize("name", ["Bi2Se3", "Bi2Te3"])
+def test_strict_metal_rule_sees_band_overlap(name: str) -> None:
+    """Harrison's defaults overlap the inverted bands in energy (gap = 0): strict rule → metal."""
+    row = screen_structure(load(name), metal_rule="indirect")
+    assert row["topo_class"] == "metal" and row["gap"] == 0.0
+    with pytest.raises(TopodiffInputError, match="metal_rule"):
+        screen_structure(load(name), metal_rule="bogus")
+
+
+def test_primitive_and_supercell_agree() -> None:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    si = load("Si")
+    conv = SpacegroupAnalyzer(si).get_conventional_standard_structure()
+    a, b = screen_structure(si), screen_structure(conv)
+    assert len(conv) == 8 and a["topo_class"] == b["topo_class"] == "trivial_insulator"
+    p, h = screen_structure(load("Bi2Se3")), screen_structure(load("Bi2Se3_hex"))
+    assert len(load("Bi2Se3_hex")) == 15
+    assert p["topo_class"] == h["topo_class"] == "strong_ti" and p["z2"][0] == h["z2"][0] == 1
+    sc = screen_structure(si * (2, 1, 1))  # a non-cubic supercell: strong index and class survive
+    assert sc["topo_class"] == "trivial_insulator" and sc["z2"][0] == 0
+
+
+def test_no_inversion_uses_wcc() -> None:
+    pytest.importorskip("topodiff.physics.z2")
+    row = screen_structure(load("CdTe"))
+    assert row["method"] == "wcc" and row["topo_class"] == "trivial_insulator" and row["gap"] > 1.0
+
+
+def test_half_mesh_covers_mesh_up_to_time_reversal() -> None:
+    mesh = (4, 6, 3)
+    k = half_mesh(mesh)
+    full = {tuple(np.round(x * mesh).astype(int) % mesh) for x in k}
+    full |= {tuple(np.round(-x * np.array(mesh)).astype(int) % mesh) for x in k}
+    assert len(full) == 4 * 6 * 3 and len(k) < 4 * 6 * 3
+
+
+def _bad_dir(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A directory of good and bad structure files; returns (dir, sorted file names)."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    shutil.copy(DATA / "Si.cif", d / "a_Si.cif")
+    (d / "b_empty.cif").write_text("")
+    (d / "c_garbage.cif").write_text("data_x\n_cell_length_a 1\nthis is not a cif\n")
+    si = (DATA / "Si.cif").read_text()
+    (d / "d_overlap.cif").write_text(si.replace("0.75000000  0.75000000  0.75000000", "0.00100000  0.00000000  0.00000000"))
+    (d / "e_unknown.cif").write_text(si.replace("  Si  Si0", "  Qq  Qq0").replace("  Si  Si1", "  Qq  Qq1"))
+    (d / "f_partial.cif").write_text(si.replace("Si1  1  0.75000000  0.75000000  0.75000000  1",
+                                                "Si1  1  0.75000000  0.75000000  0.75000000  0.5"))
+    shutil.copy(DATA / "Ge.cif", d / "g_Ge.cif")
+    return d, sorted(p.name for p in d.iterdir())
+
+
+def test_bad_inputs_give_error_rows_and_the_batch_goes_on(tmp_path: Path) -> None:
+    d, names = _bad_dir(tmp_path)
+    rows = screen_path(d, workers=1)
+    assert [Path(r["source"]).name for r in rows] == names  # one row per input, input order
+    by = {Path(r["source"]).name: r for r in rows}
+    assert by["a_Si.cif"]["topo_class"] == by["g_Ge.cif"]["topo_class"] == "trivial_insulator"
+    for bad in names[1:-1]:
+        assert by[bad]["topo_class"] is None and by[bad]["error"], bad
+    assert "overlap" in by["d_overlap.cif"]["error"].lower() or "0.5" in by["d_overlap.cif"]["error"]
+
+
+def test_shards_partition_and_pool_matches_serial(tmp_path: Path) -> None:
+    d = tmp_path / "set"
+    d.mkdir()
+    for name in ("Si", "Ge", "SnTe", "graphene", "Bi2Te3"):
+        shutil.copy(DATA / f"{name}.cif", d / f"{name}.cif")
+    serial = screen_path(d, workers=1)
+    pooled = screen_path(d, workers=2)
+    key = lambda r: (r["source"], r["topo_class"], r["z2"], round(r["gap"], 6))  # noqa: E731
+    assert [key(r) for r in serial] == [key(r) for r in pooled]
+    s0, s1 = screen_path(d, workers=1, shard="0/2"), screen_path(d, workers=1, shard="1/2")
+    assert sorted(r["index"] for r in s0 + s1) == list(range(5))
+    assert {r["index"] for r in s0}.isdisjoint({r["index"] for r in s1})
+    for bad in ("2/2", "x", "1/0"):
+        with pytest.raises(TopodiffInputError):
+            parse_shard(bad)
+
+
+def test_cli_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from topodiff.cli import main
+
+    d, names = _bad_dir(tmp_path)
+    assert main(["screen", str(d), "--json", "--workers", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["structures"]
+    assert len(rows) == len(names)
+    for r in rows:
+        assert {"source", "formula", "space_group", "gap", "z2", "topo_class"} <= set(r)
+        assert (r["topo_class"] is None) == ("error" in r)
+    assert main(["screen", str(tmp_path / "missing.cif")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["screen", str(d), "--shard", "5/2"]) == 2

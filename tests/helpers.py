@@ -1,0 +1,44 @@
+"""Reusable assertions for topodiff tests (import as ``from helpers import ...``; conftest registers it)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def random_unitary(n: int, batch: tuple[int, ...] = (), *, seed: int = 0) -> torch.Tensor:
+    """Haar-random unitaries ``[*batch, n, n]`` (complex128), from the QR of a complex Gaussian."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.complex(torch.randn(*batch, n, n, generator=g, dtype=torch.float64),
+                      torch.randn(*batch, n, n, generator=g, dtype=torch.float64))
+    q, r = torch.linalg.qr(z)
+    d = torch.diagonal(r, dim1=-2, dim2=-1)
+    return q * (d / d.abs()).unsqueeze(-2)
+
+
+def rotate_gauge(V: torch.Tensor, *, seed: int = 0, abelian: bool = False) -> torch.Tensor:
+    """``V [..., nb, m]`` with an independent random U(m) (or U(1) phase if ``abelian``) at every k."""
+    batch, m = V.shape[:-2], V.shape[-1]
+    if abelian:
+        g = torch.Generator().manual_seed(seed)
+        ph = torch.exp(1j * 2 * np.pi * torch.rand(*batch, 1, m, generator=g, dtype=torch.float64))
+        return V * ph
+    return V @ random_unitary(m, tuple(batch), seed=seed)
+
+
+def assert_gauge_invariant(fn: Callable[[torch.Tensor], object], V: torch.Tensor, *, trials: int = 3,
+                           atol: float = 1e-8) -> None:
+    """``fn(V)`` is unchanged (to ``atol``) under random U(1) and U(m) rotations of the states ``V``."""
+    ref = np.asarray(torch.as_tensor(fn(V)).detach().cpu(), dtype=float)
+    for t in range(trials):
+        for abelian in (True, False):
+            got = np.asarray(torch.as_tensor(fn(rotate_gauge(V, seed=100 + t, abelian=abelian))).cpu(), dtype=float)
+            np.testing.assert_allclose(got, ref, atol=atol, err_msg=f"not gauge invariant (trial {t}, abelian={abelian})")
+
+
+def assert_integer(x: float, *, tol: float = 1e-6) -> int:
+    """Assert ``x`` is within ``tol`` of an integer and return that integer."""
+    n = int(round(float(x)))
+    assert abs(float(x) - n) < tol, f"{x} is not an integer (tol {tol})"
+    return n

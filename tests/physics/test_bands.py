@@ -1,0 +1,80 @@
+"""Band structures, k-paths, gaps and density of states."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from topodiff.errors import TopodiffInputError
+from topodiff.physics.bands import (band_gaps, band_structure, density_of_states, high_symmetry_path,
+                                    model_dos, reciprocal_lattice, sample_path)
+from topodiff.physics.library import build_model
+
+
+def test_reciprocal_lattice_duality() -> None:
+    A = np.array([[1.0, 0.2, 0.0], [0.3, 1.5, 0.1], [0.0, 0.4, 2.0]])
+    np.testing.assert_allclose(reciprocal_lattice(A) @ A.T, 2 * np.pi * np.eye(3), atol=1e-12)
+    A2 = A[:2]
+    np.testing.assert_allclose(reciprocal_lattice(A2) @ A2.T, 2 * np.pi * np.eye(2), atol=1e-12)
+
+
+@pytest.mark.parametrize("angle", [60.0, 120.0])
+def test_hexagonal_path_K_is_a_zone_corner(angle: float) -> None:
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    lat = np.array([[2.0, 0.0], [2.0 * c, 2.0 * s]])
+    path = high_symmetry_path(lat)
+    labels = [lab for piece in path.pieces for lab, _ in piece]
+    assert labels == ["Γ", "K", "M", "Γ"]
+    K = dict(path.pieces[0])["K"] @ reciprocal_lattice(lat)
+    assert np.linalg.norm(K) == pytest.approx(4 * np.pi / (3 * 2.0), rel=1e-12)
+
+
+def test_graphene_dirac_point_at_K_and_bandwidth() -> None:
+    g = build_model("graphene")
+    bs = band_structure(g, n=301)
+    assert bs.labels == ["Γ", "K", "M", "Γ"]
+    iK = int(np.argmin(np.abs(bs.x - bs.ticks[1])))
+    assert abs(bs.energies[iK, 1] - bs.energies[iK, 0]) < 1e-9
+    np.testing.assert_allclose(bs.energies[0], [-3 * 2.7, 3 * 2.7], atol=1e-9)  # Γ: ±3|t|
+    assert np.all(np.diff(bs.x) >= -1e-12)
+
+
+def test_haldane_gap_matches_analytic_at_K() -> None:
+    m = build_model("haldane", M=0.2, t2=0.15, phi=math.pi / 2)
+    gaps = band_gaps(m, nk=60)
+    expected = 2 * abs(0.2 - 3 * math.sqrt(3) * 0.15)
+    assert gaps.direct == pytest.approx(expected, abs=1e-9)
+    assert gaps.indirect <= gaps.direct + 1e-12
+    assert np.allclose(np.sort(gaps.k_direct * 3 % 3), [1, 2]) or np.allclose(np.sort(gaps.k_direct * 3), [1, 2])
+
+
+def test_fcc_path_maps_onto_model_basis() -> None:
+    m = build_model("fu_kane_mele")
+    path = high_symmetry_path(m)
+    nodes = {lab: kap for piece in path.pieces for lab, kap in piece}
+    # Γ, X and L are time-reversal-invariant momenta: 2κ is integer in any primitive basis
+    for lab in ("Γ", "X", "L"):
+        np.testing.assert_allclose(2 * nodes[lab], np.round(2 * nodes[lab]), atol=1e-9)
+    B = reciprocal_lattice(m.lattice)
+    assert np.linalg.norm(nodes["X"] @ B) == pytest.approx(2 * np.pi, rel=1e-9)  # a = 1: |ΓX| = 2π/a
+    assert np.linalg.norm(nodes["L"] @ B) == pytest.approx(math.sqrt(3) * np.pi, rel=1e-9)
+    k, x, ticks, labels = sample_path(path, m.lattice, 100)
+    assert len(ticks) == len(labels) and any("|" in lab for lab in labels)
+
+
+def test_dos_normalised_and_gaussian() -> None:
+    E, dos = density_of_states(np.zeros((10, 2)), sigma=0.1, grid=np.linspace(-1, 1, 2001))
+    np.testing.assert_allclose(dos, 2 * np.exp(-0.5 * (E / 0.1) ** 2) / (0.1 * math.sqrt(2 * math.pi)), atol=1e-12)
+    E, dos = model_dos(build_model("haldane"), nk=30, sigma=0.05)
+    assert np.trapezoid(dos, E) == pytest.approx(2.0, rel=1e-3)
+
+
+def test_bad_input() -> None:
+    g = build_model("graphene")
+    with pytest.raises(TopodiffInputError):
+        band_structure(g, path=[("Γ", [0.0]), ("X", [0.5])])
+    with pytest.raises(TopodiffInputError):
+        band_gaps(g, nk=0)
+    with pytest.raises(TopodiffInputError):
+        density_of_states(np.zeros((3, 2)), sigma=-1)

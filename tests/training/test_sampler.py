@@ -1,0 +1,55 @@
+"""The step-keyed batch sampler: epochs are permutations, resume continues the order exactly, ranks are disjoint."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from topodiff.errors import TopodiffInputError
+from topodiff.training.datamodule import StepBatchSampler
+
+
+def _take(sampler: StepBatchSampler, n: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    while len(out) < n:
+        out.extend(list(sampler))  # one epoch (or the rest of one) per __iter__
+    return out[:n]
+
+
+def test_each_epoch_is_a_permutation_and_epochs_differ():
+    s = StepBatchSampler(40, 8, seed=3)
+    e0, e1 = list(s), list(s)
+    assert len(e0) == len(s) == 5
+    assert sorted(np.concatenate(e0).tolist()) == list(range(40))
+    assert sorted(np.concatenate(e1).tolist()) == list(range(40))
+    assert e0 != e1  # a new permutation each epoch
+    assert list(StepBatchSampler(40, 8, seed=3)) == e0  # same seed, same order
+    assert list(StepBatchSampler(40, 8, seed=4)) != e0
+
+
+@pytest.mark.parametrize("start", [0, 3, 5, 12])
+def test_resume_from_any_step_continues_the_order(start):
+    full = _take(StepBatchSampler(37, 6, seed=1), 20)
+    s = StepBatchSampler(37, 6, seed=1)
+    s.start_step = start
+    resumed = _take(s, 20 - start)
+    assert resumed == full[start:]
+    assert all(s.batch_for_step(k) == full[k] for k in range(start, 20))
+
+
+def test_ranks_read_disjoint_slices_of_the_global_batch():
+    n, b, w = 48, 4, 3
+    ranks = [list(StepBatchSampler(n, b, seed=0, rank=r, world_size=w)) for r in range(w)]
+    assert all(len(r) == n // (b * w) for r in ranks)
+    for step in range(len(ranks[0])):
+        got = [set(r[step]) for r in ranks]
+        assert all(len(g) == b for g in got)
+        assert not (got[0] & got[1] or got[0] & got[2] or got[1] & got[2])
+    assert sorted(np.concatenate([np.concatenate(r) for r in ranks]).tolist()) == list(range(n))
+
+
+def test_tiny_dataset_wraps_and_empty_is_an_input_error():
+    s = StepBatchSampler(3, 8, seed=0)
+    batches = list(s)
+    assert len(batches) == 1 and len(batches[0]) == 8 and set(batches[0]) == {0, 1, 2}
+    with pytest.raises(TopodiffInputError, match="no usable rows"):
+        StepBatchSampler(0, 8, seed=0)

@@ -1,0 +1,184 @@
+"""Lightning training: overfit one batch, checkpoint contents, bit-for-bit resume, LR schedule, bad data."""
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+
+from topodiff.errors import TopodiffInputError
+from topodiff.training.checkpoint_files import read_checkpoint
+from topodiff.training.config import load_config, to_container
+from topodiff.training.datamodule import build_datasets
+from topodiff.training.lightning_module import lr_factor
+from topodiff.training.run import train
+
+from training.helpers import TINY_CONFIG, write_crystal_csv
+
+
+def _cfg(csv, out, *extra: str):
+    return load_config(TINY_CONFIG, [f"data.train={csv}", f"output_dir={out}", *extra])
+
+
+class LatticeRegressor(nn.Module):
+    """Stand-in generator: predicts each crystal's lattice from noisy atoms (memorisable loss)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 32)
+        self.net = nn.Sequential(nn.Linear(35, 64), nn.SiLU(), nn.Linear(64, 9))
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        x = batch.frac + 0.01 * torch.randn_like(batch.frac)
+        h = self.net(torch.cat([self.emb(batch.species), x], -1))
+        b = batch.num_crystals
+        pooled = torch.zeros(b, 9).index_add_(0, batch.batch_index, h) / batch.num_atoms[:, None]
+        loss = ((pooled.view(b, 3, 3) - batch.lattice / 4.0) ** 2).mean()
+        return {"loss": loss, "loss_lattice": loss.detach()}
+
+
+def _fixed_noise_loss(model: nn.Module, batch, seeds: int = 8) -> float:
+    vals = []
+    with torch.no_grad():
+        for s in range(seeds):
+            torch.manual_seed(1000 + s)
+            v = model.loss(batch)["loss"]
+            if torch.isfinite(v):
+                vals.append(float(v))
+    return sum(vals) / len(vals)
+
+
+def test_overfit_one_batch_machinery(crystal_csv, tmp_path):
+    """AdamW + warm-up + cosine + clipping through Lightning memorise one batch (loss / 30 or better)."""
+    cfg = _cfg(crystal_csv, tmp_path, "data.max_train_rows=8", "data.val_fraction=0", "data.batch_size=8",
+               "trainer.max_steps=150", "trainer.checkpoint_every=150", "optim.lr=1e-2", "ema.decay=0")
+    datasets = build_datasets(cfg.data)
+    batch = datasets[0].__getitems__(list(range(8)))
+    torch.manual_seed(0)
+    model = LatticeRegressor()
+    before = _fixed_noise_loss(model, batch)
+    summary = train(cfg, model=model, datasets=datasets)
+    after = _fixed_noise_loss(model, batch)
+    assert summary["global_step"] == 150
+    assert after < before / 30, (before, after)
+
+
+def test_overfit_one_batch_crystal_diffusion(crystal_csv, tmp_path):
+    """The real generator (tiny config) fitted to one crystal: its fixed-noise loss falls clearly."""
+    pytest.importorskip("topodiff.generative.model")
+    from topodiff.training.lightning_module import build_model
+
+    cfg = _cfg(crystal_csv, tmp_path, "data.max_train_rows=1", "data.val_fraction=0", "data.batch_size=8",
+               "trainer.max_steps=200", "trainer.checkpoint_every=200", "optim.lr=1e-2", "optim.warmup_steps=10",
+               "ema.decay=0")
+    datasets = build_datasets(cfg.data)
+    batch = datasets[0].__getitems__([0] * 8)
+    torch.manual_seed(0)
+    model = build_model(to_container(cfg))
+    model.fit_statistics(**datasets[0].statistics())
+    model.eval()
+    before = _fixed_noise_loss(model, batch)
+    model.train()
+    train(cfg, model=model, datasets=datasets)
+    model.eval()
+    after = _fixed_noise_loss(model, batch)
+    assert after < before / 1.5, (before, after)
+
+
+class _Crash(pl.Callback):
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at:
+            raise RuntimeError("simulated crash")
+
+
+def test_checkpoint_contents_and_bitwise_resume(crystal_csv, tmp_path):
+    """An interrupted run resumed from its checkpoint ends with exactly the uninterrupted run's weights,
+    EMA and optimiser state; the checkpoint has the keys load_generator relies on."""
+    pytest.importorskip("topodiff.generative.model")
+    common = ("trainer.max_steps=12", "trainer.checkpoint_every=4", "trainer.val_every=6", "data.batch_size=8",
+              "data.max_train_rows=24", "optim.warmup_steps=3", "ema.decay=0.9")
+    cfg_a = _cfg(crystal_csv, tmp_path / "a", *common)
+    res_a = train(cfg_a)
+    assert res_a["global_step"] == 12
+    ck_a = read_checkpoint(tmp_path / "a" / "last.ckpt")
+
+    # contract: Lightning keys + hyper_parameters["config"] + ema_state_dict with model.state_dict() keys
+    for key in ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
+                "optimizer_states", "lr_schedulers", "hyper_parameters", "ema_state_dict"):
+        assert key in ck_a, key
+    assert ck_a["hyper_parameters"]["config"] == to_container(cfg_a)
+    model_keys = {k.removeprefix("model.") for k in ck_a["state_dict"]}
+    assert all(k.startswith("model.") for k in ck_a["state_dict"])
+    assert set(ck_a["ema_state_dict"]) == model_keys
+    assert ck_a["global_step"] == 12
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.ckpt")) == [
+        "last.ckpt", "step=000004.ckpt", "step=000008.ckpt", "step=000012.ckpt"]
+    assert (tmp_path / "a" / "config.yaml").is_file()
+    assert load_config(tmp_path / "a" / "config.yaml") == cfg_a
+    # EMA differs from the raw weights (decay 0.9) but is close to them
+    w = ck_a["state_dict"]
+    diffs = [float((ck_a["ema_state_dict"][k] - w["model." + k]).abs().max()) for k in model_keys
+             if w["model." + k].is_floating_point()]
+    assert max(diffs) > 0
+
+    cfg_b = _cfg(crystal_csv, tmp_path / "b", *common)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg_b, extra_callbacks=[_Crash(at=6)])
+    assert read_checkpoint(tmp_path / "b" / "last.ckpt")["global_step"] == 4
+    res_b = train(cfg_b, resume=True)
+    assert res_b["start_step"] == 4 and res_b["global_step"] == 12
+    assert res_b["resumed_from"].endswith("step=000004.ckpt")
+    ck_b = read_checkpoint(tmp_path / "b" / "last.ckpt")
+    for k, v in ck_a["state_dict"].items():
+        assert torch.equal(v, ck_b["state_dict"][k]), k
+    for k, v in ck_a["ema_state_dict"].items():
+        assert torch.equal(v, ck_b["ema_state_dict"][k]), k
+    sa, sb = ck_a["optimizer_states"][0]["state"], ck_b["optimizer_states"][0]["state"]
+    for i in sa:
+        assert torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"])
+    assert ck_a["lr_schedulers"][0]["last_epoch"] == ck_b["lr_schedulers"][0]["last_epoch"] == 12
+
+    # resuming a finished run is a no-op that reports the final step
+    res_c = train(cfg_b, resume=True)
+    assert res_c["global_step"] == 12
+
+
+def test_lr_schedule_shape():
+    kw = dict(warmup=10, max_steps=110, min_ratio=0.1)
+    f = [lr_factor(s, schedule="cosine", **kw) for s in range(110)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:9], f[1:10]))  # warm-up rises
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # cosine falls
+    assert f[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(110, schedule="cosine", **kw) == pytest.approx(0.1)
+    assert lr_factor(50, schedule="constant", **kw) == 1.0
+
+
+def test_unusable_data_is_an_input_error(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",material_id,cif,heat_all\n")
+    cfg = load_config(TINY_CONFIG, [f"data.train={empty}", f"output_dir={tmp_path / 'o'}"])
+    with pytest.raises(TopodiffInputError):
+        train(cfg)
+    cfg = load_config(TINY_CONFIG, [f"data.train={tmp_path / 'missing.csv'}", f"output_dir={tmp_path / 'o'}"])
+    with pytest.raises(TopodiffInputError, match="not found"):
+        train(cfg)
+
+
+def test_plateau_needs_validation(crystal_csv, tmp_path):
+    cfg = _cfg(crystal_csv, tmp_path, "optim.schedule=plateau", "data.val_fraction=0")
+    with pytest.raises(TopodiffInputError, match="plateau"):
+        train(cfg, model=LatticeRegressor())
+
+
+def test_two_sources_are_concatenated(crystal_csv, tmp_path):
+    other = write_crystal_csv(tmp_path / "other.csv", 6, seed=5)
+    cfg = load_config(TINY_CONFIG, [f"data.train=[{crystal_csv},{other}]", "data.val_fraction=0",
+                                    "data.max_train_rows=0"])
+    train_set, val_set = build_datasets(cfg.data)
+    assert len(train_set) == 48 + 6 and val_set is None
