@@ -68,6 +68,7 @@ def test_extxyz_frames_sources_info_and_bad_frame():
     assert records[0].ok and records[0].properties["energy_per_atom"] == pytest.approx(-5.4)
     assert records[0].labels["topo_class"] == "trivial_insulator"
     assert not records[1].ok and "overlapping" in records[1].error
+    assert records[1].raw is not None and len(records[1].raw) == 2  # kept for validity metrics
     assert records[2].ok and records[2].structure.composition.reduced_formula == "CsCl"
 
 

@@ -79,7 +79,8 @@ def test_kane_mele_critical_staggered_field() -> None:
     assert crit == pytest.approx(3 * np.sqrt(3) * lam_so, rel=1e-3)
     assert res.transitions[0]["gap"] < 1e-3
     # the same through the model's own parameter
-    res2 = field_sweep(("kane_mele", {"lambda_r": 0.0, "lambda_so": lam_so}), "lambda_v", np.linspace(0.0, 0.6, 7), "z2")
+    res2 = field_sweep(("kane_mele", {"lambda_r": 0.0, "lambda_so": lam_so}), "lambda_v",
+                       np.linspace(0.0, 0.6, 7), "z2")
     assert res2.transitions[0]["critical"] == pytest.approx(crit, rel=1e-6)
 
 

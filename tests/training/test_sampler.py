@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from topodiff.errors import TopodiffInputError
-from topodiff.training.datamodule import StepBatchSampler
+from topodiff.training.datasets import StepBatchSampler
 
 
 def _take(sampler: StepBatchSampler, n: int) -> list[list[int]]:

@@ -11,7 +11,7 @@ from torch import nn
 from topodiff.errors import TopodiffInputError
 from topodiff.training.checkpoint_files import read_checkpoint
 from topodiff.training.config import load_config, to_container
-from topodiff.training.datamodule import build_datasets
+from topodiff.training.datasets import build_datasets
 from topodiff.training.lightning_module import lr_factor
 from topodiff.training.run import train
 

@@ -15,12 +15,15 @@ def register(app: typer.Typer) -> None:
     @app.command("bands")
     def bands_cmd(
         model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, or built-in model name"),
-        param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
+        param: Optional[list[str]] = typer.Option(None, "--param",
+                                               help="built-in model parameter KEY=VALUE (repeatable)"),
         filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
         num: int = typer.Option(300, "--num", help="k-points along the path"),
         nk: Optional[int] = typer.Option(None, "--nk", help="k-grid per direction for the gaps"),
         ribbon: Optional[int] = typer.Option(None, "--ribbon", help="cut a ribbon/slab N cells wide (2D/3D models) "
                                                                       "and show its edge spectrum"),
+        efield: float = typer.Option(0.0, "--efield", help="with --ribbon: electric field across it (V/Å), "
+                                                             "onsite −e E·r"),
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
@@ -39,19 +42,26 @@ def register(app: typer.Typer) -> None:
         if ribbon is not None:
             from topodiff.physics.finite import cut, edge_spectrum
 
-            geom = cut(m, ribbon)
-            if geom.model.dim != 1:
+            if m.dim != 2:
                 raise TopodiffInputError("--ribbon edge spectra are drawn for 2D models (ribbons)")
+            geom = cut(m, ribbon)
+            if efield:
+                from topodiff.physics.fields import electric_field
+
+                geom = electric_field(geom, efield)
             spec = edge_spectrum(geom, nk=num)
-            result.update({"ribbon_cells": ribbon, "k": spec.k[:, 0].tolist(), "energies": spec.energies.tolist(),
-                           "side": spec.side.tolist()})
+            result.update({"ribbon_cells": ribbon, "efield": efield, "k": spec.k[:, 0].tolist(),
+                           "energies": spec.energies.tolist(), "side": spec.side.tolist()})
             if out is not None:
                 from topodiff.physics.plots import plot_edge_spectrum
 
                 pad = max(0.5, abs(gaps.indirect))
-                plot_edge_spectrum(spec, out, title=f"{m.name}: ribbon of {ribbon} cells",
+                plot_edge_spectrum(spec, out, title=f"{m.name}: ribbon of {ribbon} cells"
+                                   + (f", E = {efield:g} V/Å" if efield else ""),
                                    ylim=(gaps.vbm - 2 * pad, gaps.cbm + 2 * pad))
         else:
+            if efield:
+                raise TopodiffInputError("--efield needs --ribbon (a uniform field is not periodic)")
             bs = band_structure(m, n=num)
             result.update({"labels": bs.labels, "ticks": bs.ticks.tolist(), "x": bs.x.tolist(),
                            "energies": bs.energies.tolist()})

@@ -131,6 +131,7 @@ def register(app: typer.Typer) -> None:
         for key, path in summary["files"].items():
             print(f"{key:28s} {path}")
         crit = summary["kane_mele_critical_field"]
-        print(f"Kane-Mele critical λ_v = {crit['computed']:.6f} eV (3√3 λ_SO = {crit['analytic_3sqrt3_lambda_so']:.6f})")
+        print(f"Kane-Mele critical λ_v = {crit['computed']:.6f} eV "
+              f"(3√3 λ_SO = {crit['analytic_3sqrt3_lambda_so']:.6f})")
         print(f"known materials: {'all match' if summary['validate_known']['all_match'] else 'MISMATCH'}; "
               f"wall time {summary['wall_time_s']:.1f} s")

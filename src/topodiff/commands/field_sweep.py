@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Find where the invariant changes as a field grows (scan, then bisection / gap minimum)."""
         import numpy as np
 
-        from topodiff.physics.fields import field_sweep
+        from topodiff.physics.fields import field_sweep, model_builder
         from topodiff.physics.io import load_model
         from topodiff.physics.library import list_models
 
@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
             raise TopodiffInputError(f"field sweeps need a 2D model, got {base.dim}D")
         inv = invariant or ("z2" if base.spinful else "chern")
         source = (model.lower(), params) if model.lower() in list_models() else base
+        model_builder(source, field)  # rejects an unknown field before the scan starts
         print(f"sweeping {field} over [{a:g}, {b:g}] ({num} points, invariant {inv})", file=sys.stderr)
         res = field_sweep(source, field, np.linspace(a, b, num), inv, nk=nk)
         doc = {"model": base.name, **res.to_dict(),

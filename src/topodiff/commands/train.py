@@ -40,9 +40,12 @@ def register(app: typer.Typer) -> None:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
+        from topodiff.training.datasets import build_datasets
+
+        datasets = build_datasets(cfg.data)  # bad data fails here, before Lightning is imported
         from topodiff.training.run import train
 
-        summary = train(cfg, resume=resume)
+        summary = train(cfg, resume=resume, datasets=datasets)
         if summary.get("rank", 0) != 0:
             return
         if json_out:

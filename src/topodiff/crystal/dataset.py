@@ -298,14 +298,7 @@ def build_arrays(source: str | os.PathLike, *, standardize: bool = False,
     """Read ``source`` into arrays; returns (arrays, skipped records)."""
     from topodiff.crystal import io as cio
 
-    records = cio.read_structures(source, num_workers=num_workers)
-    if standardize:
-        for r in records:
-            if r.ok:
-                try:
-                    r.structure = cio.standardize(r.structure)
-                except Exception as exc:  # symmetry search failure on a weird cell
-                    r.structure, r.error = None, f"standardisation failed: {exc}"
+    records = cio.read_structures(source, num_workers=num_workers, standardize=standardize)
     skipped = [r for r in records if not r.ok]
     arrays = CrystalArrays.from_records(records)
     return arrays, skipped

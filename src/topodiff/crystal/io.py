@@ -53,6 +53,8 @@ class StructureRecord:
     error : one-line reason the entry is unusable, else ``None``.
     properties : numeric properties (CSV columns, extxyz info), float.
     labels : text properties (e.g. ``formula``, ``topo_class``, ``material_id``).
+    raw : the parsed structure when it was rejected by a check (overlapping atoms, degenerate
+        cell, ...) rather than unreadable — for validity metrics that must count such crystals.
     """
 
     source: str
@@ -60,6 +62,7 @@ class StructureRecord:
     error: str | None = None
     properties: dict[str, float] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    raw: Any | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -136,7 +139,8 @@ def _record(source: str, make: Any, kind: str, properties: dict | None = None,
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return StructureRecord(source, None, f"unreadable {kind}: {msg}", properties or {}, labels or {})
     error = check_structure(structure)
-    return StructureRecord(source, None if error else structure, error, properties or {}, labels or {})
+    return StructureRecord(source, None if error else structure, error, properties or {}, labels or {},
+                           raw=structure if error else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,50 +311,62 @@ def _csv_rows(path: Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, n
     return cifs, numeric, text
 
 
-def _parse_cif_rows(args: tuple[str, list[tuple[int, str]]]) -> list[tuple[int, Any, str | None]]:
-    """Worker: parse and validate CIF texts; returns (row, structure | None, error | None)."""
-    _, rows = args
+def _standardize_record(rec: StructureRecord) -> StructureRecord:
+    if rec.ok:
+        try:
+            rec.structure = standardize(rec.structure)
+        except Exception as exc:  # symmetry search failure on a pathological cell
+            rec.structure, rec.error = None, f"standardisation failed: {exc}"
+    return rec
+
+
+def _parse_cif_rows(args: tuple[bool, list[tuple[int, str]]]) -> list[tuple[int, Any, str | None, Any]]:
+    """Worker: parse, validate (and optionally standardise) CIF texts → (row, structure, error, raw)."""
+    std, rows = args
     out = []
     for row, cif in rows:
         rec = _record("", lambda c=cif: structure_from_cif_text(c), "CIF")
-        out.append((row, rec.structure, rec.error))
+        if std:
+            rec = _standardize_record(rec)
+        out.append((row, rec.structure, rec.error, rec.raw))
     return out
 
 
-def _read_csv(path: Path, num_workers: int | None = None) -> list[StructureRecord]:
+def _read_csv(path: Path, num_workers: int | None = None, std: bool = False) -> list[StructureRecord]:
     src = str(path)
     cifs, numeric, text = _csv_rows(path)
     n = len(cifs)
-    parsed = _parse_parallel(cifs, num_workers)
+    parsed = _parse_parallel(cifs, num_workers, std)
     records = []
     for row in range(n):
-        structure, error = parsed[row]
+        structure, error, raw = parsed[row]
         props = {k: float(v[row]) for k, v in numeric.items()}
         labels = {k: v[row] for k, v in text.items() if v[row] is not None}
-        records.append(StructureRecord(f"{src}#{row}", structure, error, props, labels))
+        records.append(StructureRecord(f"{src}#{row}", structure, error, props, labels, raw=raw))
     return records
 
 
-def _parse_parallel(cifs: Sequence[str], num_workers: int | None) -> list[tuple[Any, str | None]]:
+def _parse_parallel(cifs: Sequence[str], num_workers: int | None,
+                    std: bool = False) -> list[tuple[Any, str | None, Any]]:
     """Parse CIF texts, in a process pool when there are many (``num_workers=None``: automatic)."""
     n = len(cifs)
     if num_workers is None:
-        num_workers = min(os.cpu_count() or 1, 4) if n >= 2000 else 1
+        num_workers = min(os.cpu_count() or 1, 4) if n >= 1000 else 1
     items = list(enumerate(cifs))
     if num_workers <= 1 or n < 2 * num_workers:
-        results = _parse_cif_rows(("", items))
+        results = _parse_cif_rows((std, items))
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
 
         chunk = max(1, math.ceil(n / (4 * num_workers)))
-        chunks = [("", items[i:i + chunk]) for i in range(0, n, chunk)]
+        chunks = [(std, items[i:i + chunk]) for i in range(0, n, chunk)]
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         with cf.ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx) as pool:
             results = [r for part in pool.map(_parse_cif_rows, chunks) for r in part]
-    out: list[tuple[Any, str | None]] = [(None, "not parsed")] * n
-    for row, structure, error in results:
-        out[row] = (structure, error)
+    out: list[tuple[Any, str | None, Any]] = [(None, "not parsed", None)] * n
+    for row, structure, error, raw in results:
+        out[row] = (structure, error, raw)
     return out
 
 
@@ -385,13 +401,15 @@ def structure_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_structures(path: str | os.PathLike, *, num_workers: int | None = None) -> list[StructureRecord]:
+def read_structures(path: str | os.PathLike, *, num_workers: int | None = None,
+                    standardize: bool = False) -> list[StructureRecord]:
     """Read every structure in ``path`` (file or directory, see the module docstring).
 
     Parameters
     ----------
     path : CIF, POSCAR/CONTCAR/*.vasp, extxyz, CDVAE-style CSV, or a directory of them.
-    num_workers : processes used to parse a large CSV (``None``: automatic, 1 for < 2000 rows).
+    num_workers : processes used to parse a large CSV (``None``: automatic, 1 for < 1000 rows).
+    standardize : return Niggli-reduced primitive cells (:func:`standardize`).
 
     Returns
     -------
@@ -401,15 +419,17 @@ def read_structures(path: str | os.PathLike, *, num_workers: int | None = None) 
     for file in structure_files(path):
         kind = _kind(file)
         if kind == "csv":
-            out.extend(_read_csv(file, num_workers))
-        elif kind == "extxyz":
-            out.extend(_read_extxyz(file))
+            out.extend(_read_csv(file, num_workers, standardize))
+            continue
+        if kind == "extxyz":
+            records = _read_extxyz(file)
         elif kind == "poscar":
-            out.extend(_read_poscar(file))
+            records = _read_poscar(file)
         elif kind == "cif":
-            out.extend(_read_cif(file))
+            records = _read_cif(file)
         else:  # a single file of unknown type: let pymatgen guess, else say what is accepted
-            out.extend(_read_guess(file))
+            records = _read_guess(file)
+        out.extend([_standardize_record(r) for r in records] if standardize else records)
     return out
 
 

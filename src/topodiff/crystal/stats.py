@@ -71,8 +71,9 @@ def dataset_stats(arrays: CrystalArrays, *, symprec: float = 0.1, manifest: dict
     n_el = np.bincount(pairs[:, 0], minlength=n) if n else np.zeros(0, int)
     order = np.argsort(-z_atoms, kind="stable")
     elements = {Element.from_Z(int(z)).symbol: int(z_atoms[z]) for z in order if z > 0 and z_atoms[z] > 0}
-    elements_structures = {Element.from_Z(int(z)).symbol: int(z_structs[z]) for z in order
-                           if z > 0 and z_atoms[z] > 0}
+    order_s = np.argsort(-z_structs, kind="stable")
+    elements_structures = {Element.from_Z(int(z)).symbol: int(z_structs[z]) for z in order_s
+                           if z > 0 and z_structs[z] > 0}
     sg = space_groups(arrays, symprec=symprec) if n else np.zeros(0, int)
     sg_counts = Counter(int(s) for s in sg)
     systems = Counter(_crystal_system(int(s)) for s in sg)
@@ -120,8 +121,7 @@ def plot_stats(stats: dict[str, Any], path: str | os.PathLike, *, top_elements: 
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7), constrained_layout=True)
-    els = list(stats["elements_structures"].items())[:top_elements]
-    els.sort(key=lambda kv: -kv[1])
+    els = sorted(stats["elements_structures"].items(), key=lambda kv: -kv[1])[:top_elements]
     ax1.bar(range(len(els)), [v for _, v in els], color="#3b75af")
     ax1.set_xticks(range(len(els)), [k for k, _ in els], rotation=90, fontsize=8)
     ax1.set_ylabel("structures containing")

@@ -226,12 +226,115 @@ class CrystalSampler:
         return None
 
 
-def _worker(args: tuple[dict, int, list[int], bool]) -> list[tuple[int, Any, dict | None]]:
-    kwargs, seed, indices, charge_balance = args
+# ---------------------------------------------------------------------------------------------
+# substitution into known topological prototypes (label balance: random crystals are ~90 % metals)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prototype:
+    """A parent crystal whose sites may be substituted by chemically similar elements.
+
+    ``sites``: (parent element, fractional coordinates of the Wyckoff representative, allowed
+    substitutes). ``lattice``: pymatgen ``Lattice`` constructor name and its arguments (Å).
+    """
+
+    name: str
+    spg: int
+    lattice: tuple[str, tuple[float, ...]]
+    sites: tuple[tuple[str, tuple[float, float, float], tuple[str, ...]], ...]
+    reference: str
+
+
+#: Parents of the main topological families (experimental structures of the parent compound).
+PROTOTYPES: dict[str, Prototype] = {p.name: p for p in (
+    Prototype("tetradymite", 166, ("hexagonal", (4.143, 28.636)),
+              (("Bi", (0.0, 0.0, 0.4008), ("Bi", "Sb")), ("Se", (0.0, 0.0, 0.0), ("Se", "Te", "S")),
+               ("Se", (0.0, 0.0, 0.2117), ("Se", "Te", "S"))),
+              "Bi2Se3, R-3m: Nakajima, J. Phys. Chem. Solids 24, 479 (1963)"),
+    Prototype("rocksalt", 225, ("cubic", (6.327,)),
+              (("Sn", (0.0, 0.0, 0.0), ("Sn", "Pb", "Ge")), ("Te", (0.5, 0.5, 0.5), ("Te", "Se", "S"))),
+              "SnTe, Fm-3m, a = 6.327 Å: Hsieh et al., Nat. Commun. 3, 982 (2012)"),
+    Prototype("zincblende", 216, ("cubic", (6.46,)),
+              (("Hg", (0.0, 0.0, 0.0), ("Hg", "Cd", "Zn")), ("Te", (0.25, 0.25, 0.25), ("Te", "Se", "S"))),
+              "HgTe, F-43m, a = 6.46 Å: Bernevig, Hughes, Zhang, Science 314, 1757 (2006)"),
+    Prototype("na3bi", 194, ("hexagonal", (5.448, 9.655)),
+              (("Na", (0.0, 0.0, 0.25), ("Na", "K", "Rb")), ("Na", (1 / 3, 2 / 3, 0.583), ("Na", "K", "Rb")),
+               ("Bi", (1 / 3, 2 / 3, 0.25), ("Bi", "Sb"))),
+              "Na3Bi, P6_3/mmc: Wang et al., Phys. Rev. B 85, 195320 (2012)"),
+    Prototype("half_heusler", 216, ("cubic", (6.65,)),
+              (("Bi", (0.0, 0.0, 0.0), ("Bi", "Sb")), ("Pt", (0.25, 0.25, 0.25), ("Pt", "Pd", "Au")),
+               ("Y", (0.5, 0.5, 0.5), ("Y", "Lu", "La", "Sc"))),
+              "YPtBi, F-43m, a = 6.65 Å: Chadov et al., Nat. Mater. 9, 541 (2010)"),
+    Prototype("a7", 166, ("hexagonal", (4.546, 11.862)),
+              (("Bi", (0.0, 0.0, 0.2341), ("Bi", "Sb", "As")),),
+              "Bi (A7), R-3m: Cucka & Barrett, Acta Cryst. 15, 865 (1962)"),
+)}
+
+
+def _atomic_radius(symbol: str) -> float:
+    from pymatgen.core.periodic_table import Element
+
+    r = Element(symbol).atomic_radius
+    return float(r) if r is not None else 1.5
+
+
+def substitute_prototype(proto: Prototype, rng: np.random.Generator, *, strain: float = 0.02,
+                         standardize: bool = True) -> tuple[Any, dict]:
+    """One substituted crystal: each site's element drawn from its substitutes (sites sharing a parent
+    element keep sharing it), the cell scaled by the mean ratio of atomic radii and each lattice
+    parameter of the prototype then strained by up to ``strain`` (relative), which keeps the space
+    group."""
+    from pymatgen.core import Lattice, Structure
+
+    from topodiff.crystal.io import standardize as std
+
+    choice: dict[str, str] = {}
+    for parent, _, subs in proto.sites:
+        if parent not in choice:
+            choice[parent] = str(rng.choice(subs))
+    params = np.asarray(proto.lattice[1], dtype=np.float64)
+    ratio = np.mean([_atomic_radius(choice[p]) / _atomic_radius(p) for p, _, _ in proto.sites])
+    params = params * ratio * (1.0 + rng.uniform(-strain, strain, size=params.shape))
+    lattice = getattr(Lattice, proto.lattice[0])(*params)
+    with _quiet():
+        s = Structure.from_spacegroup(proto.spg, lattice, [choice[p] for p, _, _ in proto.sites],
+                                      [list(c) for _, c, _ in proto.sites])
+    if standardize:
+        s = std(s)
+    return s, {"prototype": proto.name, "substitution": ",".join(f"{k}->{v}" for k, v in choice.items())}
+
+
+def _prototype_one(i: int, seed: int, names: Sequence[str], crystal_filter: StructureFilter, strain: float,
+                   standardize: bool, max_tries: int = 20) -> tuple[Any, dict] | None:
+    rng = np.random.default_rng([seed, i, 1])
+    for _ in range(max_tries):
+        proto = PROTOTYPES[names[int(rng.integers(len(names)))]]
+        s, info = substitute_prototype(proto, rng, strain=strain, standardize=standardize)
+        if crystal_filter.check(s) is None:
+            return s, {**info, "space_group_target": proto.spg, "wyckoff": "", "attempts": 1}
+    return None
+
+
+def _check_prototypes(names: Sequence[str] | None) -> list[str]:
+    names = list(names) if names else list(PROTOTYPES)
+    bad = [n for n in names if n not in PROTOTYPES]
+    if bad:
+        raise TopodiffInputError(f"unknown prototype(s) {', '.join(bad)}; known: {', '.join(PROTOTYPES)}")
+    return names
+
+
+def _is_prototype(i: int, seed: int, fraction: float) -> bool:
+    return fraction > 0 and np.random.default_rng([seed, i, 2]).random() < fraction
+
+
+def _worker(args: tuple[dict, int, list[int], bool, dict]) -> list[tuple[int, Any, dict | None]]:
+    kwargs, seed, indices, charge_balance, proto = args
     sampler = CrystalSampler(**kwargs)
     out = []
     for i in indices:
-        res = sampler.sample_one(np.random.default_rng([seed, i]), charge_balance=charge_balance)
+        if _is_prototype(i, seed, proto["fraction"]):
+            res = _prototype_one(i, seed, proto["names"], sampler.filter, proto["strain"], sampler.standardize)
+        else:
+            res = sampler.sample_one(np.random.default_rng([seed, i]), charge_balance=charge_balance)
         out.append((i, None, None) if res is None else (i, res[0], res[1]))
     return out
 
@@ -240,7 +343,9 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
                min_distance: float = 1.0, density_range: tuple[float, float] | None = (0.5, 25.0),
                charge_balance: bool = False, space_groups: Sequence[int] | None = None,
                standardize: bool = True, num_workers: int = 1, progress: bool = True,
-               return_info: bool = False) -> list[Any] | tuple[list[Any], list[dict]]:
+               return_info: bool = False, prototype_fraction: float = 0.0,
+               prototypes: Sequence[str] | None = None,
+               prototype_strain: float = 0.02) -> list[Any] | tuple[list[Any], list[dict]]:
     """Generate ``num`` random crystals that pass the quality filters.
 
     Parameters
@@ -256,7 +361,13 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
     standardize : Niggli-reduced primitive cells (else pyxtal's conventional cell).
     num_workers : processes (results do not depend on it).
     progress : tqdm bar on stderr.
-    return_info : also return per-crystal metadata (target space group, Wyckoff sites).
+    return_info : also return per-crystal metadata (target space group, Wyckoff sites, prototype).
+    prototype_fraction : probability that crystal ``i`` is a substituted topological prototype
+        (:data:`PROTOTYPES`: tetradymite, rock salt, zinc blende, Na3Bi, half-Heusler, A7) instead
+        of a random one — random crystals in this chemical space are mostly metals, and a
+        conditional generator needs examples of every class.
+    prototypes : restrict to these prototype names.
+    prototype_strain : largest random strain applied to a substituted prototype cell.
 
     Returns
     -------
@@ -267,6 +378,10 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
         raise TopodiffInputError(f"num must be >= 0, got {num}")
     if density_range is not None and not density_range[0] < density_range[1]:
         raise TopodiffInputError(f"density_range must be (low, high) with low < high, got {density_range}")
+    if not 0.0 <= prototype_fraction <= 1.0:
+        raise TopodiffInputError(f"prototype_fraction must be in [0, 1], got {prototype_fraction}")
+    proto = {"fraction": float(prototype_fraction), "names": _check_prototypes(prototypes),
+             "strain": float(prototype_strain)}
     filt = StructureFilter(min_distance=min_distance, density_range=density_range,
                            max_atoms=None, charge_balance=charge_balance)
     kwargs = dict(elements=list(elements) if elements else None, max_atoms=max_atoms,
@@ -276,7 +391,8 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
     from tqdm import tqdm
 
     chunk = max(1, min(25, -(-num // max(1, 4 * num_workers))))
-    jobs = [(kwargs, seed, list(range(a, min(num, a + chunk))), charge_balance) for a in range(0, num, chunk)]
+    jobs = [(kwargs, seed, list(range(a, min(num, a + chunk))), charge_balance, proto)
+            for a in range(0, num, chunk)]
     results: dict[int, tuple[Any, dict | None]] = {}
     bar = tqdm(total=num, desc="synthesizing", unit="crystal", file=sys.stderr, disable=not progress)
     try:

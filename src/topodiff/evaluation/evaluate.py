@@ -309,6 +309,8 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
         rm = _stats(rmsd)
         summary["rmsd_to_relaxed"] = rm["mean"] if rm else None
         summary["rmsd_to_relaxed_stats"] = rm
+        n_relaxed = sum(1 for i in range(n) if relaxed[i] is not None)
+        summary["rmsd_match_fraction"] = float((rm["count"] if rm else 0) / n_relaxed) if n_relaxed else None
         summary["displacement_rmsd"] = _stats([rows[i].get("displacement_rmsd") for i in range(n)])
         summary["relax_converged_fraction"] = float(np.mean([bool(rows[i].get("relax_converged")) for i in range(n)]))
         summary["relax_failed"] = int(sum(1 for i in range(n) if rows[i].get("relax_error")))

@@ -258,7 +258,10 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
     target = conditions.get("topo_class") if isinstance(conditions, dict) else None
 
     for r in rows:
-        for key, what in (("read_error", "read"), ("relax_error", "relax"), ("screen_error", "screen")):
+        if r.get("read_error"):   # later stages only repeat that the crystal is missing or invalid
+            messages.append(f"{r.get('source')}: {r['read_error']}")
+            continue
+        for key, what in (("relax_error", "relax"), ("screen_error", "screen")):
             if r.get(key):
                 messages.append(f"{r.get('source')}: {what}: {r[key]}")
         if r.get("structure_valid") is False and not r.get("read_error") and r.get("min_distance") is not None:
@@ -283,9 +286,9 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
         if ne.size:
             rn = np.asarray(refd.get("num_elements", []), dtype=float)
             figs.append(("#elements", _hist_vs(ne, rn if rn.size else None, "Number of elements", "distinct elements", True)))
-        rm = np.array([r["rmsd_to_relaxed"] for r in ok if r.get("rmsd_to_relaxed") is not None])
+        rm = np.array([r["displacement_rmsd"] for r in ok if r.get("displacement_rmsd") is not None])
         if rm.size:
-            figs.append(("RMSD", _hist_vs(rm, None, "RMSD generated → relaxed (CHGNet)", "Å")))
+            figs.append(("RMSD", _hist_vs(rm, None, "RMS displacement generated → relaxed (CHGNet)", "Å")))
         ef = np.array([r["energy_final"] for r in ok if r.get("energy_final") is not None])
         if ef.size:
             figs.append(("Energy", _hist_vs(ef, None, "CHGNet energy of relaxed crystals", "eV/atom")))

@@ -4,8 +4,9 @@ For each crystal (:func:`screen_structure`):
 
 1. build the spinful Slater-Koster model (:func:`topodiff.physics.slater_koster.structure_to_tb`);
 2. diagonalise ``H(κ)`` on a Γ-centred grid with an even number of points per direction (so the
-   eight TRIM are on it), ``n_i = 2⌈k_density / (2|a_i|)⌉`` (``k_density`` in Å), plus the 26
-   points of ``{0, 1/3, 2/3}³`` (hexagonal K points);
+   eight TRIM are on it), ``n_i = 2⌈k_density / (2|a_i|)⌉`` (``k_density`` in Å), plus, for cells
+   with a hexagonal net (two equal vectors at 60°/120°), the 26 points of ``{0, 1/3, 2/3}³``
+   (the K points, where graphene-like Dirac cones sit);
 3. ``gap`` = lowest conduction energy − highest valence energy over the grid at the filling
    (indirect gap, eV, clipped at 0) and ``direct_gap`` = min over the grid of ``E_f − E_{f−1}``.
    The crystal is a **metal** when the gap selected by ``metal_rule`` is below ``gap_tol``
@@ -17,7 +18,9 @@ For each crystal (:func:`screen_structure`):
    ``metal_rule="indirect"`` also calls band overlap (``gap`` < tol) a metal;
 4. Z2 indices ``[ν0, ν1, ν2, ν3]`` of the occupied bands whenever the *direct* gap on the grid is
    at least ``gap_tol``: Fu-Kane parity at the 8 TRIM when spglib finds inversion symmetry, else
-   the Wannier-centre route ``topodiff.physics.z2.z2_invariant`` (when available);
+   the Wannier-centre route ``topodiff.physics.z2.z2_invariant`` (when available; skipped, with an
+   ``error``, for models with more than ``wcc_max_bands`` = 96 bands because it takes seconds to
+   minutes per crystal);
 5. ``topo_class``: ``metal``; else ``strong_ti`` (ν0 = 1), ``weak_ti`` (ν0 = 0, some νi = 1) or
    ``trivial_insulator``. For metals ``z2`` still describes the lower bands when they are
    separated by a direct gap (e.g. a semimetal with inverted bands).
@@ -40,8 +43,9 @@ TOPO_CLASSES = ("trivial_insulator", "strong_ti", "weak_ti", "metal")
 GAP_TOL = 0.01  # eV
 K_DENSITY = 20.0  # Å
 K_CHUNK = 64  # k-points per eigvalsh call (bounds memory for large cells)
-# The 26 points of {0, 1/3, 2/3}^3 other than Γ are added to every mesh: they hold the K points of
-# hexagonal cells in either setting, where graphene-like Dirac cones sit.
+WCC_MAX_BANDS = 96  # the WCC route (no inversion) is skipped for larger models: seconds to minutes each
+# The 26 points of {0, 1/3, 2/3}^3 other than Γ are added to the mesh of hexagonal cells: they hold
+# the K points in either setting (γ = 60° or 120°), where graphene-like Dirac cones sit.
 THIRDS = np.stack(np.meshgrid(*[np.array([0.0, 1 / 3, 2 / 3])] * 3, indexing="ij"), -1).reshape(-1, 3)[1:]
 
 
@@ -49,6 +53,17 @@ def k_mesh_shape(lattice: np.ndarray, k_density: float = K_DENSITY) -> tuple[int
     """Even Γ-centred mesh ``(n1, n2, n3)``, ``n_i = 2⌈k_density / (2|a_i|)⌉`` (≥ 2)."""
     lengths = np.linalg.norm(np.asarray(lattice, float), axis=1)
     return tuple(int(max(2, 2 * math.ceil(k_density / (2.0 * a)))) for a in lengths)  # type: ignore[return-value]
+
+
+def has_hexagonal_pair(lattice: np.ndarray, tol_deg: float = 1.0) -> bool:
+    """True when two lattice vectors of equal length meet at 60° or 120° (a hexagonal net)."""
+    a = np.asarray(lattice, float)
+    n = np.linalg.norm(a, axis=1)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        ang = np.degrees(np.arccos(np.clip(a[i] @ a[j] / (n[i] * n[j]), -1, 1)))
+        if abs(n[i] - n[j]) < 1e-3 * n[i] and min(abs(ang - 60), abs(ang - 120)) < tol_deg:
+            return True
+    return False
 
 
 def half_mesh(mesh: tuple[int, int, int]) -> np.ndarray:
@@ -113,7 +128,7 @@ def _wcc_z2(model: Any) -> list[int] | None:
 def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cutoff: float | None = None,
                      params: dict[str, Any] | None = None, gap_tol: float = GAP_TOL,
                      k_density: float = K_DENSITY, symprec: float = 1e-3,
-                     metal_rule: str = "direct") -> dict[str, Any]:
+                     metal_rule: str = "direct", wcc_max_bands: int = WCC_MAX_BANDS) -> dict[str, Any]:
     """Screen one crystal.
 
     Returns
@@ -131,7 +146,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     model = structure_to_tb(structure, basis=basis, soc=soc, cutoff=cutoff, params=params)
     sg, _, symmetry = _symmetry(structure, symprec)
     mesh = k_mesh_shape(model.lattice, k_density)
-    k = np.concatenate([half_mesh(mesh), THIRDS])
+    k = np.concatenate([half_mesh(mesh), THIRDS]) if has_hexagonal_pair(model.lattice) else half_mesh(mesh)
     filling = model.occupied
     gap, direct = band_edges(model, k, filling)
     row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "space_group": sg,
@@ -148,6 +163,9 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
         if inv is not None:
             res = parity_z2(model, np.repeat(np.arange(n_at), n_o), np.tile(orbital_parity(basis), n_at), *inv)
             row["z2"], row["method"] = [int(x) for x in res["z2"]], "parity"
+        elif not metal and model.num_bands > wcc_max_bands:
+            row["error"] = (f"no inversion symmetry and {model.num_bands} bands > wcc_max_bands={wcc_max_bands}: "
+                            "WCC Z2 skipped")
         elif not metal:
             try:
                 z2 = _wcc_z2(model)

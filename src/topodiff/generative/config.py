@@ -18,12 +18,13 @@ class ModelConfig:
     """
 
     # --- denoiser (periodic transformer) ---
-    hidden: int = 128            # node width
+    hidden: int = 96             # node width
     layers: int = 4              # transformer blocks
     heads: int = 4               # attention heads
-    pair_dim: int = 64           # width of the pair-geometry embedding
+    ffn_mult: int = 2            # feed-forward width = ffn_mult · hidden
+    pair_dim: int = 32           # width of the pair-geometry embedding
     num_freqs: int = 8           # Fourier features sin/cos(2π k Δf), k = 1..num_freqs
-    num_rbf: int = 24            # Gaussian radial basis over periodic images
+    num_rbf: int = 10            # Gaussian radial basis over periodic images
     rbf_cutoff: float = 7.0      # Å, smooth cutoff of the radial basis
     image_range: int = 1         # images n ∈ {-r..r}³ in the pair sums
     max_z: int = 100             # largest atomic number the species head can produce

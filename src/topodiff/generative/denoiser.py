@@ -61,10 +61,11 @@ class PairGeometry(nn.Module):
         d = d - torch.round(d)
         arg = 2 * math.pi * d[..., None] * self.freqs             # [B, i, j, 3, K]
         fourier = torch.cat([torch.sin(arg), torch.cos(arg)], -1).flatten(-2)
-        metric = lattice @ lattice.transpose(1, 2)                # G = L Lᵀ (rows are vectors)
+        # periodic images: Cartesian (Δf + n) L via broadcasting (a batched matmul of 3x3 blocks is slow on CPU)
         dn = d[..., None, :] + self.shifts                        # [B, i, j, M, 3]
-        r2 = torch.einsum("bijma,bac,bijmc->bijm", dn, metric, dn)
-        r = torch.sqrt(r2.clamp_min(1e-10))
+        lat = lattice[:, None, None, None]                        # [B, 1, 1, 1, 3, 3]
+        cart = (dn[..., 0:1] * lat[..., 0, :] + dn[..., 1:2] * lat[..., 1, :] + dn[..., 2:3] * lat[..., 2, :])
+        r = torch.sqrt((cart * cart).sum(-1).clamp_min(1e-10))   # |(Δf+n) L| — depends on L only via G = L Lᵀ
         env = 0.5 * (torch.cos(math.pi * (r / self.cutoff).clamp(max=1.0)) + 1.0) * (r > 1e-3)
         rbf = torch.exp(-((r[..., None] - self.centers) / self.width) ** 2) * env[..., None]
         return torch.cat([fourier, rbf.sum(-2)], -1)
@@ -73,7 +74,7 @@ class PairGeometry(nn.Module):
 class GeometryBlock(nn.Module):
     """Pre-norm transformer block with adaLN time conditioning and pair-biased attention."""
 
-    def __init__(self, hidden: int, heads: int, pair_dim: int, dropout: float = 0.0) -> None:
+    def __init__(self, hidden: int, heads: int, pair_dim: int, dropout: float = 0.0, ffn_mult: int = 2) -> None:
         super().__init__()
         self.heads, self.dh = heads, hidden // heads
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False)
@@ -82,7 +83,8 @@ class GeometryBlock(nn.Module):
         self.pair_bias = nn.Linear(pair_dim, heads)
         self.pair_value = nn.Linear(pair_dim, hidden)
         self.out = nn.Linear(hidden, hidden)
-        self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(4 * hidden, hidden))
+        self.ffn = nn.Sequential(nn.Linear(hidden, ffn_mult * hidden), nn.SiLU(), nn.Dropout(dropout),
+                                 nn.Linear(ffn_mult * hidden, hidden))
         self.ada = nn.Linear(hidden, 6 * hidden)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
@@ -91,13 +93,14 @@ class GeometryBlock(nn.Module):
         b, n, hd = h.shape
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(ctx)[:, None, :].chunk(6, -1)
         x = self.norm1(h) * (1 + sc1) + sh1
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dh).unbind(2)
-        logits = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(self.dh)
-        logits = logits + self.pair_bias(pair).permute(0, 3, 1, 2)
-        logits = logits.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        attn = torch.softmax(logits, -1)
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dh).unbind(2)      # [B, n, h, d]
+        # crystals are small: elementwise products in a [B, i, j, h] layout beat many tiny bmm calls on CPU
+        logits = (q[:, :, None] * k[:, None, :]).sum(-1) / math.sqrt(self.dh)   # [B, i, j, h]
+        logits = logits + self.pair_bias(pair)
+        logits = logits.masked_fill(~key_mask[:, None, :, None], float("-inf"))
+        attn = torch.softmax(logits, 2)[..., None]                               # over j
         pv = self.pair_value(pair).view(b, n, n, self.heads, self.dh)
-        o = torch.einsum("bhij,bjhd->bihd", attn, v) + torch.einsum("bhij,bijhd->bihd", attn, pv)
+        o = (attn * (v[:, None] + pv)).sum(2)                                    # [B, i, h, d]
         h = h + (1 + g1) * self.out(o.reshape(b, n, hd))
         x = self.norm2(h) * (1 + sc2) + sh2
         return h + (1 + g2) * self.ffn(x)
@@ -115,7 +118,7 @@ class PeriodicTransformer(nn.Module):
                                       nn.Linear(cfg.pair_dim, cfg.pair_dim))
         self.species = SpeciesEmbedding(h, cfg.max_z, cfg.use_descriptors)
         self.cell = nn.Sequential(nn.Linear(7, h), nn.SiLU(), nn.Linear(h, h))
-        self.blocks = nn.ModuleList(GeometryBlock(h, cfg.heads, cfg.pair_dim, cfg.dropout) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(GeometryBlock(h, cfg.heads, cfg.pair_dim, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(h)
         self.coord_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 3))
         self.lattice_head = nn.Sequential(nn.Linear(2 * h, h), nn.SiLU(), nn.Linear(h, 9))

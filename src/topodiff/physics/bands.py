@@ -250,7 +250,8 @@ def density_of_states(energies: np.ndarray, *, sigma: float = 0.05, grid: np.nda
     return grid, dos * norm
 
 
-def model_dos(model: TBModel, nk: int | None = None, *, sigma: float = 0.05, n: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def model_dos(model: TBModel, nk: int | None = None, *, sigma: float = 0.05,
+              n: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """Density of states of ``model`` on a uniform ``nk^dim`` grid (see :func:`density_of_states`)."""
     nk = _default_nk(model.dim) if nk is None else int(nk)
     if nk <= 0:

@@ -123,7 +123,8 @@ class EdgeSpectrum:
     side: np.ndarray
 
 
-def state_location(geom: FiniteGeometry, vectors: torch.Tensor | np.ndarray, depth: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def state_location(geom: FiniteGeometry, vectors: torch.Tensor | np.ndarray,
+                   depth: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Edge weight and mean position of eigenvectors ``[..., nb, n_states]`` (columns are states).
 
     Returns ``(edge [..., n_states], side [..., n_states])`` as in :class:`EdgeSpectrum`.

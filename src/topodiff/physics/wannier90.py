@@ -37,7 +37,7 @@ _HERM_ATOL = 2e-5  # Wannier90 prints F12.6: 5e-7 rounding per entry, before div
 
 
 def _seed_path(path: Path, suffix: str) -> Path:
-    """``seed_hr.dat`` → ``seed<suffix>``; ``None``-like if the name does not end with ``_hr.dat``."""
+    """``seed_hr.dat`` → ``seed<suffix>`` in the same directory (other names: their stem + suffix)."""
     name = path.name
     seed = name[: -len("_hr.dat")] if name.endswith("_hr.dat") else path.stem
     return path.with_name(seed + suffix)
@@ -244,10 +244,9 @@ def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | P
     H = np.zeros((nrpts, num_wann, num_wann), dtype=np.complex128)
     block_of_row = np.repeat(np.arange(nrpts), num_wann * num_wann)
     H[block_of_row, m, n] = vals[:, 0] + 1j * vals[:, 1]
-    seen = np.zeros((nrpts, num_wann, num_wann), dtype=np.int64)
-    np.add.at(seen, (block_of_row, m, n), 1)
+    seen = np.bincount((block_of_row * num_wann + m) * num_wann + n, minlength=n_rows).reshape(nrpts, -1)
     if np.any(seen != 1):
-        b = int(np.argmax(np.any(seen != 1, axis=(1, 2))))
+        b = int(np.argmax(np.any(seen != 1, axis=1)))
         raise ModelError(f"{path}: R-point {Rpts[b].tolist()} does not list every (m, n) pair exactly once")
     H /= deg[:, None, None]
 

@@ -8,6 +8,8 @@ The network regresses the score divided by ``sqrt(λ(σ))``, ``λ(σ) = E_{x∼p
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from topodiff.generative.corruption.schedules import GeometricSigma
@@ -60,8 +62,21 @@ class WrappedNormalVE:
     ``q(f_t | f_0) = WN(f_0, σ(t)²)`` per coordinate with geometric σ(t).
     """
 
-    def __init__(self, sigma_min: float = 0.005, sigma_max: float = 0.5) -> None:
+    def __init__(self, sigma_min: float = 0.005, sigma_max: float = 0.5, table_size: int = 2048) -> None:
         self.sigma = GeometricSigma(sigma_min, sigma_max)
+        # λ(σ) tabulated on a log grid and interpolated (it is needed for every atom at every step)
+        self._log_lo, self._log_hi = math.log(sigma_min) - 1e-3, math.log(sigma_max) + 1e-3
+        grid = torch.linspace(self._log_lo, self._log_hi, table_size, dtype=torch.float64)
+        self._log_lam = torch.log(score_norm(torch.exp(grid))).to(torch.float32)
+
+    def norm(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``λ(σ)`` by linear interpolation of ``log λ`` on a log-σ grid (rel. error < 1e-5)."""
+        n = self._log_lam.numel()
+        u = ((torch.log(sigma.float()) - self._log_lo) / (self._log_hi - self._log_lo) * (n - 1)).clamp(0, n - 1)
+        i0 = u.floor().long().clamp(max=n - 2)
+        w = u - i0
+        table = self._log_lam.to(sigma.device)
+        return torch.exp(table[i0] * (1 - w) + table[i0 + 1] * w).to(sigma.dtype)
 
     def q_sample(self, frac0: torch.Tensor, t_atom: torch.Tensor, generator: torch.Generator | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +89,7 @@ class WrappedNormalVE:
         eps = torch.randn(frac0.shape, generator=generator, dtype=frac0.dtype, device=frac0.device)
         disp = sig * eps
         frac_t = torch.remainder(frac0 + disp, 1.0)
-        target = wrapped_normal_score(disp, sig) / torch.sqrt(score_norm(sig))
+        target = wrapped_normal_score(disp, sig) / torch.sqrt(self.norm(sig))
         return frac_t, target
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -83,7 +98,7 @@ class WrappedNormalVE:
 
     def score(self, pred: torch.Tensor, sigma_atom: torch.Tensor) -> torch.Tensor:
         """Un-normalise a network output ``pred [N,3]`` at ``sigma_atom [N]`` into a score."""
-        return pred * torch.sqrt(score_norm(sigma_atom))[:, None]
+        return pred * torch.sqrt(self.norm(sigma_atom))[:, None]
 
     def predictor_step(self, frac: torch.Tensor, score: torch.Tensor, sig_t: torch.Tensor, sig_s: torch.Tensor,
                        generator: torch.Generator | None = None) -> torch.Tensor:

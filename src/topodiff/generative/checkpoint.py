@@ -1,0 +1,128 @@
+"""Loading, exporting and listing generator checkpoints.
+
+Two layouts are read:
+
+* shipped / exported files (``format: topodiff-generator/1``): ``config`` (the full config dict; its
+  ``model`` section is a :class:`ModelConfig`), ``state_dict`` (EMA weights, no prefix), ``recipe``;
+* training checkpoints from ``topodiff train`` (Lightning): ``hyper_parameters["config"]`` and EMA
+  weights under ``ema_state_dict`` (preferred) or ``state_dict`` keys prefixed ``ema_model.`` / ``model.``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.config import ModelConfig
+from topodiff.io_utils import atomic_write, atomic_write_json
+
+FORMAT = "topodiff-generator/1"
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_CHECKPOINT = "perov5"
+
+
+def list_checkpoints() -> list[dict[str, Any]]:
+    """Shipped checkpoints: ``[{"name", "path", "size_bytes", "recipe"}]`` sorted by name."""
+    out = []
+    for p in sorted(CHECKPOINT_DIR.glob("*.ckpt")):
+        recipe_path = p.with_suffix(".json")
+        recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else {}
+        out.append({"name": p.stem, "path": str(p), "size_bytes": p.stat().st_size, "recipe": recipe})
+    return out
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
+    """A file path, or the name of a shipped checkpoint (``None``: the default)."""
+    if path_or_name is None:
+        path_or_name = DEFAULT_CHECKPOINT
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    shipped = CHECKPOINT_DIR / f"{path_or_name}.ckpt"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(c["name"] for c in list_checkpoints()) or "none"
+    raise TopodiffInputError(f"checkpoint not found: {path_or_name} (not a file; shipped names: {names})")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise TopodiffInputError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise TopodiffInputError(f"not a topodiff checkpoint: {path}")
+    return data
+
+
+def _strip(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _extract(data: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(full config dict, model state dict)`` of either layout."""
+    if data.get("format") == FORMAT:
+        config, state = data.get("config"), data.get("state_dict")
+    elif "hyper_parameters" in data:
+        config = (data.get("hyper_parameters") or {}).get("config")
+        state = data.get("ema_state_dict")
+        if not state:
+            sd = data.get("state_dict") or {}
+            state = _strip(sd, "ema_model.") or _strip(sd, "model.")
+    else:
+        raise TopodiffInputError(f"not a topodiff checkpoint (no config/weights): {path}")
+    if not isinstance(config, dict) or not isinstance(state, dict) or not state:
+        raise TopodiffInputError(f"checkpoint {path} lacks its config or weights")
+    return dict(config), state
+
+
+def load_generator(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+    """Load a generator: ``(CrystalDiffusion in eval mode, full config dict)``.
+
+    ``path_or_name``: a ``.ckpt`` file (shipped/exported or from ``topodiff train``) or a shipped name.
+    Missing, unreadable or mismatching files raise :class:`TopodiffInputError`.
+    """
+    from topodiff.generative.model import CrystalDiffusion
+
+    path = resolve_checkpoint(path_or_name)
+    config, state = _extract(_read(path), path)
+    model_cfg = config.get("model", config)
+    try:
+        model = CrystalDiffusion(ModelConfig.from_dict(dict(model_cfg)))
+        model.load_state_dict(state, strict=True)
+    except TopodiffInputError:
+        raise
+    except (RuntimeError, TypeError, KeyError, ValueError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise TopodiffInputError(f"checkpoint {path} does not fit the model: {msg}") from None
+    model.eval()
+    config["checkpoint_path"] = str(path)
+    return model.to(device), config
+
+
+def save_generator(model, config: dict[str, Any], out_path: str | os.PathLike, recipe: dict[str, Any] | None = None,
+                   extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights + config (+ recipe) in the shipped format, atomically."""
+    config = dict(config)
+    config["model"] = model.cfg.to_dict()
+    obj = {"format": FORMAT, "config": config, "recipe": recipe or {},
+           "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    obj.update(extra or {})
+    return atomic_write(out_path, lambda fh: torch.save(obj, fh), mode="wb")
+
+
+def export_generator(ckpt: str | os.PathLike, out_path: str | os.PathLike, recipe: dict[str, Any] | None = None) -> Path:
+    """Strip a (training) checkpoint to EMA weights + config and write ``out_path`` plus a
+    ``<name>.json`` recipe beside it. Returns the written checkpoint path."""
+    model, config = load_generator(ckpt)
+    config.pop("checkpoint_path", None)
+    out = save_generator(model, config, out_path, recipe)
+    atomic_write_json(Path(out_path).with_suffix(".json"), {"format": FORMAT, "config": config, **(recipe or {})})
+    return out

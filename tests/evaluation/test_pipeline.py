@@ -1,0 +1,60 @@
+"""The end-to-end job with an injected generator (the real one is tested by its own engineer)."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from topodiff.errors import TopodiffInputError
+from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
+
+warnings.filterwarnings("ignore")
+
+
+def fake_generate(out_dir, *, num, checkpoint=None, conditions=None, guidance=0.0, steps=None, seed=0):
+    """Writes what ``generate_to_dir`` writes: structures.extxyz, cif/NNNN.cif, metadata.json."""
+    from topodiff.crystal.io import write_cif, write_structures
+
+    protos = [Structure.from_spacegroup(225, Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+              Structure.from_spacegroup(227, Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])]
+    structs = [protos[i % len(protos)] for i in range(num)]
+    out = Path(out_dir)
+    (out / "cif").mkdir(parents=True, exist_ok=True)
+    write_structures(structs, out / "structures.extxyz")
+    for i, s in enumerate(structs):
+        write_cif(s, out / "cif" / f"{i:04d}.cif")
+    meta = {"checkpoint": checkpoint or "fake", "conditions": conditions or {}, "guidance": guidance,
+            "steps": steps, "seed": seed, "wall_time_s": 0.0, "structures_per_s": 0.0}
+    (out / "metadata.json").write_text(json.dumps(meta))
+    return meta
+
+
+def test_pipeline_end_to_end(tmp_path):
+    res = run_pipeline(tmp_path / "run", num=3, conditions={"topo_class": "trivial_insulator"},
+                       relax=True, generate_fn=fake_generate, progress=False)
+    run = tmp_path / "run"
+    for name in ("report.html", "metrics.json", "structures.csv", "relaxed.extxyz", "pipeline.json"):
+        assert (run / name).exists(), name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["num_structures"] == 3
+    assert m["uniqueness"] == pytest.approx(2 / 3)                  # NaCl twice
+    assert m["structural_validity"] == 1.0
+    assert m["rmsd_to_relaxed"] is not None and m["rmsd_to_relaxed"] < 0.1   # already near minima
+    assert m["e_above_hull"]["count"] == 3
+    assert sum(m["topo_class_counts"].values()) == 3
+    html = (run / "report.html").read_text()
+    assert "trivial_insulator" in html                               # the target shows in the report
+    assert res["timings"]["total_s"] > 0 and Path(res["report"]) == run / "report.html"
+
+
+def test_parse_conditions():
+    c = parse_conditions(["topo_class=strong_ti", "band_gap=0.3", "space_group=166", "chemical_system=Bi-Se"])
+    assert c == {"topo_class": "strong_ti", "band_gap": 0.3, "space_group": 166, "chemical_system": "Bi-Se"}
+    assert isinstance(c["space_group"], int)
+    with pytest.raises(TopodiffInputError):
+        parse_conditions(["band_gap"])
+    with pytest.raises(TopodiffInputError):
+        run_pipeline("/tmp/x", num=0, generate_fn=fake_generate)
