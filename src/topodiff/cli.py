@@ -15,8 +15,12 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import click  # noqa: E402
 import typer  # noqa: E402
+
+try:  # typer >= 0.20 vendors its own click
+    from typer._click import exceptions as click_exc  # noqa: E402
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exc  # noqa: E402
 
 from topodiff.errors import TopodiffInputError  # noqa: E402
 
@@ -46,17 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     _register_commands()
     try:
         app(args=argv, standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError:
+    except click_exc.NoArgsIsHelpError:
         return 0
-    except click.exceptions.UsageError as exc:  # unknown command/option, bad value
+    except click_exc.UsageError as exc:  # unknown command/option, bad value
         msg = exc.format_message().strip().replace("\n", " ")
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        print("error: aborted", file=sys.stderr)
-        return 1
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
+    except click_exc.ClickException as exc:  # other click errors (file errors, ...)
+        print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # typer/click exit paths in non-standalone mode
+        return int(exc.code or 0) if isinstance(exc.code, int) else 1
+    except BrokenPipeError:  # output piped into `head`
+        return 0
     except (TopodiffInputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
         print(f"error: {text}".replace("\n", " "), file=sys.stderr)

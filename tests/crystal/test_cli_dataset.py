@@ -90,3 +90,15 @@ def test_synth_extxyz_with_options(capsys, tmp_path):
     assert len(records) == 3 and all(r.ok for r in records)
     assert all({e.symbol for e in r.structure.composition} <= {"Sn", "Te"} for r in records)
     assert "wrote 3 crystals" in out
+
+
+def test_synth_prototypes_json(capsys, tmp_path):
+    out_csv = tmp_path / "proto.csv"
+    code, out, err = run(capsys, "dataset", "synth", "--num", "4", "--out", str(out_csv), "--prototype-fraction", "1",
+                         "--prototypes", "rocksalt,zincblende", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert set(summary["prototypes"]) <= {"rocksalt", "zincblende"} and sum(summary["prototypes"].values()) == 4
+    records = read_structures(out_csv)
+    assert {r.labels["prototype"] for r in records} == set(summary["prototypes"])
+    assert {int(r.properties["space_group_number"]) for r in records} <= {216, 225}

@@ -81,3 +81,23 @@ def test_assignments_are_consistent_with_wyckoff_multiplicities():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(TopodiffInputError, match=message):
         synthesize(2, progress=False, **kwargs)
+
+
+def test_prototype_substitution_keeps_symmetry_and_families():
+    from topodiff.crystal.io import space_group
+    from topodiff.crystal.synth import PROTOTYPES
+
+    structures, info = synthesize(12, seed=2, prototype_fraction=1.0, progress=False, return_info=True)
+    allowed = {name: {el for _, _, subs in p.sites for el in subs} for name, p in PROTOTYPES.items()}
+    for s, i in zip(structures, info):
+        proto = PROTOTYPES[i["prototype"]]
+        assert space_group(s, symprec=0.01)[0] == proto.spg  # substitution + lattice strain keep the group
+        assert {el.symbol for el in s.composition} <= allowed[proto.name]
+        assert charge_balanced(s.composition)  # isovalent substitutions of balanced parents
+    mixed, info = synthesize(16, seed=2, prototype_fraction=0.5, progress=False, return_info=True)
+    kinds = Counter(i["prototype"] == "random" for i in info)
+    assert kinds[True] > 3 and kinds[False] > 3
+    # crystal i is the same whatever else is asked for (per-crystal seeding)
+    assert mixed[0] == synthesize(1, seed=2, prototype_fraction=0.5, progress=False)[0]
+    with pytest.raises(TopodiffInputError, match="unknown prototype"):
+        synthesize(1, prototype_fraction=1.0, prototypes=["perovskite"], progress=False)

@@ -32,9 +32,14 @@ def fake_generate(out_dir, *, num, checkpoint=None, conditions=None, guidance=0.
     return meta
 
 
-def test_pipeline_end_to_end(tmp_path):
+def test_pipeline_end_to_end(tmp_path, monkeypatch):
+    from topodiff.crystal.io import write_structures
+
+    monkeypatch.setenv("TOPODIFF_CACHE", str(tmp_path / "cache"))
+    ref = tmp_path / "ref.extxyz"                                   # the reference holds NaCl only
+    write_structures([Structure.from_spacegroup(225, Lattice.cubic(5.60), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])], ref)
     res = run_pipeline(tmp_path / "run", num=3, conditions={"topo_class": "trivial_insulator"},
-                       relax=True, generate_fn=fake_generate, progress=False)
+                       relax=True, generate_fn=fake_generate, progress=False, reference=[ref])
     run = tmp_path / "run"
     for name in ("report.html", "metrics.json", "structures.csv", "relaxed.extxyz", "pipeline.json"):
         assert (run / name).exists(), name
@@ -42,6 +47,10 @@ def test_pipeline_end_to_end(tmp_path):
     assert m["num_structures"] == 3
     assert m["uniqueness"] == pytest.approx(2 / 3)                  # NaCl twice
     assert m["structural_validity"] == 1.0
+    assert m["novelty"] == pytest.approx(1 / 3)                     # only Si is new
+    assert m["cov_recall"] == 1.0 and m["cov_precision"] == pytest.approx(2 / 3)
+    assert m["wdist_num_elems"] == pytest.approx(1 / 3)             # #elements (2, 1, 2) vs (2)
+    assert m["sun"]["num_sun"] <= 1
     assert m["rmsd_to_relaxed"] is not None and m["rmsd_to_relaxed"] < 0.1   # already near minima
     assert m["e_above_hull"]["count"] == 3
     assert sum(m["topo_class_counts"].values()) == 3

@@ -73,7 +73,6 @@ def test_rank_candidates_prefers_target_then_stability():
 
 
 def test_report_cli(tmp_path, capsys):
-    pytest.importorskip("click", reason="the CLI needs click")
     from topodiff.cli import main
 
     src = tmp_path / "in"

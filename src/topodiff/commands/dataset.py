@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional
 
@@ -118,9 +119,16 @@ def synth(num: int = typer.Option(..., "--num", help="Number of crystals."),
                                                            help="Allowed space-group numbers, e.g. 166,225."),
           conventional: bool = typer.Option(False, "--conventional", help="Keep pyxtal's conventional cells "
                                                                           "(default: Niggli primitive)."),
+          prototype_fraction: float = typer.Option(0.0, "--prototype-fraction",
+                                                   help="Share of crystals made by substitution into known "
+                                                        "topological prototypes (0-1)."),
+          prototypes: Optional[List[str]] = typer.Option(None, "--prototypes",
+                                                         help="Restrict to these prototypes: tetradymite, "
+                                                              "rocksalt, zincblende, na3bi, half_heusler, a7."),
           workers: int = typer.Option(1, "--workers", help="Processes (results do not depend on it)."),
           json_out: bool = typer.Option(False, "--json", help="Print a summary as one JSON object.")) -> None:
-    """Random crystals from pyxtal with Materials Project space-group/Wyckoff statistics, filtered."""
+    """Random crystals from pyxtal with Materials Project space-group/Wyckoff statistics (optionally
+    mixed with substituted topological prototypes), filtered for quality."""
     from topodiff.crystal.io import space_group, write_csv, write_structures
     from topodiff.crystal.synth import synthesize
 
@@ -141,24 +149,27 @@ def synth(num: int = typer.Option(..., "--num", help="Number of crystals."),
     structures, info = synthesize(num, elements=_split_list(elements), seed=seed, max_atoms=max_atoms,
                                   min_distance=min_distance, density_range=(density_min, density_max),
                                   charge_balance=charge_balance, space_groups=sgs, standardize=not conventional,
-                                  num_workers=workers, progress=True, return_info=True)
+                                  num_workers=workers, progress=True, return_info=True,
+                                  prototype_fraction=prototype_fraction, prototypes=_split_list(prototypes))
     seconds = time.perf_counter() - t0
     groups = [space_group(s) for s in structures]
     ids = [f"synth-{seed}-{i}" for i in range(num)]
     columns = {"material_id": ids, "space_group_number": [g[0] for g in groups],
                "space_group_symbol": [g[1] for g in groups], "num_atoms": [len(s) for s in structures],
                "density": [float(s.density) for s in structures],
-               "wyckoff": [i["wyckoff"] for i in info]}
+               "wyckoff": [i["wyckoff"] for i in info], "prototype": [i["prototype"] for i in info]}
     if suffix == ".csv":
         write_csv(structures, out, columns)
     else:
         frames = [{"material_id": ids[i], "formula": structures[i].composition.reduced_formula,
-                   "space_group_number": groups[i][0], "wyckoff": info[i]["wyckoff"]} for i in range(num)]
+                   "space_group_number": groups[i][0], "wyckoff": info[i]["wyckoff"],
+                   "prototype": info[i]["prototype"]} for i in range(num)]
         write_structures(structures, out, info=frames)
     summary = {"out": str(out), "num": num, "seed": seed, "seconds": round(seconds, 3),
                "crystals_per_second": round(num / seconds, 3) if seconds > 0 else None,
                "num_space_groups": len({g[0] for g in groups}),
-               "atoms_per_structure_mean": float(sum(len(s) for s in structures) / num)}
+               "atoms_per_structure_mean": float(sum(len(s) for s in structures) / num),
+               "prototypes": dict(Counter(i["prototype"] for i in info).most_common())}
     if json_out:
         print_json(summary)
     else:

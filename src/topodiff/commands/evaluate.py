@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         summary, _ = evaluate_path(path, reference=reference or None, relax=relax, out_dir=out,
                                    screen=not no_screen, dataset=dataset, progress=True)
         if json_out:
-            print_json(summary)
+            print_json({k: v for k, v in summary.items() if k != "reference_distributions"})
         else:
             from topodiff.evaluation.report import summary_lines
 

@@ -222,7 +222,7 @@ class CrystalSampler:
                 continue
             if self.filter.check(s) is None:
                 return s, {"space_group_target": spg, "wyckoff": " ".join("/".join(l) for l in labels),
-                           "attempts": attempt + 1}
+                           "attempts": attempt + 1, "prototype": "random", "substitution": ""}
         return None
 
 
@@ -270,6 +270,20 @@ PROTOTYPES: dict[str, Prototype] = {p.name: p for p in (
 )}
 
 
+@lru_cache(maxsize=None)
+def _parent_sites(name: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """(parent element of each atom, fractional coordinates ``[n, 3]``) of a prototype's
+    conventional cell (pymatgen's space-group expansion is slow: done once per process)."""
+    from pymatgen.core import Lattice, Structure
+
+    proto = PROTOTYPES[name]
+    lattice = getattr(Lattice, proto.lattice[0])(*proto.lattice[1])
+    with _quiet():
+        parent = Structure.from_spacegroup(proto.spg, lattice, [p for p, _, _ in proto.sites],
+                                           [list(c) for _, c, _ in proto.sites])
+    return tuple(site.specie.symbol for site in parent), np.array(parent.frac_coords)
+
+
 def _atomic_radius(symbol: str) -> float:
     from pymatgen.core.periodic_table import Element
 
@@ -295,9 +309,8 @@ def substitute_prototype(proto: Prototype, rng: np.random.Generator, *, strain: 
     ratio = np.mean([_atomic_radius(choice[p]) / _atomic_radius(p) for p, _, _ in proto.sites])
     params = params * ratio * (1.0 + rng.uniform(-strain, strain, size=params.shape))
     lattice = getattr(Lattice, proto.lattice[0])(*params)
-    with _quiet():
-        s = Structure.from_spacegroup(proto.spg, lattice, [choice[p] for p, _, _ in proto.sites],
-                                      [list(c) for _, c, _ in proto.sites])
+    parents, frac = _parent_sites(proto.name)
+    s = Structure(lattice, [choice[p] for p in parents], frac)
     if standardize:
         s = std(s)
     return s, {"prototype": proto.name, "substitution": ",".join(f"{k}->{v}" for k, v in choice.items())}

@@ -18,6 +18,7 @@ Both follow CDVAE (Xie et al., ICLR 2022, ``scripts/compute_metrics.py``), which
 """
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -125,6 +126,12 @@ def _valence_counts(el: Element) -> tuple[float, float, float, float]:
 def element_table() -> np.ndarray:
     """Element property table ``[MAX_Z + 1, 19]`` (row = Z; row 0 unused), missing values filled
     with the column mean over elements."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # pymatgen warns for every missing datum
+        return _build_element_table()
+
+
+def _build_element_table() -> np.ndarray:
     table = np.full((MAX_Z + 1, len(ELEMENT_PROPERTIES)), np.nan)
     full = {"s": 2, "p": 6, "d": 10, "f": 14}
     for z in range(1, MAX_Z + 1):

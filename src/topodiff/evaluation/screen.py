@@ -136,13 +136,14 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     dict with ``formula``, ``space_group`` (number or None), ``gap`` (eV, indirect, ≥ 0),
     ``direct_gap`` (eV), ``z2`` (``[ν0, ν1, ν2, ν3]`` or None), ``topo_class``
     (one of :data:`TOPO_CLASSES`, or None with ``error`` when the topology could not be decided),
-    ``method`` (``"parity"`` / ``"wcc"`` / None), ``n_atoms``, ``k_mesh``, ``time_s``.
+    ``method`` (``"parity"`` / ``"wcc"`` / None), ``n_atoms``, ``k_mesh``, ``time_s`` (wall) and
+    ``cpu_s`` (CPU seconds of this process).
     Bad structures raise :class:`TopodiffInputError` (use :func:`screen_records` for rows).
     """
     from topodiff.physics.parity import find_inversion, parity_z2
     from topodiff.physics.slater_koster import orbital_parity, structure_to_tb
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = structure_to_tb(structure, basis=basis, soc=soc, cutoff=cutoff, params=params)
     sg, _, symmetry = _symmetry(structure, symprec)
     mesh = k_mesh_shape(model.lattice, k_density)
@@ -177,6 +178,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
                 row["error"] = f"WCC Z2 failed: {exc}"
     row["topo_class"] = "metal" if metal else _classify(row["z2"])
     row["time_s"] = round(time.perf_counter() - t0, 4)
+    row["cpu_s"] = round(time.process_time() - c0, 4)
     return row
 
 

@@ -1,0 +1,244 @@
+"""Library side of ``topodiff generate`` and ``topodiff csp``: sample, guard, write files.
+
+Output layout (CONTRACTS §3): ``DIR/structures.extxyz`` (all structures), ``DIR/cif/NNNN.cif`` and
+``DIR/metadata.json`` for ``generate``; ``DIR/structures.extxyz`` (frames carry ``index`` and
+``sample``) and ``DIR/metadata.json`` for ``csp``.
+"""
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.batch import CrystalBatch
+from topodiff.generative.checkpoint import load_generator
+from topodiff.generative.denoiser import atom_positions, to_dense
+from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
+from topodiff.io_utils import atomic_write_json, atomic_write_text
+
+
+def min_distances(batch: CrystalBatch) -> torch.Tensor:
+    """``[B]`` smallest periodic interatomic distance (Å) of each crystal (images n ∈ {−1,0,1}³,
+    after wrapping Δf into [−½, ½)); ``inf`` for a single atom with long lattice vectors."""
+    b = batch.num_crystals
+    n = int(batch.num_atoms.max())
+    bi, pos = atom_positions(batch.num_atoms)
+    f = to_dense(batch.frac.double(), bi, pos, b, n)
+    mask = to_dense(torch.ones_like(bi, dtype=torch.bool), bi, pos, b, n)
+    d = f[:, None] - f[:, :, None]
+    d = d - torch.round(d)
+    g = torch.arange(-1, 2, dtype=torch.float64)
+    shifts = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    cart = (d[..., None, :] + shifts) @ batch.lattice.double()[:, None, None]   # [B, i, j, 27, 3]
+    r = cart.norm(dim=-1)
+    r = torch.where(r < 1e-8, torch.full_like(r, math.inf), r)  # the atom itself
+    pair_ok = mask[:, :, None] & mask[:, None, :]
+    r = torch.where(pair_ok[..., None], r, torch.full_like(r, math.inf))
+    return r.amin(dim=(1, 2, 3))
+
+
+def parse_conditions(raw: dict[str, Any] | None, trained: list[str]) -> dict[str, float | list[float]]:
+    """Validate user conditions (``KEY -> text or number``) into numbers the model embeds."""
+    out: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        if key not in CONDITION_KINDS:
+            raise TopodiffInputError(f"unknown condition {key!r}; known: {', '.join(CONDITION_KINDS)}")
+        if key not in trained:
+            raise TopodiffInputError(f"this checkpoint was not trained with condition {key!r} "
+                                     f"(it knows: {', '.join(trained) or 'none'})")
+        text = str(value).strip()
+        if key == "topo_class":
+            if text not in TOPO_CLASSES:
+                raise TopodiffInputError(f"topo_class must be one of {', '.join(TOPO_CLASSES)}, got {text!r}")
+            out[key] = float(TOPO_CLASSES.index(text))
+        elif key == "chemical_system":
+            from pymatgen.core import Element
+
+            hot = [0.0] * CONDITION_KINDS[key][1]
+            try:
+                for sym in text.split("-"):
+                    hot[Element(sym.strip()).Z] = 1.0
+            except (ValueError, KeyError, IndexError):
+                raise TopodiffInputError(f"chemical_system must look like 'Bi-Se', got {text!r}") from None
+            out[key] = hot
+        else:
+            try:
+                number = float(text)
+            except ValueError:
+                raise TopodiffInputError(f"condition {key} expects a number, got {text!r}") from None
+            if key == "space_group" and not (1 <= number <= 230 and number == int(number)):
+                raise TopodiffInputError(f"space_group must be an integer 1-230, got {text}")
+            if key == "num_atoms" and not (1 <= number and number == int(number)):
+                raise TopodiffInputError(f"num_atoms must be a positive integer, got {text}")
+            if key == "band_gap" and number < 0:
+                raise TopodiffInputError(f"band_gap must be ≥ 0 eV, got {text}")
+            out[key] = number
+    return out
+
+
+def _conditions_tensor(cond: dict[str, Any], b: int) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor([v] * b, dtype=torch.float32) for k, v in cond.items()}
+
+
+def _to_atoms(frac: np.ndarray, lattice: np.ndarray, species: np.ndarray, info: dict[str, Any] | None = None):
+    from ase import Atoms
+
+    atoms = Atoms(numbers=species.astype(int), cell=lattice.astype(float), scaled_positions=np.mod(frac, 1.0), pbc=True)
+    atoms.info.update(info or {})
+    return atoms
+
+
+def _extxyz_text(frames: list) -> str:
+    from ase.io import write
+
+    buf = io.StringIO()
+    write(buf, frames, format="extxyz")
+    return buf.getvalue()
+
+
+def _cif_text(frac: np.ndarray, lattice: np.ndarray, species: np.ndarray) -> str:
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    s = Structure(Lattice(lattice.astype(float)), [int(z) for z in species], np.mod(frac, 1.0).astype(float))
+    return str(CifWriter(s))
+
+
+def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
+                   conditions: dict[str, Any] | None = None, guidance: float = 0.0, steps: int | None = None,
+                   generator: torch.Generator | None = None, retries: int = 3) -> tuple[CrystalBatch, int]:
+    """Sample and re-sample crystals whose smallest distance is below ``cfg.min_distance`` (up to
+    ``retries`` rounds). Returns ``(batch, number still below the floor)``."""
+    b = int(num_atoms.shape[0])
+    out = model.sample(num_atoms, species=species, conditions=_conditions_tensor(conditions or {}, b),
+                       guidance=guidance, steps=steps, generator=generator)
+    frames = out.split()
+    bad = torch.nonzero(min_distances(out) < model.cfg.min_distance).flatten()
+    offsets = (torch.cumsum(num_atoms, 0) - num_atoms).tolist()
+    for _ in range(retries):
+        if bad.numel() == 0:
+            break
+        sub_species = None
+        if species is not None:
+            sub_species = torch.cat([species[offsets[i]:offsets[i] + int(num_atoms[i])] for i in bad.tolist()])
+        redo = model.sample(num_atoms[bad], species=sub_species, conditions=_conditions_tensor(conditions or {}, int(bad.numel())),
+                            guidance=guidance, steps=steps, generator=generator)
+        ok = min_distances(redo) >= model.cfg.min_distance
+        new = redo.split()
+        for j, i in enumerate(bad.tolist()):
+            frames[i] = new[j]
+        bad = bad[~ok]
+    batch = CrystalBatch(torch.as_tensor(np.concatenate([f[0] for f in frames])),
+                         torch.as_tensor(np.stack([f[1] for f in frames])),
+                         torch.as_tensor(np.concatenate([f[2] for f in frames])), num_atoms.clone())
+    return batch, int(bad.numel())
+
+
+def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
+                    conditions: dict[str, Any] | None = None, guidance: float = 0.0, steps: int | None = None,
+                    seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
+    """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata."""
+    if int(num) <= 0:
+        raise TopodiffInputError(f"--num must be a positive integer, got {num}")
+    if steps is not None and int(steps) <= 0:
+        raise TopodiffInputError(f"--steps must be a positive integer, got {steps}")
+    if guidance < 0:
+        raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
+    model, config = load_generator(checkpoint)
+    cond = parse_conditions(conditions, list(model.cfg.conditions))
+    gen = torch.Generator().manual_seed(int(seed))
+    t0 = time.time()
+    frames, below = [], 0
+    for start in range(0, int(num), batch_size):
+        b = min(batch_size, int(num) - start)
+        if "num_atoms" in cond:
+            num_atoms = torch.full((b,), int(cond["num_atoms"]), dtype=torch.long)
+        else:
+            num_atoms = model.sample_num_atoms(b, gen)
+        batch, nb = sample_guarded(model, num_atoms, conditions=cond, guidance=guidance, steps=steps, generator=gen)
+        below += nb
+        frames += batch.split()
+        print(f"generated {len(frames)}/{num}", file=sys.stderr, flush=True)
+    wall = time.time() - t0
+    out_dir = Path(out_dir)
+    atoms = [_to_atoms(f, L, z, {"index": i}) for i, (f, L, z) in enumerate(frames)]
+    atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(atoms))
+    width = max(4, len(str(len(frames) - 1)))
+    for i, (f, L, z) in enumerate(frames):
+        atomic_write_text(out_dir / "cif" / f"{i:0{width}d}.cif", _cif_text(f, L, z))
+    meta = {"checkpoint": config.get("checkpoint_path"), "num_structures": len(frames),
+            "conditions": dict(conditions or {}), "guidance": guidance,
+            "steps": int(steps or model.cfg.sample_steps), "seed": int(seed), "wall_time_s": wall,
+            "structures_per_s": len(frames) / wall if wall > 0 else None,
+            "min_distance_floor": model.cfg.min_distance, "below_min_distance": below}
+    atomic_write_json(out_dir / "metadata.json", meta)
+    return meta
+
+
+def read_compositions(path: str | Path) -> list[np.ndarray]:
+    """Compositions from a text file of formulas (one per line, ``#`` comments) or a CDVAE-style CSV
+    (``cif`` column): each as atomic numbers of one cell, ``[n]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TopodiffInputError(f"input not found: {path}")
+    if path.suffix.lower() == ".csv":
+        from topodiff.crystal.dataset import load_dataset
+
+        arrays = load_dataset(path)
+        species = np.asarray(arrays.species)
+        return [species[arrays.atoms_of(i)].copy() for i in range(len(arrays))]
+    from pymatgen.core import Composition, Element
+
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            comp = Composition(text)
+        except Exception:
+            raise TopodiffInputError(f"{path}:{lineno}: not a chemical formula: {text!r}") from None
+        counts = comp.get_el_amt_dict()
+        if any(abs(v - round(v)) > 1e-6 or v < 1 for v in counts.values()):
+            raise TopodiffInputError(f"{path}:{lineno}: formula needs integer atom counts: {text!r}")
+        out.append(np.concatenate([np.full(int(round(v)), Element(k).Z) for k, v in counts.items()]))
+    if not out:
+        raise TopodiffInputError(f"no compositions in {path}")
+    return out
+
+
+def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None = None, samples: int = 1,
+               seed: int = 0, steps: int | None = None, batch_size: int = 500) -> dict[str, Any]:
+    """Crystal structure prediction: ``samples`` structures per composition of ``input``."""
+    if int(samples) <= 0:
+        raise TopodiffInputError(f"--samples must be a positive integer, got {samples}")
+    comps = read_compositions(input)
+    model, config = load_generator(checkpoint)
+    gen = torch.Generator().manual_seed(int(seed))
+    jobs = [(i, k) for i in range(len(comps)) for k in range(int(samples))]
+    t0 = time.time()
+    frames = []
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        num_atoms = torch.tensor([len(comps[i]) for i, _ in chunk], dtype=torch.long)
+        species = torch.as_tensor(np.concatenate([comps[i] for i, _ in chunk]), dtype=torch.long)
+        batch, _ = sample_guarded(model, num_atoms, species=species, steps=steps, generator=gen)
+        for (i, k), (f, L, z) in zip(chunk, batch.split()):
+            frames.append(_to_atoms(f, L, z, {"index": i, "sample": k}))
+        print(f"csp {len(frames)}/{len(jobs)}", file=sys.stderr, flush=True)
+    wall = time.time() - t0
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(frames))
+    meta = {"checkpoint": config.get("checkpoint_path"), "input": str(input), "num_compositions": len(comps),
+            "samples": int(samples), "num_structures": len(frames), "seed": int(seed),
+            "steps": int(steps or model.cfg.sample_steps), "wall_time_s": wall,
+            "structures_per_s": len(frames) / wall if wall > 0 else None}
+    atomic_write_json(out_dir / "metadata.json", meta)
+    return meta
