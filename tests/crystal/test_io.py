@@ -156,3 +156,31 @@ def test_wrap_frac_edge_cases():
     f = wrap_frac(np.array([[-1e-17, 1.0, 2.5], [-0.25, 0.999999, -3.0]]))
     assert np.all(f >= 0) and np.all(f < 1)
     np.testing.assert_allclose(f, [[0, 0, 0.5], [0.75, 0.999999, 0]], atol=1e-12)
+
+
+def test_poscar_without_symbols_or_truncated_is_an_error(tmp_path):
+    cell = "1.0\n4 0 0\n0 4 0\n0 0 4\n"
+    (tmp_path / "POSCAR_v4").write_text("no symbols here\n" + cell + "1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n")
+    with pytest.raises(TopodiffInputError, match="no element symbols"):
+        read_structure(tmp_path / "POSCAR_v4")
+    # VASP 4 with the symbols on the comment line is fine
+    (tmp_path / "POSCAR_v4ok").write_text("Na Cl\n" + cell + "1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n")
+    assert read_structure(tmp_path / "POSCAR_v4ok").composition.reduced_formula == "NaCl"
+    (tmp_path / "POSCAR_cut").write_text("cut\n1.0\n4 0 0\n0 4 0\n")
+    with pytest.raises(TopodiffInputError, match="unreadable POSCAR"):
+        read_structure(tmp_path / "POSCAR_cut")
+    (tmp_path / "POSCAR_xx").write_text("x\n" + cell + "Xx Cl\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n")
+    with pytest.raises(TopodiffInputError, match="unknown element 'Xx'"):
+        read_structure(tmp_path / "POSCAR_xx")
+
+
+def test_generate_output_directory_reads_structures_extxyz(tmp_path):
+    out = tmp_path / "gen"
+    structures = [read_structure(DATA / "POSCAR_NaCl"), read_structure(DATA / "HgTe.vasp")]
+    write_structures(structures, out / "structures.extxyz", info=[{"sample": 0}, {"sample": 1}])
+    for i, s in enumerate(structures):  # the per-structure CIFs must not be read twice
+        write_cif(s, out / "cif" / f"{i:04d}.cif")
+    (out / "metadata.json").write_text("{}")
+    records = read_structures(out)
+    assert [r.source for r in records] == [f"{out / 'structures.extxyz'}#{k}" for k in range(2)]
+    assert [r.properties["sample"] for r in records] == [0.0, 1.0]

@@ -85,7 +85,7 @@ def test_bad_arguments(kwargs, message):
 
 def test_prototype_substitution_keeps_symmetry_and_families():
     from topodiff.crystal.io import space_group
-    from topodiff.crystal.synth import PROTOTYPES
+    from topodiff.crystal.prototypes import PROTOTYPES
 
     structures, info = synthesize(12, seed=2, prototype_fraction=1.0, progress=False, return_info=True)
     allowed = {name: {el for _, _, subs in p.sites for el in subs} for name, p in PROTOTYPES.items()}

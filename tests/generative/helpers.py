@@ -5,6 +5,8 @@ from typing import Callable
 
 import torch
 
+from topodiff.generative.batch import CrystalBatch
+
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (per-atom coord [N,3], lattice [B,3,3], logits [N,K])
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], Outputs]  # (frac, lattice, species, num_atoms)
 
@@ -55,3 +57,12 @@ def assert_permutation_equivariant(fn: Denoiser, frac, lattice, species, num_ato
     torch.testing.assert_close(c1, c0[perm], atol=atol, rtol=1e-4)
     torch.testing.assert_close(s1, s0[perm], atol=atol, rtol=1e-4)
     torch.testing.assert_close(l1, l0, atol=atol, rtol=1e-4)
+
+
+def make_batch(num_atoms=(5, 3, 4), seed: int = 0) -> CrystalBatch:
+    """Random crystals with near-cubic lattices (~4 Å) and random species."""
+    g = torch.Generator().manual_seed(seed)
+    n = torch.tensor(num_atoms)
+    total = int(n.sum())
+    lattice = 4.0 * torch.eye(3).expand(len(num_atoms), 3, 3) + 0.4 * torch.randn(len(num_atoms), 3, 3, generator=g)
+    return CrystalBatch(torch.rand(total, 3, generator=g), lattice, torch.randint(1, 60, (total,), generator=g), n)

@@ -1,7 +1,7 @@
 """Symmetries of the periodic transformer denoiser (rotation, translation, permutation)."""
 import torch
 
-from helpers import assert_permutation_equivariant, assert_rotation_invariant, assert_translation_invariant
+from generative.helpers import assert_permutation_equivariant, assert_rotation_invariant, assert_translation_invariant
 from topodiff.generative.denoiser import PairGeometry
 
 

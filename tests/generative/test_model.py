@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_batch
+from generative.helpers import make_batch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.model import CrystalDiffusion
 
@@ -25,7 +25,7 @@ def test_train_on_one_batch(tiny_model, batch):
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        first = first if first is not None else float(out["loss"])
+        first = first if first is not None else float(out["loss"].detach())
     assert float(out["loss"]) < 0.5 * first
 
 

@@ -62,6 +62,12 @@ def test_conventions_and_flux_integer() -> None:
         assert chern_result(m, 40, convention=conv).chern == 0  # time reversal: total C = 0
 
 
+def test_spin_doubling_doubles_chern() -> None:
+    for name, kw in (("haldane", {"M": 0.1}), ("qwz", {"u": 1.3})):
+        m = build_model(name, **kw)
+        assert chern_number(m.to_spinful(), 24) == 2 * chern_number(m, 24)
+
+
 def test_gap_closing_raises() -> None:
     with pytest.raises(ConvergenceError, match="gap"):
         chern_number(build_model("qwz", u=0.0), nk=20)  # Dirac points at (0, π), (π, 0) lie on the grid

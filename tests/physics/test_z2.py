@@ -9,7 +9,7 @@ import pytest
 from topodiff.errors import TopodiffInputError
 from topodiff.physics import TBModel, z2_invariant
 from topodiff.physics.library import build_model, inversion_matrix
-from topodiff.physics.z2 import has_time_reversal, z2_from_flow, z2_parity, z2_result
+from topodiff.physics.z2 import has_time_reversal, kramers_paired, z2_from_flow, z2_parity, z2_result
 
 
 def test_z2_from_synthetic_flows() -> None:
@@ -24,6 +24,12 @@ def test_z2_from_synthetic_flows() -> None:
     assert z2_from_flow(np.stack([c, 0.3 - (c - 0.3)], axis=1)) == 0
     with pytest.raises(TopodiffInputError):
         z2_from_flow(np.zeros(4))
+    # Z2Pack's test_not_kramers_pairs: non-degenerate centres at a TRIM line are refused on request
+    unpaired = np.hstack([0.1 + 0 * k, 0.6 + 0 * k])
+    with pytest.raises(TopodiffInputError, match="Kramers"):
+        z2_from_flow(unpaired, check_kramers=True)
+    assert kramers_paired(np.array([0.99995, 0.00003, 0.4, 0.4]))
+    assert not kramers_paired(np.array([0.1, 0.3]))
 
 
 LSO = 0.06
@@ -119,6 +125,7 @@ def test_errors_and_diagnostics() -> None:
         z2_invariant(build_model("ssh").to_spinful())
     res = z2_result(build_model("kane_mele"))
     assert res.converged and res.warning is None and res.energy_gap > 0.1
+    assert kramers_paired(res.flows["plane"].wcc[0]) and kramers_paired(res.flows["plane"].wcc[-1])
     flow = res.flows["plane"]
     assert flow.wcc.shape[1] == 2 and np.all((flow.wcc >= 0) & (flow.wcc < 1))
     assert flow.k[0] == 0.0 and flow.k[-1] == 0.5 and np.all(np.diff(flow.k) > 0)

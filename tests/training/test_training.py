@@ -143,6 +143,13 @@ def test_checkpoint_contents_and_bitwise_resume(crystal_csv, tmp_path):
         assert torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"])
     assert ck_a["lr_schedulers"][0]["last_epoch"] == ck_b["lr_schedulers"][0]["last_epoch"] == 12
 
+    # the generator's loader reads the EMA weights of a training checkpoint
+    checkpoint = pytest.importorskip("topodiff.generative.checkpoint")
+    model, config = checkpoint.load_generator(tmp_path / "b" / "last.ckpt")
+    assert config["trainer"]["max_steps"] == 12
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ck_b["ema_state_dict"][k]), k
+
     # resuming a finished run is a no-op that reports the final step
     res_c = train(cfg_b, resume=True)
     assert res_c["global_step"] == 12
@@ -182,3 +189,11 @@ def test_two_sources_are_concatenated(crystal_csv, tmp_path):
                                     "data.max_train_rows=0"])
     train_set, val_set = build_datasets(cfg.data)
     assert len(train_set) == 48 + 6 and val_set is None
+
+
+def test_max_minutes_stops_early_with_a_final_checkpoint(crystal_csv, tmp_path):
+    cfg = _cfg(crystal_csv, tmp_path, "trainer.max_steps=1000000", "trainer.max_minutes=0.02",
+               "trainer.checkpoint_every=1000000", "data.val_fraction=0")
+    summary = train(cfg, model=LatticeRegressor())
+    assert 0 < summary["global_step"] < 1_000_000
+    assert read_checkpoint(tmp_path / "last.ckpt")["global_step"] == summary["global_step"]

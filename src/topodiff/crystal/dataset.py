@@ -28,7 +28,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from topodiff.errors import TopodiffInputError
-from topodiff.io_utils import atomic_write_json
 
 CACHE_FORMAT = "topodiff-crystal-cache/1"
 MANIFEST = "manifest.json"

@@ -137,8 +137,11 @@ def _record(source: str, make: Any, kind: str, properties: dict | None = None,
         return StructureRecord(source, None, str(exc), properties or {}, labels or {})
     except Exception as exc:  # parser failure on bad text: never a traceback
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, (IndexError, StopIteration)):
+            msg = "truncated or malformed file"
         return StructureRecord(source, None, f"unreadable {kind}: {msg}", properties or {}, labels or {})
-    error = check_structure(structure)
+    with quiet():
+        error = check_structure(structure)
     return StructureRecord(source, None if error else structure, error, properties or {}, labels or {},
                            raw=structure if error else None)
 
@@ -196,7 +199,23 @@ def _read_poscar(path: Path) -> list[StructureRecord]:
     text = path.read_text(errors="replace")
     if not text.strip():
         return [StructureRecord(src, None, "empty file")]
-    return [_record(src, lambda: Poscar.from_str(text).structure, "POSCAR")]
+
+    def make() -> Any:
+        lines = text.splitlines()
+        if len(lines) > 5 and lines[5].split() and all(t.isdigit() for t in lines[5].split()):
+            # VASP 4 layout: no species line. pymatgen would silently invent H, He, ...; accept
+            # symbols written on the comment line (the VASP 4 habit), else refuse
+            from pymatgen.core.periodic_table import Element
+
+            n_species = len(lines[5].split())
+            names = lines[0].split()[:n_species]
+            if len(names) < n_species or not all(Element.is_valid_symbol(t) for t in names):
+                raise TopodiffInputError("POSCAR has no element symbols (VASP 4 layout): add the species line "
+                                         "above the atom counts")
+            return Poscar.from_str(text, default_names=names).structure
+        return Poscar.from_str(text).structure
+
+    return [_record(src, make, "POSCAR")]
 
 
 def _atoms_to_structure(atoms: Any) -> Any:

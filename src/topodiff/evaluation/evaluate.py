@@ -163,8 +163,13 @@ def reference_fingerprints(reference: Sequence[Structure], *, max_n: int = MAX_C
     return sfp, cfp
 
 
-def _screen_rows(structures: Sequence[Structure | None], progress: bool) -> list[dict[str, Any]] | None:
-    """Topology screen per structure (``topodiff.evaluation.screen``); None if unavailable."""
+def _screen_rows(structures: Sequence[Structure | None], progress: bool,
+                 valid: Sequence[bool] | None = None) -> list[dict[str, Any]] | None:
+    """Topology screen per structure (``topodiff.evaluation.screen``); None if unavailable.
+
+    Structurally invalid crystals (``valid[i]`` False: overlapping atoms) are not screened: a
+    tight-binding model of overlapping atoms means nothing and can be very slow to diagonalise.
+    """
     try:
         from topodiff.evaluation.screen import screen_structure
     except ImportError:
@@ -176,6 +181,9 @@ def _screen_rows(structures: Sequence[Structure | None], progress: bool) -> list
     for s in tqdm(structures, desc="screen (SK-TB)", unit="crystal", file=sys.stderr, disable=not progress):
         if s is None:
             rows.append({"topo_class": None, "screen_error": "no structure"})
+            continue
+        if valid is not None and not valid[len(rows)]:
+            rows.append({"topo_class": None, "screen_error": "structurally invalid: not screened"})
             continue
         try:
             r = dict(screen_structure(s))
@@ -321,7 +329,9 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
             summary["e_above_hull"]["fraction_below_threshold"] = float((fin < hull_threshold).mean())
         summary["sun"] = sun_counts(eh, first, novel, threshold=hull_threshold)
 
-    scr = _screen_rows(relaxed if relax and any(r is not None for r in relaxed) else structs, progress) if screen else None
+    use_relaxed = relax and any(r is not None for r in relaxed)
+    to_screen = [relaxed[i] if use_relaxed and relaxed[i] is not None else structs[i] for i in range(n)]
+    scr = _screen_rows(to_screen, progress, valid=list(sv)) if screen else None
     counts: dict[str, int] = {}
     if scr is not None:
         for i, r in enumerate(scr):

@@ -125,6 +125,14 @@ class PeriodicTransformer(nn.Module):
         nn.init.zeros_(self.lattice_head[-1].weight)
         nn.init.zeros_(self.lattice_head[-1].bias)
         self.species_head = nn.Linear(h, cfg.max_z + 1)
+        # pairwise periodic "force" head: score_i[a] = Σ_j Σ_k c_ijak sin(2π k Δf_ij[a])
+        self.num_freqs = cfg.num_freqs
+        self.force_i = nn.Linear(h, cfg.pair_dim)
+        self.force_j = nn.Linear(h, cfg.pair_dim, bias=False)
+        self.force_e = nn.Linear(cfg.pair_dim, cfg.pair_dim, bias=False)
+        self.force_out = nn.Linear(cfg.pair_dim, 3 * cfg.num_freqs)
+        nn.init.zeros_(self.force_out.weight)
+        nn.init.zeros_(self.force_out.bias)
 
     @staticmethod
     def cell_features(lattice: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
@@ -149,6 +157,12 @@ class PeriodicTransformer(nn.Module):
             h = block(h, pair, ctx, mask)
         h = self.final_norm(h)
         ha = h[bi, pos]                                             # back to [N, H]
+        m = torch.nn.functional.silu(self.force_i(h)[:, :, None] + self.force_j(h)[:, None, :] + self.force_e(pair))
+        coef = self.force_out(m).view(b, n, n, 3, self.num_freqs)
+        coef = coef * (mask[:, :, None] & mask[:, None, :])[..., None, None]
+        d = fd[:, None, :, :] - fd[:, :, None, :]
+        basis = torch.sin(2 * math.pi * d[..., None] * self.geometry.freqs)   # [B, i, j, 3, K]
+        force = (coef * basis).sum((2, 4))                                     # [B, i, 3]
         pooled = (h * mask[..., None]).sum(1) / num_atoms[:, None].to(h.dtype)
         s = self.lattice_head(torch.cat([pooled, ctx], -1)).view(b, 3, 3)
-        return self.coord_head(ha), s @ lattice, self.species_head(ha)
+        return self.coord_head(ha) + force[bi, pos], s @ lattice, self.species_head(ha)

@@ -22,20 +22,36 @@ from topodiff.physics.model import TBModel
 from topodiff.physics.spectra import resolve_filling
 from topodiff.physics.wilson import WCCFlow, largest_gap, wcc_flow
 
-__all__ = ["z2_from_flow", "Z2Result", "z2_result", "z2_invariant", "z2_parity", "parities_from_states",
+__all__ = ["z2_from_flow", "kramers_paired", "Z2Result", "z2_result", "z2_invariant", "z2_parity", "parities_from_states",
            "has_time_reversal", "trim_points"]
 
 
-def z2_from_flow(wcc: np.ndarray | torch.Tensor) -> int:
+def kramers_paired(wcc: np.ndarray, *, tol: float = 1e-4) -> bool:
+    """Whether sorted WCCs ``[n]`` of a time-reversal-invariant line form degenerate pairs (mod 1)."""
+    w = np.sort(np.remainder(np.asarray(wcc, dtype=float), 1.0))
+    if len(w) % 2:
+        return False
+    for shift in (0, 1):  # a pair may straddle 0 ≡ 1
+        r = np.roll(w, -shift)
+        d = np.abs(r[0::2] - r[1::2]) % 1.0
+        if np.all(np.minimum(d, 1.0 - d) < tol):
+            return True
+    return False
+
+
+def z2_from_flow(wcc: np.ndarray | torch.Tensor, *, check_kramers: bool = False, kramers_tol: float = 1e-4) -> int:
     """Z2 of a WCC flow ``[n_lines, occ]`` over half the BZ by the largest-gap rule (pure function).
 
     Between lines i and i+1 count the WCCs of line i+1 strictly between the two gap midpoints
     ``z_i`` and ``z_{i+1}``; the total mod 2 is Z2 (with an even number of WCCs, which side of the
-    circle is counted does not change the parity).
+    circle is counted does not change the parity). With ``check_kramers`` the first and last lines
+    (the time-reversal-invariant κ = 0 and 1/2) must hold Kramers pairs, else TopodiffInputError.
     """
     w = np.asarray(wcc, dtype=float)
     if w.ndim != 2 or w.shape[0] < 2:
         raise TopodiffInputError("a WCC flow needs shape [n_lines >= 2, n_wcc]")
+    if check_kramers and not (kramers_paired(w[0], tol=kramers_tol) and kramers_paired(w[-1], tol=kramers_tol)):
+        raise TopodiffInputError("WCCs at the time-reversal-invariant lines are not Kramers pairs")
     w = np.sort(np.remainder(w, 1.0), axis=-1)
     z, _ = largest_gap(w)
     lo = np.minimum(z[:-1], z[1:])[:, None]
@@ -128,6 +144,9 @@ def z2_result(model: TBModel, filling: int | None = None, *, gap_tol: float = 1e
         res.warning = res.warning or notes[0]
     if res.warning is None and not res.time_reversal:
         res.warning = "model is not time-reversal symmetric: Z2 is not a protected invariant"
+    elif res.warning is None and not all(kramers_paired(f.wcc[0]) and kramers_paired(f.wcc[-1])
+                                         for f in res.flows.values()):
+        res.warning = "WCCs on a time-reversal-invariant line are not Kramers-degenerate (check the model/filling)"
     return res
 
 

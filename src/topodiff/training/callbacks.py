@@ -69,6 +69,13 @@ class EMA(pl.Callback):
             source = self._loaded if self._loaded is not None else state
             self.ema = {k: source[k].detach().to(device=v.device, dtype=v.dtype).clone() for k, v in state.items()}
             self._loaded = None
+            params = {id(p) for p in self._model(pl_module).parameters()}
+            live = self._model(pl_module).state_dict(keep_vars=True)
+            avg = [k for k, v in live.items() if id(v) in params and v.is_floating_point()]
+            # tensor lists for one foreach call per step (parameters and buffers keep their storage)
+            self._avg = ([self.ema[k] for k in avg], [live[k].detach() for k in avg])
+            self._copy = ([self.ema[k] for k in live if k not in set(avg)],
+                          [live[k].detach() for k in live if k not in set(avg)])
         return self.ema
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -77,15 +84,14 @@ class EMA(pl.Callback):
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        ema = self._ensure(pl_module)
+        self._ensure(pl_module)
         n = trainer.global_step
         d = min(self.decay, (1.0 + n) / (10.0 + n))
-        params = dict(self._model(pl_module).named_parameters())
-        for key, value in self._model(pl_module).state_dict().items():
-            if key in params and value.is_floating_point():
-                ema[key].mul_(d).add_(value.detach(), alpha=1.0 - d)
-            else:
-                ema[key].copy_(value)
+        ema_avg, live_avg = self._avg
+        if ema_avg:
+            torch._foreach_lerp_(ema_avg, live_avg, 1.0 - d)  # ema += (1-d) (θ - ema)
+        for e, v in zip(*self._copy):
+            e.copy_(v)
 
     def _swap_in(self, pl_module: pl.LightningModule) -> None:
         if self.ema is None or self.decay == 0.0:

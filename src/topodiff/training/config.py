@@ -73,6 +73,7 @@ class TrainerConfig:
     """Steps, checkpoints, precision and devices (passed to Lightning's Trainer)."""
 
     max_steps: int = _f(2000, "total optimiser steps of the run (a resumed run continues to this number)")
+    max_minutes: float = _f(0.0, "also stop after this many minutes of this launch, with a final checkpoint (0 = no limit); the LR schedule still spans max_steps")
     checkpoint_every: int = _f(200, "write step=NNNNNN.ckpt and last.ckpt every this many steps (and at the end)")
     keep_last: int = _f(3, "keep this many newest step=NNNNNN.ckpt files (last.ckpt is kept too)")
     val_every: int = _f(200, "run validation (EMA weights) every this many steps")
@@ -200,7 +201,7 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, key)
     for key in ("trainer.num_threads", "data.num_workers", "data.max_train_rows", "data.max_val_rows",
                 "data.val_batch_size", "optim.warmup_steps", "optim.weight_decay", "optim.grad_clip",
-                "optim.min_lr_ratio", "optim.plateau_patience"):
+                "optim.min_lr_ratio", "optim.plateau_patience", "trainer.max_minutes"):
         _positive(cfg, key, allow_zero=True)
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise TopodiffInputError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")

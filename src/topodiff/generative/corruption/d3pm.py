@@ -32,7 +32,7 @@ class MaskedD3PM:
     def loss(logits: torch.Tensor, species0: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over masked atoms (0 if none); ``logits [N, max_z+1]``."""
         if not bool(masked.any()):
-            return logits.sum() * 0.0
+            return torch.nan_to_num(logits, neginf=0.0).sum() * 0.0  # keeps the graph, no -inf·0
         return F.cross_entropy(logits[masked], species0[masked])
 
     def reverse_step(self, species_t: torch.Tensor, logits: torch.Tensor, t_atom: torch.Tensor, s_atom: torch.Tensor,
