@@ -114,3 +114,13 @@ def test_plane_chern_in_3d_and_flux_shape() -> None:
     assert c5 - c0 == -1  # flux out of the slab 0 < κ1 < 1/2 = 2π χ(node at 1/4)
     V = torch.linalg.eigh(build_model("qwz").hamiltonian(k_grid([6, 8])))[1][..., :1]
     assert plaquette_flux(V).shape == (6, 8)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_device_argument(device: str) -> None:
+    m = build_model("kane_mele", lambda_r=0.0)
+    ref = build_model("haldane", t2=0.06, phi=-math.pi / 2, M=0.1)
+    assert chern_result(ref, 32, device=device).chern == 1
+    flow = wcc_flow(m, 2, k_range=(0.0, 0.5), device=device)
+    assert flow.wcc.shape[1] == 2 and isinstance(flow.wcc, np.ndarray)

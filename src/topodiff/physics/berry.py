@@ -104,8 +104,8 @@ def plane_kpoints(dim: int, axes: tuple[int, int], fixed: dict[int, float] | Non
 
 
 def plane_flux(model: TBModel, occ: int, n1: int, n2: int | None = None, *, axes: tuple[int, int] = (0, 1),
-               fixed: dict[int, float] | None = None, convention: int = 2, max_elems: int = 1 << 23
-               ) -> tuple[torch.Tensor, float]:
+               fixed: dict[int, float] | None = None, convention: int = 2, max_elems: int = 1 << 23,
+               device: torch.device | str | None = None) -> tuple[torch.Tensor, float]:
     """FHS fluxes ``[n1, n2]`` over a BZ plane of ``model`` and the smallest direct gap on it (eV).
 
     Rows are diagonalised in chunks of at most ``max_elems`` matrix elements, so grids of large
@@ -114,8 +114,8 @@ def plane_flux(model: TBModel, occ: int, n1: int, n2: int | None = None, *, axes
     n2 = n1 if n2 is None else n2
     nb = model.num_bands
     pos = model.state_positions if convention == 2 else None
-    ph1 = boundary_phase(pos, axes[0])
-    ph2 = boundary_phase(pos, axes[1])
+    ph1 = boundary_phase(pos, axes[0], device)
+    ph2 = boundary_phase(pos, axes[1], device)
     rows = max(1, max_elems // max(1, n2 * nb * nb))
     k2 = np.arange(n2) / n2
     tail = first = None
@@ -127,7 +127,7 @@ def plane_flux(model: TBModel, occ: int, n1: int, n2: int | None = None, *, axes
         axes_k[axes[0]], axes_k[axes[1]] = r / n1, k2
         for ax, val in (fixed or {}).items():
             axes_k[ax] = float(val)
-        V, g = occupied_states(model, axes_k, occ, convention=convention)
+        V, g = occupied_states(model, axes_k, occ, convention=convention, device=device)
         gap = min(gap, g)
         if first is None:
             first = V[:1]
@@ -159,7 +159,7 @@ class ChernResult:
 
 def chern_result(model: TBModel, nk: int = 64, filling: int | None = None, *, plane: tuple[int, float] | None = None,
                  refine: bool = True, max_nk: int = 1024, flux_tol: float = 1.0, gap_tol: float = 1e-6,
-                 int_tol: float = 1e-6, convention: int = 1) -> ChernResult:
+                 int_tol: float = 1e-6, convention: int = 1, device: torch.device | str | None = None) -> ChernResult:
     """Chern number of the occupied bands with diagnostics (never raises on convergence).
 
     Parameters
@@ -169,6 +169,7 @@ def chern_result(model: TBModel, nk: int = 64, filling: int | None = None, *, pl
     plane : for 3D models, ``(axis, value)``: the plane ``κ_axis = value`` (the other two axes span it).
     gap_tol : smallest direct gap (eV) on the grid accepted as insulating.
     convention : Bloch convention of the states (1 by default: cheapest; the integer is the same).
+    device : torch device for the grid (e.g. ``"cuda"``); the result is the same.
     int_tol : allowed ``|raw − round(raw)|`` (the FHS sum is an integer up to round-off).
     """
     if nk < 2:
@@ -184,7 +185,8 @@ def chern_result(model: TBModel, nk: int = 64, filling: int | None = None, *, pl
         raise TopodiffInputError(f"a Chern number needs a 2D model or a plane of a 3D model (model is {model.dim}D)")
     n = int(nk)
     while True:
-        F, gap = plane_flux(model, occ, n, axes=axes, fixed=fixed, convention=convention)  # type: ignore[arg-type]
+        F, gap = plane_flux(model, occ, n, axes=axes, fixed=fixed, convention=convention,  # type: ignore[arg-type]
+                            device=device)
         max_flux = float(F.abs().max())
         if not refine or max_flux <= flux_tol or 2 * n > max_nk or gap < gap_tol:
             break
@@ -237,7 +239,7 @@ def berry_curvature(model: TBModel, nk: int = 100, filling: int | None = None, *
         raise TopodiffInputError(f"nk must be at least 2, got {nk}")
     occ = resolve_filling(model, filling)
     F, _ = plane_flux(model, occ, nk, convention=convention)
-    omega = F.numpy() * nk * nk
+    omega = F.cpu().numpy() * nk * nk
     if cartesian:
         lat = model.lattice[:, :2] if model.lattice.shape[1] >= 2 else model.lattice
         area = abs(np.linalg.det(lat[:2, :2])) if lat.shape[1] == 2 else np.linalg.norm(np.cross(*model.lattice))

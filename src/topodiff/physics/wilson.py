@@ -61,14 +61,15 @@ def wcc_from_states(V: torch.Tensor, phase: torch.Tensor | None = None) -> torch
 
 
 def _loop_states(model: TBModel, occ: int, loop_axis: int, flow_axis: int, flow_k: np.ndarray,
-                 fixed: dict[int, float], n_loop: int) -> tuple[torch.Tensor, float]:
+                 fixed: dict[int, float], n_loop: int, device: torch.device | str | None = None
+                 ) -> tuple[torch.Tensor, float]:
     """Occupied states ``[n_lines, n_loop, nb, occ]`` (convention II) and the smallest direct gap."""
     axes_k: list = [0.0] * model.dim
     axes_k[flow_axis] = np.asarray(flow_k, dtype=float)
     axes_k[loop_axis] = np.arange(n_loop) / n_loop
     for ax, val in fixed.items():
         axes_k[ax] = float(val)
-    H = grid_hamiltonian(model, axes_k, convention=2)
+    H = grid_hamiltonian(model, axes_k, convention=2, device=device)
     if loop_axis < flow_axis:
         H = H.transpose(0, 1)
     e, v = eigh_fast(H)
@@ -135,7 +136,7 @@ def wcc_flow(model: TBModel, filling: int | None = None, *, loop_axis: int = 1, 
              fixed: dict[int, float] | None = None, k_range: tuple[float, float] = (0.0, 1.0),
              num_lines: int = 11, n_loop: int = 16, adaptive: bool = True, pos_tol: float = 0.01,
              gap_tol: float = 0.3, move_tol: float = 0.3, min_spacing: float = 1e-4, max_lines: int = 800,
-             max_loop: int = 512) -> WCCFlow:
+             max_loop: int = 512, device: torch.device | str | None = None) -> WCCFlow:
     """Flow of hybrid WCCs of the occupied bands as the loops move across the BZ.
 
     Parameters
@@ -147,6 +148,7 @@ def wcc_flow(model: TBModel, filling: int | None = None, *, loop_axis: int = 1, 
     adaptive : converge every loop in k-points (WCC change < ``pos_tol`` when halving) and insert
         lines where neighbours fail the gap check (``gap_tol`` × gap size) or move check
         (``move_tol`` × gap size), down to ``min_spacing``, at most ``max_lines`` lines.
+    device : torch device for the loops (e.g. ``"cuda"``); WCCs come back as NumPy arrays.
     """
     occ = resolve_filling(model, filling)
     dim = model.dim
@@ -155,12 +157,12 @@ def wcc_flow(model: TBModel, filling: int | None = None, *, loop_axis: int = 1, 
         raise TopodiffInputError(f"loop_axis, flow_axis and fixed must cover the {dim} axes exactly once")
     if num_lines < 2 or n_loop < 2:
         raise TopodiffInputError("num_lines and n_loop must be at least 2")
-    phase = boundary_phase(model.state_positions, loop_axis)
+    phase = boundary_phase(model.state_positions, loop_axis, device)
     notes: list[str] = []
 
     def compute(ks: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-        V, g = _loop_states(model, occ, loop_axis, flow_axis, ks, fixed, n)
-        return wcc_from_states(V, phase).numpy(), g
+        V, g = _loop_states(model, occ, loop_axis, flow_axis, ks, fixed, n, device)
+        return wcc_from_states(V, phase).cpu().numpy(), g
 
     ks = np.linspace(k_range[0], k_range[1], num_lines)
     n = int(n_loop)

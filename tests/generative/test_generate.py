@@ -1,0 +1,79 @@
+"""generate / csp output files and the CLI's input errors (with a tiny throw-away checkpoint)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from generative.helpers import make_batch
+from topodiff.cli import main
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.batch import CrystalBatch
+from topodiff.generative.checkpoint import save_generator
+from topodiff.generative.generate import csp_to_dir, generate_to_dir, min_distances
+
+
+@pytest.fixture
+def ckpt(tiny_model, tmp_path):
+    b = make_batch((5, 5, 4))
+    b.species = torch.tensor([38, 22, 8, 8, 8, 56, 22, 8, 8, 8, 11, 17, 8, 8])
+    tiny_model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())
+    tiny_model.cfg.min_distance = 0.0  # untrained weights: do not spend the test re-sampling
+    return save_generator(tiny_model, {}, tmp_path / "tiny.ckpt")
+
+
+def test_min_distances_simple_cubic():
+    b = CrystalBatch(torch.tensor([[0.0, 0, 0], [0.5, 0.5, 0.5], [0.1, 0.1, 0.1]]),
+                     torch.stack([3.0 * torch.eye(3), 4.0 * torch.eye(3)]), torch.tensor([1, 1, 1]), torch.tensor([2, 1]))
+    d = min_distances(b)
+    assert d[0].item() == pytest.approx(3.0 * np.sqrt(3) / 2) and d[1].item() == pytest.approx(4.0)
+
+
+def test_generate_writes_contract_files(ckpt, tmp_path):
+    meta = generate_to_dir(tmp_path / "out", num=3, checkpoint=str(ckpt), steps=2, seed=1, batch_size=2)
+    from ase.io import read
+
+    frames = read(tmp_path / "out" / "structures.extxyz", index=":")
+    assert len(frames) == 3 and meta["num_structures"] == 3
+    assert sorted(p.name for p in (tmp_path / "out" / "cif").iterdir()) == ["0000.cif", "0001.cif", "0002.cif"]
+    disk = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    for key in ("checkpoint", "conditions", "guidance", "steps", "seed", "wall_time_s", "structures_per_s"):
+        assert key in disk
+    for a in frames:
+        assert bool(((a.get_scaled_positions(wrap=False) >= -1e-9) & (a.get_scaled_positions(wrap=False) < 1)).all())
+        assert set(a.numbers) <= {8, 11, 17, 22, 38, 56}
+
+
+def test_csp_keeps_compositions(ckpt, tmp_path):
+    inp = tmp_path / "formulas.txt"
+    inp.write_text("SrTiO3\n# comment\nNaClO3\n")
+    meta = csp_to_dir(inp, tmp_path / "csp", checkpoint=str(ckpt), samples=2, steps=2)
+    from ase.io import read
+
+    frames = read(tmp_path / "csp" / "structures.extxyz", index=":")
+    assert meta["num_structures"] == 4 and [(a.info["index"], a.info["sample"]) for a in frames] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert sorted(frames[0].get_chemical_symbols()) == ["O", "O", "O", "Sr", "Ti"]
+    assert sorted(frames[3].get_chemical_symbols()) == ["Cl", "Na", "O", "O", "O"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Xx2Q\n")
+    with pytest.raises(TopodiffInputError):
+        csp_to_dir(bad, tmp_path / "csp2", checkpoint=str(ckpt))
+
+
+def test_cli_input_errors(ckpt, tmp_path, capsys):
+    assert main(["generate", "--out", str(tmp_path / "a"), "--num", "0", "--checkpoint", str(ckpt)]) == 2
+    assert main(["generate", "--out", str(tmp_path / "b"), "--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
+    assert main(["generate", "--out", str(tmp_path / "c"), "--num", "1", "--checkpoint", str(ckpt),
+                 "--condition", "band_gap=1.0"]) == 2
+    assert main(["generate", "--out", str(tmp_path / "d"), "--num", "1", "--checkpoint", str(ckpt),
+                 "--condition", "colour=red"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 4 and "Traceback" not in err
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    assert main(["generate", "--out", str(tmp_path / "e"), "--checkpoint", str(tmp_path / "junk.ckpt")]) == 2
+
+
+def test_cli_generate_json(ckpt, tmp_path, capsys):
+    assert main(["generate", "--out", str(tmp_path / "g"), "--num", "2", "--steps", "2", "--checkpoint", str(ckpt), "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and json.loads(out[0])["num_structures"] == 2
