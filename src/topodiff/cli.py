@@ -29,7 +29,15 @@ app = typer.Typer(name="topodiff", add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
 
+_registered = False
+
+
 def _register_commands() -> None:
+    """Add every sub-command module's commands to the app (once per process)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     import topodiff.commands as pkg
 
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):

@@ -124,3 +124,10 @@ def test_device_argument(device: str) -> None:
     assert chern_result(ref, 32, device=device).chern == 1
     flow = wcc_flow(m, 2, k_range=(0.0, 0.5), device=device)
     assert flow.wcc.shape[1] == 2 and isinstance(flow.wcc, np.ndarray)
+
+
+def test_dirac_semimetal_is_reported_not_rounded() -> None:
+    res = chern_result(build_model("graphene"), 32)  # Dirac cones at K, K': π flux in one plaquette
+    assert res.warning is not None and "touch" in res.warning and res.max_flux > 3.0
+    with pytest.raises(ConvergenceError):
+        chern_number(build_model("graphene"), 32)

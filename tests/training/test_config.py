@@ -106,3 +106,12 @@ def test_cli_unknown_key_exits_2(tmp_path):
     assert "Traceback" not in res.stderr
     res = run_cli("train", "--config", str(tmp_path / "missing.yaml"))
     assert res.returncode == 2 and "error:" in res.stderr
+
+
+def test_cli_unusable_data_exits_2(tmp_path):
+    empty = tmp_path / "bad.csv"
+    empty.write_text(",material_id,cif\n0,x,not a cif\n")
+    res = run_cli("train", "--config", str(TINY_CONFIG), f"data.train={empty}", f"output_dir={tmp_path / 'o'}")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in res.stderr

@@ -1,4 +1,4 @@
-"""`topodiff train` as users run it: SIGKILL mid-run, `--resume`, bad data → exit 2."""
+"""`topodiff train` as users run it: SIGKILL mid-run, then `--resume`."""
 from __future__ import annotations
 
 import json
@@ -43,11 +43,3 @@ def test_sigkill_then_resume_continues_the_step_counter(crystal_csv, tmp_path):
     logs = sorted((out / "logs").glob("version_*/metrics.csv"))
     assert len(logs) == 2  # one CSV log per launch
 
-
-def test_cli_unusable_data_exits_2(tmp_path):
-    empty = tmp_path / "bad.csv"
-    empty.write_text(",material_id,cif\n0,x,not a cif\n")
-    res = run_cli("train", "--config", str(TINY_CONFIG), f"data.train={empty}", f"output_dir={tmp_path / 'o'}")
-    assert res.returncode == 2, res.stderr[-2000:]
-    assert res.stderr.strip().splitlines()[-1].startswith("error:")
-    assert "Traceback" not in res.stderr

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         shard: Optional[str] = typer.Option(None, "--shard", help="Screen only entries with index %% n == i, given as i/n (cluster job arrays)."),
         basis: str = typer.Option("sp3", "--basis", help="Orbital basis: sp3 or sp3s* (s* only with published fits)."),
         no_soc: bool = typer.Option(False, "--no-soc", help="Switch off on-site spin-orbit coupling."),
-        metal_rule: str = typer.Option("direct", "--metal-rule", help="direct (catalogue convention) or indirect (band overlap = metal)."),
+        metal_rule: str = typer.Option("auto", "--metal-rule", help="auto (direct for sp-valent crystals, indirect with open d/f shells), direct (catalogue convention: bands may overlap) or indirect (band overlap = metal)."),
         gap_tol: float = typer.Option(0.01, "--gap-tol", help="Gap (eV) below which a crystal is a metal."),
     ) -> None:
         """Topology of each crystal from its Slater-Koster tight-binding model (fast, approximate)."""
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         chunk: int = typer.Option(20, "--chunk", help="Rows per append to the progress file OUT.progress.jsonl."),
         basis: str = typer.Option("sp3", "--basis", help="Orbital basis: sp3 or sp3s*."),
         no_soc: bool = typer.Option(False, "--no-soc", help="Switch off on-site spin-orbit coupling."),
-        metal_rule: str = typer.Option("direct", "--metal-rule", help="direct or indirect (see `topodiff screen --help`)."),
+        metal_rule: str = typer.Option("auto", "--metal-rule", help="auto, direct or indirect (see `topodiff screen --help`)."),
         gap_tol: float = typer.Option(0.01, "--gap-tol", help="Gap (eV) below which a crystal is a metal."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object on stdout."),
     ) -> None:

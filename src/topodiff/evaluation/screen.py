@@ -15,7 +15,10 @@ For each crystal (:func:`screen_structure`):
    (T. Zhang et al., Nature 566, 475 (2019); M. G. Vergniory et al., Nature 566, 480 (2019)):
    the occupied bands are classified whenever they are separated from the empty ones at every k,
    even if they overlap in energy (a semimetal with inverted bands counts as a TI).
-   ``metal_rule="indirect"`` also calls band overlap (``gap`` < tol) a metal;
+   ``metal_rule="indirect"`` also calls band overlap (``gap`` < tol) a metal. ``metal_rule="auto"``
+   (the default) uses ``direct`` for sp-valent crystals and ``indirect`` when an element has an
+   open d or f shell (``open_shell`` in the row): their d/f electrons sit outside the sp basis, and
+   on the mp_40 test set the direct rule turned many such intermetallics into spurious insulators;
 4. Z2 indices ``[ν0, ν1, ν2, ν3]`` of the occupied bands whenever the *direct* gap on the grid is
    at least ``gap_tol``: Fu-Kane parity at the 8 TRIM when spglib finds inversion symmetry, else
    the Wannier-centre route ``topodiff.physics.z2.z2_invariant`` (when available; skipped, with an
@@ -128,7 +131,7 @@ def _wcc_z2(model: Any) -> list[int] | None:
 def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cutoff: float | None = None,
                      params: dict[str, Any] | None = None, gap_tol: float = GAP_TOL,
                      k_density: float = K_DENSITY, symprec: float = 1e-3,
-                     metal_rule: str = "direct", wcc_max_bands: int = WCC_MAX_BANDS) -> dict[str, Any]:
+                     metal_rule: str = "auto", wcc_max_bands: int = WCC_MAX_BANDS) -> dict[str, Any]:
     """Screen one crystal.
 
     Returns
@@ -141,6 +144,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     Bad structures raise :class:`TopodiffInputError` (use :func:`screen_records` for rows).
     """
     from topodiff.physics.parity import find_inversion, parity_z2
+    from topodiff.physics.sk_params import open_shell
     from topodiff.physics.slater_koster import orbital_parity, structure_to_tb
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -153,8 +157,11 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "space_group": sg,
                            "gap": round(max(gap, 0.0), 6), "direct_gap": round(direct, 6), "z2": None,
                            "topo_class": None, "method": None, "n_atoms": len(structure), "k_mesh": list(mesh)}
-    if metal_rule not in ("direct", "indirect"):
-        raise TopodiffInputError(f"metal_rule must be 'direct' or 'indirect', got {metal_rule!r}")
+    if metal_rule not in ("auto", "direct", "indirect"):
+        raise TopodiffInputError(f"metal_rule must be 'auto', 'direct' or 'indirect', got {metal_rule!r}")
+    row["open_shell"] = any(open_shell(el.symbol) for el in structure.composition.elements)
+    if metal_rule == "auto":
+        metal_rule = "indirect" if row["open_shell"] else "direct"
     metal = (direct if metal_rule == "direct" else gap) < gap_tol or filling % 2 == 1
     if filling % 2 == 0 and direct >= gap_tol:
         n_o = int(model.params["n_orb_per_atom"])
@@ -238,7 +245,13 @@ def screen_tasks(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], 
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # import the heavy modules once in the fork server; workers fork from it ready to run
+        ctx.set_forkserver_preload(["torch", "pymatgen.core", "spglib", "vesin", "topodiff.physics.slater_koster",
+                                    "topodiff.physics.parity", "topodiff.evaluation.screen"])
+    else:
+        ctx = mp.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
         yield from pool.map(_screen_task, tasks, chunksize=1)
 

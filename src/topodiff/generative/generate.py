@@ -202,13 +202,13 @@ def read_compositions(path: str | Path) -> list[np.ndarray]:
         if not text:
             continue
         try:
-            comp = Composition(text)
+            counts = Composition(text).get_el_amt_dict()
+            zs = {k: Element(k).Z for k in counts}
         except Exception:
             raise TopodiffInputError(f"{path}:{lineno}: not a chemical formula: {text!r}") from None
-        counts = comp.get_el_amt_dict()
         if any(abs(v - round(v)) > 1e-6 or v < 1 for v in counts.values()):
             raise TopodiffInputError(f"{path}:{lineno}: formula needs integer atom counts: {text!r}")
-        out.append(np.concatenate([np.full(int(round(v)), Element(k).Z) for k, v in counts.items()]))
+        out.append(np.concatenate([np.full(int(round(v)), zs[k]) for k, v in counts.items()]))
     if not out:
         raise TopodiffInputError(f"no compositions in {path}")
     return out

@@ -27,8 +27,8 @@ def train_generator(dataset: CrystalTorchDataset, out_dir: str | Path, cfg: Mode
                     ) -> CrystalDiffusion:
     """Train on ``dataset`` until ``max_steps`` or ``max_minutes``; writes ``out_dir/last.ckpt`` (EMA weights).
 
-    The LR decays with a cosine to 5 % over the expected number of steps (``max_steps``, re-estimated
-    from the measured step time when the wall-clock budget binds).
+    The LR decays with a cosine to 5 % over the fraction of the budget used (steps or wall-clock
+    time, whichever is larger).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -41,7 +41,6 @@ def train_generator(dataset: CrystalTorchDataset, out_dir: str | Path, cfg: Mode
     perm, pos = rng.permutation(n), 0
     t0 = time.time()
     budget = max_minutes * 60
-    horizon = max_steps
     config = {"model": cfg.to_dict(), "train": {"batch_size": batch_size, "lr": lr, "max_steps": max_steps,
                                                  "max_minutes": max_minutes, "ema_decay": ema_decay, "seed": seed}}
     step = 0
@@ -51,10 +50,8 @@ def train_generator(dataset: CrystalTorchDataset, out_dir: str | Path, cfg: Mode
             perm, pos = rng.permutation(n), 0
         batch = batch_from_dataset(dataset, perm[pos:pos + batch_size])
         pos += batch_size
-        if step == 50:  # re-estimate the cosine horizon from the measured speed
-            per_step = (time.time() - t0) / 50
-            horizon = int(min(max_steps, budget / per_step))
-        frac = min(1.0, step / max(1, horizon))
+        # cosine over whichever budget binds first: steps or wall-clock time
+        frac = min(1.0, max(step / max(1, max_steps), (time.time() - t0) / budget))
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         model.train()

@@ -158,14 +158,15 @@ class ChernResult:
 
 
 def chern_result(model: TBModel, nk: int = 64, filling: int | None = None, *, plane: tuple[int, float] | None = None,
-                 refine: bool = True, max_nk: int = 1024, flux_tol: float = 1.0, gap_tol: float = 1e-6,
+                 refine: bool = True, max_nk: int | None = None, flux_tol: float = 1.0, gap_tol: float = 1e-6,
                  int_tol: float = 1e-6, convention: int = 1, device: torch.device | str | None = None) -> ChernResult:
     """Chern number of the occupied bands with diagnostics (never raises on convergence).
 
     Parameters
     ----------
     nk : starting grid ``nk × nk``; with ``refine`` it is doubled (up to ``max_nk``) while a
-        plaquette flux exceeds ``flux_tol`` rad (Berry curvature not resolved).
+        plaquette flux exceeds ``flux_tol`` rad (Berry curvature not resolved); ``max_nk`` defaults
+        to 1024, lowered for many bands so that ``nk² · nb³`` stays below ~2e8 (seconds, not hours).
     plane : for 3D models, ``(axis, value)``: the plane ``κ_axis = value`` (the other two axes span it).
     gap_tol : smallest direct gap (eV) on the grid accepted as insulating.
     convention : Bloch convention of the states (1 by default: cheapest; the integer is the same).
@@ -184,11 +185,16 @@ def chern_result(model: TBModel, nk: int = 64, filling: int | None = None, *, pl
     else:
         raise TopodiffInputError(f"a Chern number needs a 2D model or a plane of a 3D model (model is {model.dim}D)")
     n = int(nk)
+    if max_nk is None:
+        max_nk = min(1024, max(n, int(math.sqrt(2e8 / model.num_bands ** 3))))
+    dirac_like = 0
     while True:
         F, gap = plane_flux(model, occ, n, axes=axes, fixed=fixed, convention=convention,  # type: ignore[arg-type]
                             device=device)
         max_flux = float(F.abs().max())
-        if not refine or max_flux <= flux_tol or 2 * n > max_nk or gap < gap_tol:
+        # a flux ≈ ±π that survives refinement is a band touching (Dirac point) inside a plaquette
+        dirac_like = dirac_like + 1 if max_flux > 3.0 else 0
+        if not refine or max_flux <= flux_tol or 2 * n > max_nk or gap < gap_tol or dirac_like >= 3:
             break
         n *= 2
     raw = float(F.sum()) / TWO_PI
@@ -198,6 +204,9 @@ def chern_result(model: TBModel, nk: int = 64, filling: int | None = None, *, pl
         warning = f"direct gap {gap:.3g} eV on the {n}x{n} grid is below {gap_tol:g} eV: bands touch, Chern number undefined"
     elif abs(raw - c) > int_tol:
         warning = f"raw Chern number {raw:.6f} is not an integer"
+    elif dirac_like >= 3:
+        warning = (f"a plaquette carries Berry flux {max_flux:.2f} rad ≈ π on grids up to {n}x{n}: "
+                   "the bands touch at a point (Dirac/Weyl node), Chern number undefined")
     elif max_flux > flux_tol:
         warning = (f"Berry curvature not resolved on the {n}x{n} grid (largest plaquette flux {max_flux:.2f} rad): "
                    "the integer may be wrong; increase nk")

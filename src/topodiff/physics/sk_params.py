@@ -156,6 +156,13 @@ def valence_sp_electrons(symbol: str) -> int:
 
 
 @lru_cache(maxsize=None)
+def open_shell(symbol: str) -> bool:
+    """True when the neutral atom has a partly filled d (1-9) or f (1-13) shell (outside the sp basis)."""
+    shells = _element(symbol).full_electronic_structure
+    return any((l == "d" and 0 < c < 10) or (l == "f" and 0 < c < 14) for _, l, c in shells)
+
+
+@lru_cache(maxsize=None)
 def term_values(symbol: str) -> tuple[float, float]:
     """Valence (ε_s, ε_p) in eV from the NIST LDA atomic eigenvalues.
 

@@ -121,6 +121,7 @@ class DiffusionModule(pl.LightningModule):
             metrics["epoch"] = float(self.current_epoch)
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=step)
+                logger.save()  # flushed now, so a killed run keeps its log
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
