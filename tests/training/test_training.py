@@ -153,6 +153,9 @@ def test_checkpoint_contents_and_bitwise_resume(crystal_csv, tmp_path):
     # resuming a finished run is a no-op that reports the final step
     res_c = train(cfg_b, resume=True)
     assert res_c["global_step"] == 12
+    # resuming with another network is refused with a clear input error
+    with pytest.raises(TopodiffInputError, match="hidden"):
+        train(_cfg(crystal_csv, tmp_path / "b", *common, "model.hidden=48"), resume=True)
 
 
 def test_lr_schedule_shape():
@@ -197,3 +200,13 @@ def test_max_minutes_stops_early_with_a_final_checkpoint(crystal_csv, tmp_path):
     summary = train(cfg, model=LatticeRegressor())
     assert 0 < summary["global_step"] < 1_000_000
     assert read_checkpoint(tmp_path / "last.ckpt")["global_step"] == summary["global_step"]
+
+
+def test_auto_threads_respects_processes_and_machine_load():
+    from topodiff.training.run import auto_threads
+
+    assert auto_threads(16, 1, 0.0) == 16
+    assert auto_threads(16, 4, 0.0) == 4  # DDP: cores shared by the local processes
+    assert auto_threads(16, 2, 8.0) == 4  # 8 busy cores leave 8 for 2 processes
+    assert auto_threads(2, 1, 9.0) == 1  # oversubscribed machine: one thread
+    assert auto_threads(8, 1, None) == 8  # no load average available

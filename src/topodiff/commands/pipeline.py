@@ -6,12 +6,14 @@ from typing import List, Optional
 
 import typer
 
+from topodiff.evaluation.pipeline import DEFAULT_NUM
+
 
 def register(app: typer.Typer) -> None:
     @app.command("pipeline")
     def pipeline(
         out: Path = typer.Option(..., "--out", help="Output directory (generated/, metrics.json, structures.csv, report.html)."),
-        num: int = typer.Option(32, "--num", min=1, help="Number of crystals to generate."),
+        num: int = typer.Option(DEFAULT_NUM, "--num", min=1, help="Number of crystals to generate."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint path or shipped name (default: the shipped one)."),
         condition: Optional[List[str]] = typer.Option(None, "--condition", help="Condition KEY=VALUE (topo_class, band_gap, chemical_system, space_group, num_atoms); repeatable."),
         guidance: float = typer.Option(0.0, "--guidance", help="Classifier-free guidance strength."),

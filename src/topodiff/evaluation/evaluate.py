@@ -287,8 +287,10 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
             ok = np.all(np.isfinite(gs), axis=1)
             rs, rc = reference_fingerprints(reference, max_n=max_cov_reference)
             cut = M.COV_CUTOFFS[dataset]
+            from topodiff.evaluation.fingerprints import composition_scaler
+
             rec, prec = M.coverage(gs[ok], gc[ok], rs, rc, struct_cutoff=cut["struct"],
-                                   comp_cutoff=cut["comp"], num_generated=n)
+                                   comp_cutoff=cut["comp"], num_generated=n, scaler=composition_scaler())
             summary.update(cov_recall=rec, cov_precision=prec,
                            cov_settings={"dataset": dataset, **cut, "num_reference_fingerprints": int(len(rs))})
         else:
@@ -393,13 +395,13 @@ def evaluate_path(path: str | os.PathLike, *, reference: Sequence[str | os.PathL
     ``out_dir`` defaults to ``path`` when it is a directory, else ``<path stem>_eval`` beside it.
     """
     p = Path(path)
+    ds = dataset or (guess_dataset(reference) if reference else "mp20")
+    if ds not in M.COV_CUTOFFS:
+        raise TopodiffInputError(f"unknown dataset {ds!r} (expected one of {', '.join(M.COV_CUTOFFS)})")
     entries = load_entries(p)
     if not entries:
         raise TopodiffInputError(f"{p}: no structures found")
     ref = load_reference(reference) if reference else None
-    ds = dataset or (guess_dataset(reference) if reference else "mp20")
-    if ds not in M.COV_CUTOFFS:
-        raise TopodiffInputError(f"unknown dataset {ds!r} (expected one of {', '.join(M.COV_CUTOFFS)})")
     summary, rows, relaxed = evaluate_entries(entries, reference=ref, dataset=ds, relax=relax, screen=screen,
                                               progress=progress, **kwargs)
     summary["input"] = str(p)

@@ -189,3 +189,22 @@ def composition_fingerprints(compositions: list[Composition]) -> np.ndarray:
     out = stats.reshape(n, -1)
     out[~np.isfinite(out)] = 0.0
     return out
+
+
+@lru_cache(maxsize=1)
+def composition_scaler() -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation ``[114]`` of composition fingerprints over Materials Project
+    crystals (the 708 mp_40 compositions in the shipped hull reference table).
+
+    CDVAE standardises composition fingerprints with fixed MP-20 training statistics for every data
+    set (its ``CompScalerMeans/Stds``); this is the same idea with the MP data available here.
+    """
+    from topodiff.evaluation.hull import REFERENCE_PATH
+
+    import json
+
+    doc = json.loads(REFERENCE_PATH.read_text())
+    comps = [Composition(f) for f, _, src in doc["entries"] if str(src).startswith("mp_40:")]
+    fp = composition_fingerprints(comps)
+    sd = fp.std(axis=0)
+    return fp.mean(axis=0), np.where(sd > 1e-12, sd, 1.0)

@@ -207,16 +207,16 @@ def wdist_num_elems(structures: Sequence[Structure], reference: Sequence[Structu
 
 def coverage(gen_struct_fp: np.ndarray, gen_comp_fp: np.ndarray, ref_struct_fp: np.ndarray,
              ref_comp_fp: np.ndarray, *, struct_cutoff: float, comp_cutoff: float,
-             num_generated: int | None = None) -> tuple[float, float]:
+             num_generated: int | None = None,
+             scaler: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float]:
     """COV-R and COV-P (CDVAE ``compute_cov``).
 
     Parameters
     ----------
     gen_struct_fp, ref_struct_fp : ``[n_gen, d_s]``, ``[n_ref, d_s]`` structure fingerprints.
     gen_comp_fp, ref_comp_fp : ``[n_gen, d_c]``, ``[n_ref, d_c]`` composition fingerprints, raw;
-        both are standardised here with the reference set's mean and standard deviation (CDVAE
-        uses fixed MP-20 training statistics; none are available here, so the reference defines
-        the scale).
+        both are standardised with ``scaler = (mean, std)`` (CDVAE: fixed MP-20 statistics;
+        default here: the reference set's own statistics).
     num_generated : denominator of COV-P (CDVAE divides by all generated crystals, valid or not).
 
     Returns
@@ -227,9 +227,11 @@ def coverage(gen_struct_fp: np.ndarray, gen_comp_fp: np.ndarray, ref_struct_fp: 
 
     if len(gen_struct_fp) == 0 or len(ref_struct_fp) == 0:
         return 0.0, 0.0
-    mu = ref_comp_fp.mean(axis=0)
-    sd = ref_comp_fp.std(axis=0)
-    sd = np.where(sd > 1e-12, sd, 1.0)
+    if scaler is None:
+        mu, sd = ref_comp_fp.mean(axis=0), ref_comp_fp.std(axis=0)
+    else:
+        mu, sd = scaler
+    sd = np.where(np.asarray(sd) > 1e-12, sd, 1.0)
     g = (gen_comp_fp - mu) / sd
     r = (ref_comp_fp - mu) / sd
     d_struct = cdist(gen_struct_fp, ref_struct_fp)   # [n_gen, n_ref]

@@ -21,9 +21,9 @@ from typing import Any, Callable, Sequence
 
 from topodiff.errors import TopodiffInputError
 
-#: Default number of crystals: generation + CHGNet relaxation + TB screen + report of 32 small
+#: Default number of crystals: generation + CHGNet relaxation + TB screen + report of 24 small
 #: crystals fits well inside 10 minutes on a 2-core CPU (measured: docs/evaluation.md).
-DEFAULT_NUM = 32
+DEFAULT_NUM = 24
 
 GenerateFn = Callable[..., dict]
 

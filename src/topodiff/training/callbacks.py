@@ -64,18 +64,17 @@ class EMA(pl.Callback):
         return pl_module.model
 
     def _ensure(self, pl_module: pl.LightningModule) -> dict[str, torch.Tensor]:
-        state = self._model(pl_module).state_dict()
         if self.ema is None:
+            state = self._model(pl_module).state_dict()
             source = self._loaded if self._loaded is not None else state
             self.ema = {k: source[k].detach().to(device=v.device, dtype=v.dtype).clone() for k, v in state.items()}
             self._loaded = None
             params = {id(p) for p in self._model(pl_module).parameters()}
             live = self._model(pl_module).state_dict(keep_vars=True)
-            avg = [k for k, v in live.items() if id(v) in params and v.is_floating_point()]
+            avg = {k for k, v in live.items() if id(v) in params and v.is_floating_point()}
             # tensor lists for one foreach call per step (parameters and buffers keep their storage)
-            self._avg = ([self.ema[k] for k in avg], [live[k].detach() for k in avg])
-            self._copy = ([self.ema[k] for k in live if k not in set(avg)],
-                          [live[k].detach() for k in live if k not in set(avg)])
+            self._avg = ([self.ema[k] for k in live if k in avg], [live[k].detach() for k in live if k in avg])
+            self._copy_keys = [k for k in live if k not in avg]  # buffers (re-read each step: they may be reassigned)
         return self.ema
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -90,8 +89,13 @@ class EMA(pl.Callback):
         ema_avg, live_avg = self._avg
         if ema_avg:
             torch._foreach_lerp_(ema_avg, live_avg, 1.0 - d)  # ema += (1-d) (θ - ema)
-        for e, v in zip(*self._copy):
-            e.copy_(v)
+        if self._copy_keys:
+            model = self._model(pl_module)
+            current = dict(model.named_buffers())
+            current.update((k, p) for k, p in model.named_parameters() if k in self.ema and not p.is_floating_point())
+            for k in self._copy_keys:
+                if k in current:
+                    self.ema[k].copy_(current[k].detach())
 
     def _swap_in(self, pl_module: pl.LightningModule) -> None:
         if self.ema is None or self.decay == 0.0:

@@ -21,8 +21,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from topodiff.errors import TopodiffInputError
-from topodiff.training.callbacks import (EMA, AtomicCheckpointIO, PeriodicCheckpoint, find_resume_checkpoint,
-                                         remove_stale_temporaries)
+from topodiff.training.callbacks import EMA, AtomicCheckpointIO, PeriodicCheckpoint
+from topodiff.training.checkpoint_files import find_resume_checkpoint, read_checkpoint, remove_stale_temporaries
 from topodiff.training.config import save_config, to_container
 from topodiff.training.datamodule import CrystalDataModule
 from topodiff.training.lightning_module import DiffusionModule
@@ -63,7 +63,10 @@ class Throughput(pl.Callback):
 def local_processes(cfg: DictConfig) -> int:
     """Training processes on this node (1 unless DDP with several devices)."""
     devices = cfg.trainer.devices
-    return int(devices) if isinstance(devices, int) else 1
+    if isinstance(devices, int):
+        return devices
+    gpu = str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return max(1, torch.cuda.device_count()) if gpu else 1
 
 
 def available_cores() -> int:
@@ -155,6 +158,18 @@ def _loggers(out: Path) -> list:
     return loggers
 
 
+def check_resume_compatible(ckpt: dict[str, Any], cfg: DictConfig, path: Path) -> None:
+    """A checkpoint's network must match the config's ``model`` section (else TopodiffInputError)."""
+    saved = ((ckpt.get("hyper_parameters") or {}).get("config") or {}).get("model")
+    if saved is None:
+        return
+    current = to_container(cfg)["model"]
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if diff:
+        raise TopodiffInputError(f"--resume: {path} was trained with other model settings ({', '.join(diff)}); "
+                                 f"resume with the run's config.yaml or start a new output_dir")
+
+
 def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = None,
           datasets: tuple[Dataset, Dataset | None] | None = None, collate_fn: Any = None,
           extra_callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
@@ -185,6 +200,7 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
         else:
             ckpt_path, start_step = found
             log.info("resuming from %s (step %d)", ckpt_path, start_step)
+            check_resume_compatible(read_checkpoint(ckpt_path), cfg, ckpt_path)
     threads = configure_threads(cfg)
     pl.seed_everything(int(cfg.trainer.seed), workers=True, verbose=False)
 
