@@ -5,13 +5,12 @@ StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3) as DiffCSP (``topodiff.evalua
 De novo: ``--denovo`` samples; structural/compositional validity, uniqueness, Wasserstein distances
 of density and number of elements to the test set, COV when the fingerprints are available.
 
-    python benchmarks/bench_generator.py --checkpoint perov5 --csp 256 --denovo 0
+    python benchmarks/bench_generator.py --checkpoint perov5-csp --csp 256 --denovo 0 [--guard]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--guard", action="store_true",
+                    help="re-sample crystals with atoms closer than 0.5 Å, as `topodiff generate/csp` do")
     args = ap.parse_args()
     if not Path(args.test).exists():
         sys.exit(f"error: test data not found: {args.test}")
@@ -54,6 +55,7 @@ def main() -> None:
     from topodiff.crystal.dataset import load_dataset
     from topodiff.evaluation import metrics as M
     from topodiff.generative.checkpoint import load_generator
+    from topodiff.generative.generate import sample_guarded
 
     model, config = load_generator(args.checkpoint)
     if args.step_lr is not None:
@@ -62,7 +64,12 @@ def main() -> None:
         model.cfg.corrector_steps = args.corrector
     test = load_dataset(args.test)
     res: dict = {"checkpoint": args.checkpoint, "steps": args.steps or model.cfg.sample_steps,
-                 "step_lr": model.cfg.step_lr, "corrector_steps": model.cfg.corrector_steps}
+                 "step_lr": model.cfg.step_lr, "corrector_steps": model.cfg.corrector_steps, "guard": args.guard}
+
+    def sample(num, species=None):
+        if args.guard:
+            return sample_guarded(model, num, species=species, steps=args.steps, generator=g)[0]
+        return model.sample(num, species=species, steps=args.steps, generator=g)
     g = torch.Generator().manual_seed(args.seed)
     if args.csp:
         k = len(test) if args.csp < 0 else min(args.csp, len(test))
@@ -72,7 +79,7 @@ def main() -> None:
             idx = np.arange(s, min(k, s + args.batch))
             num = torch.as_tensor(np.asarray(test.num_atoms)[idx])
             species = torch.as_tensor(np.concatenate([np.asarray(test.species)[test.atoms_of(int(i))] for i in idx]))
-            preds += to_structures(model.sample(num, species=species, steps=args.steps, generator=g))
+            preds += to_structures(sample(num, species))
         dt = time.time() - t0
         match, rmse = M.csp_match_rate(preds, refs)
         res.update(csp_n=k, csp_match_rate=match, csp_rmse=rmse, csp_seconds=dt, csp_per_s=k / dt)
@@ -82,7 +89,7 @@ def main() -> None:
         gen, t0 = [], time.time()
         for s in range(0, n, args.batch):
             m = min(args.batch, n - s)
-            gen += to_structures(model.sample(model.sample_num_atoms(m, g), steps=args.steps, generator=g))
+            gen += to_structures(sample(model.sample_num_atoms(m, g)))
         dt = time.time() - t0
         ok = [x for x in gen if x is not None]
         ref = [test.structure(i) for i in range(len(test))]

@@ -51,9 +51,16 @@ def main() -> None:
     ap.add_argument("--n-small", type=int, default=100)
     ap.add_argument("--limit", type=int, default=None, help="screen only the first N mp_40 rows")
     ap.add_argument("--rows-json", default=None, help="also save the per-crystal mp_40 rows here")
+    ap.add_argument("--replot", default=None, help="only redraw the PNG from rows saved with --rows-json")
     ap.add_argument("--skip-full", action="store_true", help="only the small-cell throughput part")
     ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "screen_mp40.png"))
     args = ap.parse_args()
+    if args.replot:
+        import json
+
+        rows = json.loads(Path(args.replot).read_text())
+        plot(rows, np.array([r.get("n_atoms") or 0 for r in rows]), args.png)
+        return
     if not MP40.exists():
         sys.exit(f"mp_40 data not found at {MP40}")
 
@@ -120,7 +127,11 @@ def main() -> None:
         print(f"| {Path(r['source']).stem} | {r['topo_class']} | {r['gap']} | {r.get('direct_gap')} | {r['z2']} | "
               f"{r.get('time_s')} |")
 
-    # ---- plot
+    plot(rows, nat, args.png)
+
+
+def plot(rows: list[dict], nat: np.ndarray, png: str) -> None:
+    """Bar chart of classes under the three metal rules + CPU time per crystal vs atoms."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,21 +141,23 @@ def main() -> None:
     names = ["trivial_insulator", "strong_ti", "weak_ti", "metal", "error"]
     x = np.arange(len(names))
     for off, rule in ((-0.27, "auto"), (0.0, "direct"), (0.27, "indirect")):
-        ax[0].bar(x + off, [dist[rule][n] for n in names], width=0.27, label=f"metal rule: {rule}")
+        c = Counter(_classes(rows, rule))
+        ax[0].bar(x + off, [c[n] for n in names], width=0.27, label=f"metal rule: {rule}")
     ax[0].set_xticks(x, names, rotation=20)
     ax[0].set_ylabel("crystals")
     ax[0].set_title(f"mp_40 test ({len(rows)} crystals): screened classes")
     ax[0].legend()
-    good = np.isfinite(times)
-    ax[1].scatter(nat[good], times[good], s=8)
+    cpu = np.array([r.get("cpu_s", np.nan) for r in rows], float)
+    good = np.isfinite(cpu)
+    ax[1].scatter(nat[good], cpu[good], s=8)
     ax[1].set_yscale("log")
     ax[1].set_xlabel("atoms per cell")
-    ax[1].set_ylabel("screen time per crystal (s, one core)")
-    ax[1].set_title("time per crystal")
+    ax[1].set_ylabel("CPU seconds per crystal (1 thread)")
+    ax[1].set_title("screen cost per crystal")
     fig.tight_layout()
-    Path(args.png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.png, dpi=110)
-    print(f"\nwrote {args.png}", file=sys.stderr)
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"\nwrote {png}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,10 @@ def test_rank_candidates_prefers_target_then_stability():
         {"index": 2, "valid": True, "unique": True, "topo_class": "strong_ti", "e_above_hull": 0.05},
         {"index": 3, "valid": False, "unique": True, "topo_class": "strong_ti", "e_above_hull": -1.0},
         {"index": 4, "valid": True, "unique": True, "topo_class": "trivial_insulator", "e_above_hull": -0.1},
+        {"index": 5, "valid": True, "unique": True, "topo_class": "strong_ti", "e_above_hull": None,
+         "energy_final": -9.0},                                 # stability unknown: after the known ones
     ]
-    assert [r["index"] for r in rank_candidates(rows, None, 3)] == [2, 1, 4]
+    assert [r["index"] for r in rank_candidates(rows, None, 4)] == [2, 1, 5, 4]
     assert [r["index"] for r in rank_candidates(rows, "trivial_insulator", 2)] == [4, 0]
 
 

@@ -64,3 +64,19 @@ def test_bad_checkpoints_are_input_errors(tmp_path, tiny_model):
 def test_list_checkpoints_rows():
     for row in list_checkpoints():
         assert set(row) == {"name", "path", "size_bytes", "recipe"} and row["size_bytes"] > 0
+
+
+@pytest.mark.parametrize("name", ["perov5", "perov5-csp"])
+def test_shipped_checkpoint_samples_perovskites(name):
+    """The shipped weights load by name, are small, and produce 5-atom cells of sensible volume."""
+    from topodiff.generative.checkpoint import CHECKPOINT_DIR
+
+    if not (CHECKPOINT_DIR / f"{name}.ckpt").exists():
+        pytest.skip(f"shipped checkpoint {name} not built yet (scripts/train_perov5.sh)")
+    assert (CHECKPOINT_DIR / f"{name}.ckpt").stat().st_size < 8e6
+    model, config = load_generator(name)
+    n = model.sample_num_atoms(6, torch.Generator().manual_seed(0))
+    assert bool((n == 5).all())  # Perov-5: every training cell has 5 atoms
+    out = model.sample(n, species=torch.tensor([38, 22, 8, 8, 8] * 6), steps=20, generator=torch.Generator().manual_seed(0))
+    vol = torch.linalg.det(out.lattice).abs() / 5
+    assert bool(torch.isfinite(out.frac).all()) and bool(((vol > 5) & (vol < 40)).all())

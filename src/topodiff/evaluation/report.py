@@ -168,13 +168,13 @@ def _band_png(structure: Any, title: str) -> tuple[str | None, str | None]:
 # --------------------------------------------------------------------------------------------
 def rank_candidates(rows: list[dict[str, Any]], target: str | None = None, k: int = 5) -> list[dict[str, Any]]:
     """Top ``k`` valid crystals: target topological class first (non-trivial classes when no
-    target), then the lowest energy above hull (or energy per atom), then the largest gap."""
+    target), then unique ones, then the lowest energy above hull (unknown last), then the largest
+    gap."""
     def key(r: dict[str, Any]) -> tuple:
         cls = r.get("topo_class")
         match = (cls == target) if target else (cls in NONTRIVIAL)
         eh = r.get("e_above_hull")
-        ef = r.get("energy_final")
-        stab = eh if eh is not None else (ef if ef is not None else np.inf)
+        stab = eh if eh is not None else np.inf      # unknown stability ranks after known
         return (not match, not r.get("unique", True), stab, -(r.get("gap") or 0.0), r["index"])
 
     pool = [r for r in rows if r.get("valid")]

@@ -1,1 +1,6 @@
-"""Crystal diffusion generator: corruption processes, periodic denoiser, sampler, guidance."""
+"""Crystal diffusion generator: corruption processes, periodic denoiser, sampler, checkpoints.
+
+Entry points: :class:`~topodiff.generative.model.CrystalDiffusion` (``loss``, ``sample``),
+:class:`~topodiff.generative.config.ModelConfig`, :func:`~topodiff.generative.checkpoint.load_generator`,
+:func:`~topodiff.generative.generate.generate_to_dir`, :func:`~topodiff.generative.generate.csp_to_dir`.
+"""

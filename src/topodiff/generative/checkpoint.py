@@ -126,3 +126,26 @@ def export_generator(ckpt: str | os.PathLike, out_path: str | os.PathLike, recip
     out = save_generator(model, config, out_path, recipe)
     atomic_write_json(Path(out_path).with_suffix(".json"), {"format": FORMAT, "config": config, **(recipe or {})})
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m topodiff.generative.checkpoint CKPT OUT [--description TEXT] [--command TEXT] [--results JSON]``:
+    export a training checkpoint for shipping."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m topodiff.generative.checkpoint")
+    ap.add_argument("ckpt")
+    ap.add_argument("out")
+    ap.add_argument("--description", default="")
+    ap.add_argument("--command", default="", help="the training command (recorded in the recipe)")
+    ap.add_argument("--results", default=None, help="JSON file of measured benchmark results to record")
+    args = ap.parse_args(argv)
+    recipe: dict[str, Any] = {"description": args.description, "training_command": args.command,
+                              "source_checkpoint": str(args.ckpt)}
+    if args.results:
+        recipe["measured"] = json.loads(Path(args.results).read_text())
+    print(export_generator(args.ckpt, args.out, recipe))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from topodiff.generative.batch import CrystalBatch
