@@ -6,15 +6,17 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: install test demo bench clean
+.PHONY: install run test demo bench clean
 
 $(BIN)/topodiff: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(BIN)/topodiff
 
 install: $(BIN)/topodiff
+
+run: install
+	$(BIN)/topodiff pipeline --out runs/quickstart
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20

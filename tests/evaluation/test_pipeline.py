@@ -5,6 +5,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
@@ -13,13 +14,19 @@ from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
 
 warnings.filterwarnings("ignore")
 
+FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+
+
+def nacl(a: float = 5.64) -> Structure:
+    return Structure(Lattice.cubic(a), ["Na"] * 4 + ["Cl"] * 4, np.concatenate([FCC, FCC + [0.5, 0, 0]]) % 1.0)
+
 
 def fake_generate(out_dir, *, num, checkpoint=None, conditions=None, guidance=0.0, steps=None, seed=0):
     """Writes what ``generate_to_dir`` writes: structures.extxyz, cif/NNNN.cif, metadata.json."""
     from topodiff.crystal.io import write_cif, write_structures
 
-    protos = [Structure.from_spacegroup(225, Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
-              Structure.from_spacegroup(227, Lattice.cubic(5.43), ["Si"], [[0, 0, 0]])]
+    protos = [nacl(),
+              Structure(Lattice.cubic(5.43), ["Si"] * 8, np.concatenate([FCC, FCC + 0.25]))]
     structs = [protos[i % len(protos)] for i in range(num)]
     out = Path(out_dir)
     (out / "cif").mkdir(parents=True, exist_ok=True)
@@ -37,7 +44,7 @@ def test_pipeline_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TOPODIFF_CACHE", str(tmp_path / "cache"))
     ref = tmp_path / "ref.extxyz"                                   # the reference holds NaCl only
-    write_structures([Structure.from_spacegroup(225, Lattice.cubic(5.60), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])], ref)
+    write_structures([nacl(5.60)], ref)
     res = run_pipeline(tmp_path / "run", num=3, conditions={"topo_class": "trivial_insulator"},
                        relax=True, generate_fn=fake_generate, progress=False, reference=[ref])
     run = tmp_path / "run"

@@ -5,6 +5,7 @@ import json
 import re
 import warnings
 
+import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
@@ -13,11 +14,21 @@ from topodiff.evaluation.report import build_report, rank_candidates, read_rows
 
 warnings.filterwarnings("ignore")
 
+FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+
+
+def nacl() -> Structure:
+    return Structure(Lattice.cubic(5.64), ["Na"] * 4 + ["Cl"] * 4, np.concatenate([FCC, FCC + [0.5, 0, 0]]) % 1.0)
+
+
+def si() -> Structure:
+    return Structure(Lattice.cubic(5.43), ["Si"] * 8, np.concatenate([FCC, FCC + 0.25]))
+
 
 def _write_inputs(d):
     d.mkdir()
-    Structure.from_spacegroup(225, Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(d / "a_nacl.cif"))
-    Structure.from_spacegroup(227, Lattice.cubic(5.43), ["Si"], [[0, 0, 0]]).to(filename=str(d / "b_si.cif"))
+    nacl().to(filename=str(d / "a_nacl.cif"))
+    si().to(filename=str(d / "b_si.cif"))
     Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]]).to(filename=str(d / "c_overlap.cif"))
     (d / "d_broken.cif").write_text("data_x\n_this is not a cif\n")
 
@@ -44,7 +55,7 @@ def test_report_is_self_contained_and_lists_problems(tmp_path):
 def test_directory_of_structures_is_evaluated_first(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    Structure.from_spacegroup(227, Lattice.cubic(5.43), ["Si"], [[0, 0, 0]]).to(filename=str(src / "si.cif"))
+    si().to(filename=str(src / "si.cif"))
     path, s = build_report(src, top_k=0)
     assert path.exists() and (src / "metrics.json").exists()
     assert s["num_structures"] == 1 and s["structural_validity"] == 1.0

@@ -74,3 +74,16 @@ def test_conditioning_with_guidance(tiny_cfg):
     model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())
     out = model.sample(torch.tensor([5, 4]), conditions={"band_gap": torch.tensor([0.5, 0.5])}, guidance=1.0, steps=2)
     assert out.frac.shape == (9, 3)
+
+
+def test_canonical_orientation_keeps_metric_and_handedness():
+    from generative.helpers import random_rotation
+    from topodiff.generative.sampler import canonical_orientation
+
+    lat = torch.tensor([[4.0, 0.1, 0.0], [0.3, 3.8, 0.2], [0.1, -0.2, 4.2]]).expand(4, 3, 3).clone()
+    lat[3] = lat[3] * torch.tensor([[1.0], [1.0], [-1.0]])          # a left-handed cell
+    rot = random_rotation(4, torch.Generator().manual_seed(0))
+    out = canonical_orientation(lat @ rot.transpose(1, 2))
+    torch.testing.assert_close(out @ out.transpose(1, 2), lat @ lat.transpose(1, 2), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(torch.linalg.det(out), torch.linalg.det(lat), atol=1e-3, rtol=1e-5)
+    assert torch.allclose(out.triu(1), torch.zeros(()), atol=1e-6)     # a ∥ x, b in the xy plane

@@ -15,6 +15,20 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.corruption.d3pm import MASK
 
 
+def canonical_orientation(lattice: torch.Tensor) -> torch.Tensor:
+    """Rotate lattices ``[B,3,3]`` (rows = vectors) to the standard frame (a ∥ x, b in the xy plane).
+
+    ``L' = chol(L Lᵀ)`` keeps the metric, so fractional coordinates are unchanged; the sign of
+    ``L'[2,2]`` follows ``det L`` (a proper rotation, handedness kept). Degenerate cells stay as they are.
+    """
+    lat = lattice.double()
+    chol, info = torch.linalg.cholesky_ex(lat @ lat.transpose(1, 2))
+    sign = torch.sign(torch.linalg.det(lat))
+    chol[:, 2, 2] = chol[:, 2, 2] * torch.where(sign == 0, torch.ones_like(sign), sign)
+    ok = (info == 0)[:, None, None]
+    return torch.where(ok, chol, lat).to(lattice.dtype)
+
+
 @torch.no_grad()
 def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
@@ -89,7 +103,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     coord, _, _ = net(frac, y, species_t, ts[-1])
     sig0 = cd.sigma(ts[-1]).expand(n)
     frac = torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0)
-    out = CrystalBatch(frac, ld.from_latent(y, scale), species_t, num_atoms)
+    out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
     if return_trajectory:
         traj.append(out)
         return out, traj
