@@ -45,10 +45,21 @@ def test_known_crystals(name: str, cls: str) -> None:
 @pytest.mark.parametrize("name", ["Bi2Se3", "Bi2Te3"])
 def test_strict_metal_rule_sees_band_overlap(name: str) -> None:
     """Harrison's defaults overlap the inverted bands in energy (gap = 0): strict rule → metal."""
-    row = screen_structure(load(name), metal_rule="indirect")
-    assert row["topo_class"] == "metal" and row["gap"] == 0.0
+    row = screen_structure(load(name), metal_rule="indirect", params={"fit": "none"})
+    assert row["topo_class"] == "metal" and row["gap"] == 0.0 and row["z2"] == [1, 0, 0, 0]
     with pytest.raises(TopodiffInputError, match="metal_rule"):
         screen_structure(load(name), metal_rule="bogus")
+
+
+def test_bi2se3_published_parameters_give_gapped_strong_ti() -> None:
+    """The published three-shell sp3+SOC table (default for Bi-Se) opens a real (indirect) gap:
+    strong TI (1;000) under both metal rules, unlike Harrison's integrals (semimetal)."""
+    s = load("Bi2Se3")
+    for rule in ("auto", "indirect"):
+        row = screen_structure(s, metal_rule=rule)
+        assert row["topo_class"] == "strong_ti" and row["z2"] == [1, 0, 0, 0] and row["method"] == "parity"
+        assert row["gap"] > 0.3 and row["direct_gap"] > 0.3
+    assert screen_structure(s, metal_rule="indirect", params={"fit": "none"})["topo_class"] == "metal"
 
 
 def test_primitive_and_supercell_agree() -> None:

@@ -110,19 +110,56 @@ def _parity(model, s, basis="sp3"):
     return parity_z2(model, np.repeat(np.arange(len(s)), n_o), np.tile(orbital_parity(basis), len(s)), *inv)
 
 
+HARRISON = {"fit": "none"}  # force Harrison's universal integrals (no compound or shell fit)
+
+
 @pytest.mark.parametrize("name", ["Bi2Se3", "Bi2Te3"])
 def test_tetradymites_have_inverted_bands(name: str) -> None:
     """Harrison defaults: Fu-Kane (1;000), the inversion at Γ alone (δ_Γ = −1)."""
     s = load(name)
-    res = _parity(structure_to_tb(s), s)
+    res = _parity(structure_to_tb(s, params=HARRISON), s)
     assert tuple(res["z2"]) == (1, 0, 0, 0)
     assert res["delta"][0] == -1 and all(d == 1 for d in res["delta"][1:])
     assert res["trim_gap"] > 0.01
 
 
 def test_bi2se3_inversion_needs_spin_orbit() -> None:
+    """With Harrison's integrals the inversion is driven by SOC (no SOC → trivial)."""
     s = load("Bi2Se3")
-    assert tuple(_parity(structure_to_tb(s, soc=False), s)["z2"]) == (0, 0, 0, 0)
+    assert tuple(_parity(structure_to_tb(s, soc=False, params=HARRISON), s)["z2"]) == (0, 0, 0, 0)
+
+
+def test_bi2se3_published_shell_fit() -> None:
+    """Bi2Se3 uses the three-shell sp3+SOC table (sk_params.BI2SE3_KOBAYASHI) by default: sites and
+    shells are resolved (central Se ≠ outer Se), the Γ inversion survives, and the TRIM gap is large."""
+    from topodiff.physics.sk_params import BI2SE3_KOBAYASHI as fit
+
+    s = load("Bi2Se3")
+    model = structure_to_tb(s)
+    assert model.params["shell_fit"] == 1.0
+    assert structure_to_tb(s, params=HARRISON).params["shell_fit"] == 0.0
+    es = model.onsite[0::4, 0, 0].real  # s level of each atom (4 orbitals per atom, spin in the block)
+    central = [i for i, site in enumerate(s) if site.specie.symbol == "Se" and np.allclose(site.frac_coords % 1, 0)]
+    assert len(central) == 1
+    for i, site in enumerate(s):
+        label = "Bi" if site.specie.symbol == "Bi" else ("Se2" if i in central else "Se1")
+        assert es[i] == pytest.approx(fit.onsite[label]["s"])
+    res = _parity(model, s)
+    assert tuple(res["z2"]) == (1, 0, 0, 0)
+    assert res["delta"][0] == -1 and all(d == 1 for d in res["delta"][1:])
+    assert res["trim_gap"] > 0.3
+    # shells are found by rank, not by fixed distances: a 3 % compressed cell keeps the same model
+    strained = s.copy()
+    strained.scale_lattice(s.volume * 0.97 ** 3)
+    m2 = structure_to_tb(strained)
+    assert m2.params["shell_fit"] == 1.0 and len(m2.hop_t) == len(model.hop_t)
+    e1, e2 = eigvals(model, np.zeros((1, 3))), eigvals(m2, np.zeros((1, 3)))
+    assert np.abs(e1 - e2).max() < 1e-8  # Γ: no distance scaling inside a shell
+    # another Bi-Se phase (rock salt BiSe: every Se has 6 Bi) does not match the site pattern
+    from pymatgen.core import Lattice, Structure
+
+    rs = Structure(Lattice([[0, 2.9, 2.9], [2.9, 0, 2.9], [2.9, 2.9, 0]]), ["Bi", "Se"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_to_tb(rs).params["shell_fit"] == 0.0
 
 
 def test_parity_agrees_with_wannier_centres() -> None:

@@ -9,7 +9,10 @@ Table I, with direction cosines ``l = d/|d|`` of the bond from atom i to atom j:
 
 Default integrals are Harrison's universal ``V = η ħ²/(m d²)``; a published compound fit
 (:mod:`topodiff.physics.sk_params`) replaces them when the crystal's element set matches it and is
-scaled as ``(d0/d)²``. Every integral is multiplied by a cosine taper that takes it smoothly to
+scaled as ``(d0/d)²``. A shell-resolved fit (Bi2Se3: per-site Se1/Se2 onsite and SOC, integrals
+per neighbour shell, no distance scaling and no taper) takes precedence when the element set and
+the site pattern match; ``params={"fit": "none"}`` forces Harrison's integrals. Every integral
+(outside a shell fit) is multiplied by a cosine taper that takes it smoothly to
 zero between ``r_on`` and ``r_off``. Onsite energies are atomic term values; on-site spin-orbit
 coupling ``ζ L·S`` acts on the p shell in the ``(px, py, pz) ⊗ (↑, ↓)`` basis. The filling is the
 number of valence s + p electrons (d and f electrons are localised and outside the basis).
@@ -28,8 +31,8 @@ import numpy as np
 
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.model import TBModel
-from topodiff.physics.sk_params import (HARRISON_ETA, HBAR2_OVER_M, CompoundFit, covalent_radius, find_fit,
-                                        soc_zeta, term_values, valence_sp_electrons)
+from topodiff.physics.sk_params import (HARRISON_ETA, HBAR2_OVER_M, CompoundFit, ShellFit, covalent_radius,
+                                        find_fit, find_shell_fit, soc_zeta, term_values, valence_sp_electrons)
 
 BASES: dict[str, tuple[str, ...]] = {"sp3": ("s", "px", "py", "pz"), "sp3s*": ("s", "px", "py", "pz", "s*")}
 MIN_DISTANCE = 0.5  # Å, closer atoms are "overlapping" (CDVAE structural-validity threshold)
@@ -145,6 +148,57 @@ def _bond_integrals(species: list[str], bonds: _Bonds, fit: CompoundFit | None, 
     return {k: v * f for k, v in V.items()}
 
 
+def _site_labels(species: list[str], bonds: _Bonds, fit: ShellFit) -> list[str] | None:
+    """Per-atom labels of a shell-resolved fit (None when a site matches none of its labels)."""
+    n = len(species)
+    sp = np.array(species)
+    i = np.concatenate([bonds.i, bonds.j])
+    j = np.concatenate([bonds.j, bonds.i])
+    d = np.concatenate([bonds.d, bonds.d])
+    labels = []
+    for a in range(n):
+        rule = fit.site_labels.get(species[a])
+        if rule is None:
+            labels.append(species[a])
+            continue
+        mask = (i == a) & (sp[j] == fit.counter)
+        if not mask.any():
+            return None
+        count = int(np.sum(d[mask] <= 1.2 * d[mask].min()))
+        if count not in rule:
+            return None
+        labels.append(rule[count])
+    if fit.label_ratio:
+        counts = np.array([labels.count(k) for k in fit.label_ratio], float)
+        ratio = np.array(list(fit.label_ratio.values()), float)
+        if len(labels) != counts.sum() or not np.allclose(counts / counts.sum(), ratio / ratio.sum()):
+            return None
+    return labels
+
+
+def _shell_integrals(labels: list[str], bonds: _Bonds, fit: ShellFit) -> dict[str, np.ndarray]:
+    """``{key: [n_b]}`` integrals of a shell-resolved fit: shell = rank of the bond's length among the
+    distinct (0.02 Å clusters) distances of its label pair; unlisted shells get 0."""
+    n = len(bonds.d)
+    V = {k: np.zeros(n) for k in _V_KEYS}
+    lab = np.array(labels)
+    A, B = lab[bonds.i], lab[bonds.j]
+    pair = np.array(["|".join(sorted((a, b))) for a, b in zip(A, B)])
+    for key in np.unique(pair):
+        idx = np.nonzero(pair == key)[0]
+        order = idx[np.argsort(bonds.d[idx])]
+        rank = np.cumsum(np.concatenate([[1], np.diff(bonds.d[order]) > 0.02]))
+        for b, r in zip(order, rank):
+            a_, b_ = A[b], B[b]
+            if (a_, b_, int(r)) in fit.shells:
+                for k, v in fit.shells[(a_, b_, int(r))].items():
+                    V[k][b] = v
+            elif (b_, a_, int(r)) in fit.shells:
+                for k, v in fit.shells[(b_, a_, int(r))].items():
+                    V[_SWAP.get(k, k)][b] = v
+    return V
+
+
 def _sk_blocks(l: np.ndarray, V: dict[str, np.ndarray], basis: str) -> np.ndarray:
     """``[n_b, n_o, n_o]`` Slater-Koster blocks (orbitals of atom i × orbitals of atom j)."""
     n = l.shape[0]
@@ -208,6 +262,8 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
     n_at = len(species)
     elements = set(species)
     fit = find_fit(elements) if params.get("fit", "auto") == "auto" else None
+    shell_fit = (find_shell_fit(elements) if params.get("fit", "auto") == "auto" and basis == "sp3"
+                 and cutoff is None else None)
     if basis == "sp3s*" and (fit is None or any("s*" not in fit.onsite[e] for e in elements)):
         raise TopodiffInputError("basis 'sp3s*' needs published s* parameters for every element pair "
                                  f"({'-'.join(sorted(elements))} has none); use basis='sp3'")
@@ -221,6 +277,8 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
     r_max = cutoff if cutoff is not None else R_OFF * 2.0 * radius.max()
     if fit is not None and fit.cutoff is not None and cutoff is None:
         r_max = max(r_max, fit.cutoff)
+    if shell_fit is not None:
+        r_max = max(r_max, shell_fit.max_distance)
     if cutoff is not None and not (0 < cutoff < 20):
         raise TopodiffInputError(f"cutoff must be between 0 and 20 Å, got {cutoff}")
     bonds = _neighbours(cart, cell, r_max)
@@ -228,6 +286,9 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
         k = int(np.argmin(bonds.d))
         raise TopodiffInputError(f"overlapping atoms: sites {bonds.i[k]} and {bonds.j[k]} are "
                                  f"{bonds.d[k]:.3f} Å apart (< {MIN_DISTANCE} Å)")
+    labels = _site_labels(species, bonds, shell_fit) if shell_fit is not None else None
+    if labels is None:
+        shell_fit = None
 
     # ---------------------------------------------------------------- onsite energies and SOC
     onsite_over = params.get("onsite", {})
@@ -237,6 +298,8 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
         table = dict(s=es, p=ep)
         if fit is not None:
             table.update(fit.onsite.get(s, {}))
+        if shell_fit is not None:
+            table.update(shell_fit.onsite.get(labels[a], {}))
         table.update(onsite_over.get(s, {}))
         eps[a, 0], eps[a, 1:4] = table["s"], table["p"]
         if n_o == 5:
@@ -252,6 +315,9 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
         scale = float(params.get("soc_scale", 1.0))
         zeta = np.array([scale * float(zeta_over.get(s, fit.soc.get(s, soc_zeta(s)) if fit else soc_zeta(s)))
                          for s in species])
+        if shell_fit is not None:
+            zeta = np.array([scale * float(zeta_over.get(s, shell_fit.soc.get(lab, soc_zeta(s))))
+                             for s, lab in zip(species, labels)])
         L = soc_blocks(1.0)  # [3, 3, 2, 2]
         pairs = [(0, 1), (0, 2), (1, 2)]
         atoms = np.nonzero(zeta != 0)[0]
@@ -263,7 +329,16 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
 
     # ---------------------------------------------------------------- inter-atomic hoppings
     if len(bonds.d):
-        V = _bond_integrals(species, bonds, fit, eta, cutoff, params.get("pair_scale"), params.get("pair_eta"))
+        if shell_fit is not None:
+            V = _shell_integrals(labels, bonds, shell_fit)
+            sp_arr = np.array(species)
+            for pair, factor in (params.get("pair_scale") or {}).items():
+                a, _, b = pair.partition("-")
+                A_, B_ = sp_arr[bonds.i], sp_arr[bonds.j]
+                m = ((A_ == a) & (B_ == b)) | ((A_ == b) & (B_ == a))
+                V = {k: np.where(m, v * float(factor), v) for k, v in V.items()}
+        else:
+            V = _bond_integrals(species, bonds, fit, eta, cutoff, params.get("pair_scale"), params.get("pair_eta"))
         l = bonds.D / bonds.d[:, None]
         blocks = _sk_blocks(l, V, basis)  # [n_b, n_o, n_o]
         keep = np.abs(blocks) > 1e-10
@@ -289,5 +364,6 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
         spinful=True,
         filling=filling,
         name=f"sk-{basis}:{structure.composition.reduced_formula}",
-        params={"n_atoms": float(n_at), "n_orb_per_atom": float(n_o)},
+        params={"n_atoms": float(n_at), "n_orb_per_atom": float(n_o),
+                "shell_fit": 1.0 if shell_fit is not None else 0.0},
     )
