@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 
 import lightning.pytorch as pl
+import importlib
+
 import pytest
 import torch
 from torch import nn
@@ -67,7 +69,7 @@ def test_overfit_one_batch_machinery(crystal_csv, tmp_path):
 
 def test_overfit_one_batch_crystal_diffusion(crystal_csv, tmp_path):
     """The real generator (tiny config) fitted to one crystal: its fixed-noise loss falls clearly."""
-    pytest.importorskip("topodiff.generative.model")
+    importlib.import_module("topodiff.generative.model")
     from topodiff.training.lightning_module import build_model
 
     cfg = _cfg(crystal_csv, tmp_path, "data.max_train_rows=1", "data.val_fraction=0", "data.batch_size=8",
@@ -99,7 +101,7 @@ class _Crash(pl.Callback):
 def test_checkpoint_contents_and_bitwise_resume(crystal_csv, tmp_path):
     """An interrupted run resumed from its checkpoint ends with exactly the uninterrupted run's weights,
     EMA and optimiser state; the checkpoint has the keys load_generator relies on."""
-    pytest.importorskip("topodiff.generative.model")
+    importlib.import_module("topodiff.generative.model")
     common = ("trainer.max_steps=12", "trainer.checkpoint_every=4", "trainer.val_every=6", "data.batch_size=8",
               "data.max_train_rows=24", "optim.warmup_steps=3", "ema.decay=0.9")
     cfg_a = _cfg(crystal_csv, tmp_path / "a", *common)
@@ -144,7 +146,7 @@ def test_checkpoint_contents_and_bitwise_resume(crystal_csv, tmp_path):
     assert ck_a["lr_schedulers"][0]["last_epoch"] == ck_b["lr_schedulers"][0]["last_epoch"] == 12
 
     # the generator's loader reads the EMA weights of a training checkpoint
-    checkpoint = pytest.importorskip("topodiff.generative.checkpoint")
+    checkpoint = importlib.import_module("topodiff.generative.checkpoint")
     model, config = checkpoint.load_generator(tmp_path / "b" / "last.ckpt")
     assert config["trainer"]["max_steps"] == 12
     for k, v in model.state_dict().items():
