@@ -5,6 +5,12 @@ corrector steps on the coordinates at ``σ(t)`` (DiffCSP), then one predictor st
 coordinates with the ancestral VE step, the lattice latent with the DDPM posterior
 ``q(y_s | y_t, ŷ_0)`` and reveals masked species (absorbing D3PM). A final noise-free step removes
 the residual ``σ_min`` noise (Tweedie).
+
+De novo options (``ModelConfig``): ``species_temperature`` divides the species logits before each
+reveal draw; ``resample_structure`` keeps only the composition of the joint pass and re-samples the
+lattice and coordinates for it with the CSP branch of the same network (species time 0). In the joint
+pass the lattice is committed while most species are still masked, so lattice and composition can
+disagree (a density error); the second pass sees the final species from ``t = 1``.
 """
 from __future__ import annotations
 
@@ -79,6 +85,9 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     scale = model.lattice_scale(num_atoms)
     ts = torch.linspace(1.0, 0.0, steps + 1, device=dev)
     traj = []
+    temperature = float(getattr(cfg, "species_temperature", 1.0))
+    if not temperature > 0:
+        raise TopodiffInputError(f"species_temperature must be > 0, got {temperature}")
 
     def net(frac, y, species_t, t):
         tb = torch.full((b,), float(t), device=dev)
@@ -96,7 +105,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         frac = cd.predictor_step(frac, cd.score(coord, sig_t), sig_t, sig_s, generator)
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator)
         if not csp:
-            species_t = sd.reverse_step(species_t, logits, t.expand(n), s.expand(n), generator)
+            species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator)
         if return_trajectory:
             traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, scale), species_t.clone(), num_atoms.clone()))
     # final noise-free (Tweedie) step at σ_min
@@ -104,6 +113,12 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     sig0 = cd.sigma(ts[-1]).expand(n)
     frac = torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0)
     out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
+    if not csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
+        res = pc_sample(model, num_atoms, species=species_t, conditions=conditions, guidance=guidance, steps=steps,
+                        generator=generator, return_trajectory=return_trajectory)
+        if return_trajectory:
+            return res[0], traj + res[1]
+        return res
     if return_trajectory:
         traj.append(out)
         return out, traj
