@@ -56,6 +56,23 @@ def test_sample_de_novo_and_csp(tiny_model):
         tiny_model.sample(torch.tensor([2]), conditions={"band_gap": torch.tensor([1.0])})
 
 
+def test_sample_resample_structure_and_temperature(tiny_model):
+    """De novo with a second (CSP-branch) structure pass keeps the composition of the joint pass."""
+    b = make_batch((5, 4))
+    tiny_model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())
+    tiny_model.cfg.species_temperature = 1.1
+    tiny_model.cfg.resample_structure = True
+    tiny_model.cfg.lattice_eta = 0.0  # deterministic (DDIM) lattice steps
+    out, traj = tiny_model.sample(torch.tensor([5, 4]), steps=3, generator=torch.Generator().manual_seed(0),
+                                  return_trajectory=True)
+    assert len(traj) == 7 and torch.equal(traj[2].species, out.species)  # 3 joint steps, then 3 CSP steps + final
+    assert bool(tiny_model.species_allowed[out.species].all())
+    assert bool(((out.frac >= 0) & (out.frac < 1)).all()) and bool(torch.isfinite(out.lattice).all())
+    tiny_model.cfg.species_temperature = 0.0
+    with pytest.raises(TopodiffInputError):
+        tiny_model.sample(torch.tensor([5]), steps=2)
+
+
 def test_sampling_is_seeded(tiny_model):
     b = make_batch((5, 4))
     tiny_model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())

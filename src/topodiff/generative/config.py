@@ -50,6 +50,7 @@ class ModelConfig:
     corrector_steps: int = 1         # Langevin corrector steps per predictor step
     step_lr: float = 3e-5            # Langevin step = step_lr · (σ_t / σ_min)² (tuned on Perov-5)
     min_distance: float = 0.5        # Å, used by generate's minimum-distance guard
+    lattice_eta: float = 1.0         # lattice reverse step: 1 = DDPM posterior, 0 = deterministic DDIM
     species_temperature: float = 1.0  # de novo: softmax temperature of the species draws at each reveal
     resample_structure: bool = False  # de novo: after the joint pass, re-sample lattice + coordinates for the
     #                                   generated composition with the CSP branch (needs p_csp > 0; 2× the cost)

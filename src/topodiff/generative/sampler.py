@@ -11,6 +11,7 @@ reveal draw; ``resample_structure`` keeps only the composition of the joint pass
 lattice and coordinates for it with the CSP branch of the same network (species time 0). In the joint
 pass the lattice is committed while most species are still masked, so lattice and composition can
 disagree (a density error); the second pass sees the final species from ``t = 1``.
+``lattice_eta`` scales the lattice step noise (1: DDPM posterior, 0: deterministic DDIM step).
 """
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     ts = torch.linspace(1.0, 0.0, steps + 1, device=dev)
     traj = []
     temperature = float(getattr(cfg, "species_temperature", 1.0))
+    lattice_eta = float(getattr(cfg, "lattice_eta", 1.0))
     if not temperature > 0:
         raise TopodiffInputError(f"species_temperature must be > 0, got {temperature}")
 
@@ -103,7 +105,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
             frac = cd.corrector_step(frac, cd.score(coord, sig_t), sig_t, cfg.step_lr, generator)
         coord, y0_hat, logits = net(frac, y, species_t, t)
         frac = cd.predictor_step(frac, cd.score(coord, sig_t), sig_t, sig_s, generator)
-        y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator)
+        y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
         if not csp:
             species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator)
         if return_trajectory:

@@ -48,13 +48,20 @@ class LatticeVP:
         return torch.randn((b, 3, 3), generator=generator, dtype=dtype, device=device)
 
     def posterior_step(self, y_t: torch.Tensor, y0_hat: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample ``q(y_s | y_t, ŷ_0)`` (DDPM posterior between arbitrary times s < t, per crystal)."""
+                       generator: torch.Generator | None = None, eta: float = 1.0) -> torch.Tensor:
+        """Sample ``q(y_s | y_t, ŷ_0)`` (DDPM posterior between arbitrary times s < t, per crystal).
+
+        ``eta < 1`` takes the DDIM step (Song et al. 2021) with ``eta`` × the posterior standard
+        deviation; ``eta = 1`` is the DDPM posterior, ``eta = 0`` deterministic."""
         ab_t = self.alpha_bar(t)[:, None, None].to(y_t.dtype)
         ab_s = torch.where(s > 0, self.alpha_bar(s), torch.ones_like(s))[:, None, None].to(y_t.dtype)
         a_ts = ab_t / ab_s
         var_t = 1 - ab_t
-        mean = (ab_s.sqrt() * (1 - a_ts) / var_t) * y0_hat + (a_ts.sqrt() * (1 - ab_s) / var_t) * y_t
-        var = (1 - ab_s) * (1 - a_ts) / var_t
+        var = ((1 - ab_s) * (1 - a_ts) / var_t).clamp_min(0)
         z = torch.randn(y_t.shape, generator=generator, dtype=y_t.dtype, device=y_t.device)
-        return mean + var.clamp_min(0).sqrt() * z
+        if eta == 1.0:
+            mean = (ab_s.sqrt() * (1 - a_ts) / var_t) * y0_hat + (a_ts.sqrt() * (1 - ab_s) / var_t) * y_t
+            return mean + var.sqrt() * z
+        var = eta ** 2 * var
+        eps_hat = (y_t - ab_t.sqrt() * y0_hat) / var_t.clamp_min(1e-12).sqrt()
+        return ab_s.sqrt() * y0_hat + (1 - ab_s - var).clamp_min(0).sqrt() * eps_hat + var.sqrt() * z
