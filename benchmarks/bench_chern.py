@@ -22,6 +22,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import best_of  # noqa: E402
+
 torch.set_num_threads(1)
 REF = Path(__file__).resolve().parent / "_ref" / "pythtb2"
 
@@ -60,13 +63,6 @@ def pythtb2_chern(tb, n: int, occ: int) -> float:
     return float(np.asarray(wfa.chern_number(plane=(0, 1), state_idx=np.arange(occ))))
 
 
-def best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main() -> None:
@@ -87,9 +83,9 @@ def main() -> None:
     rows = []
     for label, m, n in cases:
         chern_result(m, 16, refine=False)  # warm-up (imports, allocator)
-        t_ours, res = best(lambda: chern_result(m, n, refine=False), args.repeat)
+        t_ours, res = best_of(lambda: chern_result(m, n, refine=False), args.repeat)
         tb = to_pythtb2(m)
-        t_ref, ref = best(lambda: pythtb2_chern(tb, n, m.occupied), args.repeat)
+        t_ref, ref = best_of(lambda: pythtb2_chern(tb, n, m.occupied), args.repeat)
         rows.append((f"{label} {n}x{n}", t_ours, t_ref, res.raw, ref))
     print(f"| case | topodiff (s) | PythTB 2.0.2 (s) | speed-up | C topodiff | C PythTB |")
     print("|---|---|---|---|---|---|")

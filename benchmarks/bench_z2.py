@@ -21,6 +21,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import best_of  # noqa: E402
+
 torch.set_num_threads(1)
 logging.getLogger("z2pack").setLevel(logging.ERROR)
 
@@ -62,13 +65,6 @@ def z2pack_invariant(model):
     return ((z[(0, 0.0)] + z[(0, 0.5)]) % 2, z[(0, 0.5)], z[(1, 0.5)], z[(2, 0.5)])
 
 
-def best(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main() -> None:
@@ -89,8 +85,8 @@ def main() -> None:
     z2_result(build_model("kane_mele"))  # warm-up
     rows = []
     for label, m in cases:
-        t_ours, res = best(lambda: z2_result(m), args.repeat)
-        t_ref, ref = best(lambda: z2pack_invariant(m), args.repeat)
+        t_ours, res = best_of(lambda: z2_result(m), args.repeat)
+        t_ref, ref = best_of(lambda: z2pack_invariant(m), args.repeat)
         rows.append((label, t_ours, t_ref, res.z2, ref))
     print("| model | topodiff (s) | Z2Pack 2.2.1 (s) | speed-up | Z2 topodiff | Z2 Z2Pack |")
     print("|---|---|---|---|---|---|")
