@@ -42,3 +42,15 @@ def assert_integer(x: float, *, tol: float = 1e-6) -> int:
     n = int(round(float(x)))
     assert abs(float(x) - n) < tol, f"{x} is not an integer (tol {tol})"
     return n
+
+
+def load_sk_crystal(name: str):
+    """The hand-written test crystal ``tests/data/sk/<name>.cif`` as a pymatgen Structure."""
+    import warnings
+    from pathlib import Path
+
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_file(Path(__file__).resolve().parent / "data" / "sk" / f"{name}.cif")

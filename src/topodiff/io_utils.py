@@ -8,8 +8,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """fsync a directory so a rename inside it survives a crash (no-op where directories can't be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode: str = "w") -> Path:
-    """Call ``write(fh)`` on a temporary file beside ``path`` and rename it into place."""
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync, rename it into place, fsync the directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -26,6 +40,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
     return path
 
 

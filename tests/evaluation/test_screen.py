@@ -15,6 +15,8 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.evaluation.screen import TOPO_CLASSES, half_mesh, parse_shard, screen_path, screen_structure
 
+from helpers import load_sk_crystal  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "sk"
 
 
@@ -23,12 +25,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def load(name: str):
-    from pymatgen.core import Structure
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Structure.from_file(DATA / f"{name}.cif")
+load = load_sk_crystal
 
 
 @pytest.mark.parametrize("name,cls", [("Si", "trivial_insulator"), ("Ge", "trivial_insulator"),

@@ -16,6 +16,8 @@ from topodiff.physics.parity import find_inversion, parity_z2
 from topodiff.physics.sk_params import term_values, valence_sp_electrons
 from topodiff.physics.slater_koster import orbital_parity, soc_blocks, structure_to_tb
 
+from helpers import load_sk_crystal  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "sk"
 
 
@@ -24,12 +26,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def load(name: str):
-    from pymatgen.core import Structure
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Structure.from_file(DATA / f"{name}.cif")
+load = load_sk_crystal
 
 
 def eigvals(model, k: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from topodiff.io_utils import atomic_write, fsync_dir
+
 CKPT_FORMAT = "topodiff-ckpt/1"
 STEP_RE = re.compile(r"^step=(\d+)\.ckpt$")
 REQUIRED_KEYS = ("state_dict", "global_step", "hyper_parameters")
@@ -25,43 +27,9 @@ def step_checkpoint_name(step: int) -> str:
     return f"step={step:06d}.ckpt"
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync, rename into place, fsync the directory."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
 
 
 def atomic_link(src: Path, dst: Path) -> None:
@@ -81,7 +49,7 @@ def atomic_link(src: Path, dst: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
 
 
 def step_files(directory: str | os.PathLike) -> list[tuple[int, Path]]:
