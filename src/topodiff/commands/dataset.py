@@ -177,6 +177,20 @@ def synth(num: int = typer.Option(..., "--num", help="Number of crystals."),
               f"({summary['num_space_groups']} space groups, {summary['atoms_per_structure_mean']:.1f} atoms/cell)")
 
 
+@dataset_app.command("recipe")
+def recipe(path: Path = typer.Argument(..., help="Recipe YAML (e.g. configs/default-data.yaml)."),
+           out: Path = typer.Option(..., "--out", help="Output directory (train.csv, val.csv, labels.json, ...)."),
+           workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: the recipe's).")) -> None:
+    """Build a labelled training set from a recipe: real + random + prototype crystals (resumable)."""
+    from topodiff.crystal.recipe import build_from_recipe
+
+    if workers is not None and workers < 1:
+        raise TopodiffInputError(f"--workers must be >= 1, got {workers}")
+    report = build_from_recipe(path, out, workers=workers, log=_log)
+    print(f"{report['usable']} labelled crystals in {out} ({report['unlabelled_errors']} could not be labelled); "
+          f"classes: {report['distributions']['all']['topo_class']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``topodiff dataset ...`` to the main app."""
     app.add_typer(dataset_app, name="dataset")

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
         num: int = typer.Option(100, "--num", help="number of structures"),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: perov5)"),
         condition: Optional[list[str]] = typer.Option(None, "--condition", help="KEY=VALUE (repeatable)"),
-        guidance: float = typer.Option(0.0, "--guidance", help="classifier-free guidance strength"),
+        guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance strength "
+                                                 "(default: the checkpoint's default when conditions are given, else 0)"),
         steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (default: the checkpoint's)"),
         seed: int = typer.Option(0, "--seed"),
         batch_size: int = typer.Option(500, "--batch-size", help="crystals sampled together"),

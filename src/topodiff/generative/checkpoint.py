@@ -96,7 +96,12 @@ def load_generator(path_or_name: str | os.PathLike | None = None, device: str | 
     model_cfg = config.get("model", config)
     try:
         model = CrystalDiffusion(ModelConfig.from_dict(dict(model_cfg)))
-        model.load_state_dict(state, strict=True)
+        from topodiff.generative.model import OPTIONAL_BUFFERS
+
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if k not in OPTIONAL_BUFFERS]
+        if missing or unexpected:
+            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
     except TopodiffInputError:
         raise
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:

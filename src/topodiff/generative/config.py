@@ -58,6 +58,10 @@ class ModelConfig:
     # --- conditioning (classifier-free guidance) ---
     conditions: list[str] = field(default_factory=list)  # e.g. ["band_gap", "topo_class"]
     p_uncond: float = 0.15           # training probability of dropping all conditions to the null embedding
+    p_drop_condition: float = 0.0    # training probability of dropping each condition on its own (so any
+    #                                   subset of the conditions can be asked for at sampling time)
+    default_guidance: float = 0.0    # classifier-free guidance used by `generate` when conditions are given
+    #                                   and --guidance is not
     max_atoms: int = 64              # largest atom count in the num_atoms distribution buffer
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,9 +12,11 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from topodiff.generative.batch import CrystalBatch
-from topodiff.generative.embeddings import TOPO_CLASSES
+from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
 
-CSV_ALIASES = {"band_gap": ("band_gap", "ind_gap", "dir_gap"), "space_group": ("space_group", "space_group_number")}
+#: property columns that feed a condition; for ``band_gap`` a dataset labelled by ``dataset label``
+#: should carry the screened gap as ``gap`` and no DFT gap column (the first alias present wins)
+CSV_ALIASES = {"band_gap": ("band_gap", "ind_gap", "dir_gap", "gap"), "space_group": ("space_group", "space_group_number")}
 
 
 class CrystalTorchDataset(Dataset):
@@ -37,6 +39,13 @@ class CrystalTorchDataset(Dataset):
             lut = {c: float(i) for i, c in enumerate(TOPO_CLASSES)}
             props["topo_class"] = np.array([lut.get(v, np.nan) if v is not None else np.nan for v in labels["topo_class"]])
         props["num_atoms"] = self.num_atoms.astype(np.float64)
+        # chemical system: multi-hot over atomic numbers [B, max_z + 1]
+        chem = np.zeros((len(self.num_atoms), CONDITION_KINDS["chemical_system"][1]), dtype=np.float32)
+        owner = np.repeat(np.arange(len(self.num_atoms)), self.num_atoms)
+        n = self.num_atoms
+        z = self.species[np.repeat(self.offsets - np.cumsum(n) + n, n) + np.arange(int(n.sum()))]
+        chem[owner, np.clip(z, 0, chem.shape[1] - 1)] = 1.0
+        props["chemical_system"] = chem
         self.conditions = props
 
     def __len__(self) -> int:
@@ -45,7 +54,7 @@ class CrystalTorchDataset(Dataset):
     def __getitem__(self, i: int):
         o, n = int(self.offsets[i]), int(self.num_atoms[i])
         return (self.frac[o:o + n], self.lattices[i], self.species[o:o + n],
-                {k: float(v[i]) for k, v in self.conditions.items()})
+                {k: (float(v[i]) if v.ndim == 1 else v[i]) for k, v in self.conditions.items()})
 
     def statistics(self) -> dict[str, np.ndarray]:
         """Arrays for :meth:`CrystalDiffusion.fit_statistics`: ``num_atoms``, ``lattices``, ``species``."""
@@ -59,7 +68,7 @@ def collate(items: list) -> CrystalBatch:
     species = np.concatenate([it[2] for it in items], 0)
     num_atoms = np.array([len(it[2]) for it in items], dtype=np.int64)
     keys = set.intersection(*(set(it[3]) for it in items)) if items else set()
-    conditions = {k: np.array([it[3][k] for it in items], dtype=np.float32) for k in sorted(keys)}
+    conditions = {k: np.stack([np.asarray(it[3][k], dtype=np.float32) for it in items]) for k in sorted(keys)}
     return CrystalBatch.from_arrays(frac, lattice, species, num_atoms, conditions)
 
 

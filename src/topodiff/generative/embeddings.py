@@ -125,8 +125,9 @@ class ConditionEmbedding(nn.Module):
             self.null[name] = nn.Parameter(torch.zeros(hidden))
         self.hidden = hidden
 
-    def forward(self, conditions: dict[str, torch.Tensor] | None, batch_size: int, drop: torch.Tensor | None = None,
-                device=None) -> torch.Tensor:
+    def forward(self, conditions: dict[str, torch.Tensor] | None, batch_size: int,
+                drop: torch.Tensor | dict[str, torch.Tensor] | None = None, device=None) -> torch.Tensor:
+        """``drop``: ``[B]`` bool (all conditions of those rows → null) or ``{name: [B] bool}`` per condition."""
         out = torch.zeros(batch_size, self.hidden, device=device)
         conditions = conditions or {}
         for name in self.names:
@@ -145,7 +146,8 @@ class ConditionEmbedding(nn.Module):
                 emb = self.encoders[name](clean.long().clamp(0, size - 1))
             else:
                 emb = self.encoders[name](clean.float())
-            if drop is not None:
-                missing = missing | drop
+            row_drop = drop.get(name) if isinstance(drop, dict) else drop
+            if row_drop is not None:
+                missing = missing | row_drop.to(missing.device)
             out = out + torch.where(missing[:, None], null, emb)
         return out

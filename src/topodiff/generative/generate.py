@@ -44,29 +44,55 @@ def min_distances(batch: CrystalBatch) -> torch.Tensor:
     return r.amin(dim=(1, 2, 3))
 
 
-def parse_conditions(raw: dict[str, Any] | None, trained: list[str]) -> dict[str, float | list[float]]:
-    """Validate user conditions (``KEY -> text or number``) into numbers the model embeds."""
+#: a topo_class value needs at least this share of the training labels to be asked for
+MIN_CLASS_SUPPORT = 0.05
+#: conditions every checkpoint honours without having been trained on them (enforced at sampling)
+SAMPLER_CONDITIONS = ("chemical_system", "num_atoms")
+
+
+def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
+                     class_counts: Any = None) -> dict[str, float | list[float]]:
+    """Validate user conditions (``KEY -> text or number``) into numbers the model embeds.
+
+    ``chemical_system`` and ``num_atoms`` are accepted by every checkpoint (the sampler enforces them
+    exactly); the others need a checkpoint trained with them. ``class_counts`` (training crystals per
+    topo_class) rejects classes with less than :data:`MIN_CLASS_SUPPORT` of the labels.
+    """
     out: dict[str, Any] = {}
     for key, value in (raw or {}).items():
         if key not in CONDITION_KINDS:
             raise TopodiffInputError(f"unknown condition {key!r}; known: {', '.join(CONDITION_KINDS)}")
-        if key not in trained:
+        if key not in trained and key not in SAMPLER_CONDITIONS:
             raise TopodiffInputError(f"this checkpoint was not trained with condition {key!r} "
                                      f"(it knows: {', '.join(trained) or 'none'})")
         text = str(value).strip()
         if key == "topo_class":
             if text not in TOPO_CLASSES:
                 raise TopodiffInputError(f"topo_class must be one of {', '.join(TOPO_CLASSES)}, got {text!r}")
+            if class_counts is not None:
+                counts = np.asarray(class_counts, dtype=np.float64)
+                share = counts[TOPO_CLASSES.index(text)] / max(counts.sum(), 1.0)
+                if counts.sum() > 0 and share < MIN_CLASS_SUPPORT:
+                    raise TopodiffInputError(
+                        f"topo_class={text}: only {100 * share:.1f} % of this checkpoint's training crystals had "
+                        f"that label (< {100 * MIN_CLASS_SUPPORT:.0f} %), too few to condition on")
             out[key] = float(TOPO_CLASSES.index(text))
         elif key == "chemical_system":
             from pymatgen.core import Element
 
             hot = [0.0] * CONDITION_KINDS[key][1]
+            symbols = [sym.strip() for sym in text.split("-")]
             try:
-                for sym in text.split("-"):
-                    hot[Element(sym.strip()).Z] = 1.0
-            except (ValueError, KeyError, IndexError):
-                raise TopodiffInputError(f"chemical_system must look like 'Bi-Se', got {text!r}") from None
+                if not text or any(not sym for sym in symbols):
+                    raise ValueError
+                for sym in symbols:
+                    z = Element(sym).Z
+                    if z >= len(hot):
+                        raise IndexError
+                    hot[z] = 1.0
+            except (ValueError, KeyError, IndexError, AttributeError):
+                raise TopodiffInputError(f"chemical_system must be element symbols joined by '-' (e.g. Bi-Se), "
+                                         f"got {text!r}") from None
             out[key] = hot
         else:
             try:
@@ -111,16 +137,46 @@ def _cif_text(frac: np.ndarray, lattice: np.ndarray, species: np.ndarray) -> str
     return str(CifWriter(s))
 
 
+def element_sets_match(batch: CrystalBatch, system: torch.Tensor) -> torch.Tensor:
+    """``[B]`` bool: crystal ``i`` contains exactly the elements of the multi-hot ``system [max_z+1]``."""
+    b = batch.num_crystals
+    bi = torch.repeat_interleave(torch.arange(b), batch.num_atoms)
+    present = torch.zeros(b, system.shape[0], dtype=torch.bool)
+    present[bi, batch.species.long().clamp(0, system.shape[0] - 1)] = True
+    return (present == system.bool()[None]).all(-1)
+
+
 def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
                    conditions: dict[str, Any] | None = None, guidance: float = 0.0, steps: int | None = None,
-                   generator: torch.Generator | None = None, retries: int = 3) -> tuple[CrystalBatch, int]:
-    """Sample and re-sample crystals whose smallest distance is below ``cfg.min_distance`` (up to
-    ``retries`` rounds). Returns ``(batch, number still below the floor)``."""
+                   generator: torch.Generator | None = None, retries: int = 3, guide=None) -> tuple[CrystalBatch, int]:
+    """Sample, then re-sample (up to ``retries`` rounds) crystals whose smallest distance is below
+    ``cfg.min_distance`` or, with a ``chemical_system`` condition, whose element set differs from it.
+    Returns ``(batch, number still failing)``."""
     b = int(num_atoms.shape[0])
-    out = model.sample(num_atoms, species=species, conditions=_conditions_tensor(conditions or {}, b),
-                       guidance=guidance, steps=steps, generator=generator)
+    conditions = dict(conditions or {})
+    system = None
+    if "chemical_system" in conditions and species is None:
+        system = torch.as_tensor(conditions["chemical_system"], dtype=torch.bool)
+        if "chemical_system" not in model.cfg.conditions:
+            conditions.pop("chemical_system")
+    if "num_atoms" in conditions and "num_atoms" not in model.cfg.conditions:
+        conditions.pop("num_atoms")
+
+    def draw(idx_num_atoms, sub_species):
+        k = int(idx_num_atoms.shape[0])
+        mask = None if system is None else system[None].expand(k, -1)
+        return model.sample(idx_num_atoms, species=sub_species, conditions=_conditions_tensor(conditions, k),
+                            guidance=guidance, steps=steps, generator=generator, species_mask=mask, guide=guide)
+
+    def failing(batch):
+        bad = min_distances(batch) < model.cfg.min_distance
+        if system is not None:
+            bad = bad | ~element_sets_match(batch, system)
+        return bad
+
+    out = draw(num_atoms, species)
     frames = out.split()
-    bad = torch.nonzero(min_distances(out) < model.cfg.min_distance).flatten()
+    bad = torch.nonzero(failing(out)).flatten()
     offsets = (torch.cumsum(num_atoms, 0) - num_atoms).tolist()
     for _ in range(retries):
         if bad.numel() == 0:
@@ -128,9 +184,8 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
         sub_species = None
         if species is not None:
             sub_species = torch.cat([species[offsets[i]:offsets[i] + int(num_atoms[i])] for i in bad.tolist()])
-        redo = model.sample(num_atoms[bad], species=sub_species, conditions=_conditions_tensor(conditions or {}, int(bad.numel())),
-                            guidance=guidance, steps=steps, generator=generator)
-        ok = min_distances(redo) >= model.cfg.min_distance
+        redo = draw(num_atoms[bad], sub_species)
+        ok = ~failing(redo)
         new = redo.split()
         for j, i in enumerate(bad.tolist()):
             frames[i] = new[j]
@@ -142,17 +197,34 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
 
 
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
-                    conditions: dict[str, Any] | None = None, guidance: float = 0.0, steps: int | None = None,
-                    seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
-    """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata."""
+                    conditions: dict[str, Any] | None = None, guidance: float | None = None,
+                    steps: int | None = None, seed: int = 0, batch_size: int = 500,
+                    guide_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
+
+    ``guidance`` None: the checkpoint's ``default_guidance`` when a trained condition is given, else 0.
+    ``guide_options``: keyword arguments of :func:`topodiff.generative.guidance.build_guide` (physics
+    and property-predictor guidance); None or empty: no guide.
+    """
     if int(num) <= 0:
         raise TopodiffInputError(f"--num must be a positive integer, got {num}")
     if steps is not None and int(steps) <= 0:
         raise TopodiffInputError(f"--steps must be a positive integer, got {steps}")
-    if guidance < 0:
+    if guidance is not None and not guidance >= 0:
         raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
     model, config = load_generator(checkpoint)
-    cond = parse_conditions(conditions, list(model.cfg.conditions))
+    cond = parse_conditions(conditions, list(model.cfg.conditions), model.topo_class_counts.cpu().numpy())
+    if guidance is None:
+        embedded = [k for k in cond if k in model.cfg.conditions]
+        guidance = float(model.cfg.default_guidance) if embedded else 0.0
+    guide = None
+    if guide_options:
+        from topodiff.generative.guidance import build_guide
+
+        guide = build_guide(model, config, cond, **guide_options)
+    min_atoms = int(sum(1 for v in cond.get("chemical_system", []) if v)) or 1
+    if "num_atoms" in cond and int(cond["num_atoms"]) < min_atoms:
+        raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])} cannot hold {min_atoms} elements")
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
     frames, below = [], 0
@@ -161,8 +233,9 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         if "num_atoms" in cond:
             num_atoms = torch.full((b,), int(cond["num_atoms"]), dtype=torch.long)
         else:
-            num_atoms = model.sample_num_atoms(b, gen)
-        batch, nb = sample_guarded(model, num_atoms, conditions=cond, guidance=guidance, steps=steps, generator=gen)
+            num_atoms = model.sample_num_atoms(b, gen, min_atoms=min_atoms)
+        batch, nb = sample_guarded(model, num_atoms, conditions=cond, guidance=guidance, steps=steps, generator=gen,
+                                   guide=guide)
         below += nb
         frames += batch.split()
         print(f"generated {len(frames)}/{num}", file=sys.stderr, flush=True)
@@ -177,7 +250,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             "conditions": dict(conditions or {}), "guidance": guidance,
             "steps": int(steps or model.cfg.sample_steps), "seed": int(seed), "wall_time_s": wall,
             "structures_per_s": len(frames) / wall if wall > 0 else None,
-            "min_distance_floor": model.cfg.min_distance, "below_min_distance": below}
+            "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
+            "guide": dict(guide_options or {})}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta
 

@@ -17,7 +17,10 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import ModelConfig
 from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
 from topodiff.generative.denoiser import PeriodicTransformer
-from topodiff.generative.embeddings import ConditionEmbedding, TimeEmbedding
+from topodiff.generative.embeddings import TOPO_CLASSES, ConditionEmbedding, TimeEmbedding
+
+#: buffers a checkpoint may lack (added after the first shipped checkpoints); they keep their defaults
+OPTIONAL_BUFFERS = ("topo_class_counts",)
 
 
 def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Tensor:
@@ -52,6 +55,9 @@ class CrystalDiffusion(nn.Module):
         allowed[0] = False
         self.register_buffer("species_allowed", allowed)
         self.register_buffer("stats_seen", torch.tensor(0.0))  # crystals behind the statistics above
+        # crystals per topo_class label seen in training (NaN labels not counted); checkpoints older than
+        # this buffer load without it (see OPTIONAL_BUFFERS)
+        self.register_buffer("topo_class_counts", torch.zeros(len(TOPO_CLASSES)))
 
     # ------------------------------------------------------------------ data statistics
     def set_num_atoms_distribution(self, counts: torch.Tensor | np.ndarray | list) -> None:
@@ -93,13 +99,19 @@ class CrystalDiffusion(nn.Module):
         seen = float(self.stats_seen)
         self.volume_per_atom.fill_((float(self.volume_per_atom) * seen + float(vpa)) / (seen + n.numel()))
         self.species_allowed[batch.species.clamp(1, self.cfg.max_z)] = True
+        tc = batch.conditions.get("topo_class")
+        if tc is not None:
+            tc = tc[~torch.isnan(tc)].long().clamp(0, len(TOPO_CLASSES) - 1)
+            self.topo_class_counts.add_(torch.bincount(tc, minlength=len(TOPO_CLASSES)).to(self.topo_class_counts))
         self.stats_seen.add_(float(n.numel()))
 
-    def sample_num_atoms(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``[n]`` atom counts drawn from the training distribution."""
-        if float(self.num_atoms_counts.sum()) <= 0:
-            raise TopodiffInputError("this model has no num_atoms distribution; pass num_atoms explicitly")
-        return torch.multinomial(self.num_atoms_counts.cpu(), n, replacement=True, generator=generator).to(self.num_atoms_counts.device)
+    def sample_num_atoms(self, n: int, generator: torch.Generator | None = None, min_atoms: int = 1) -> torch.Tensor:
+        """``[n]`` atom counts drawn from the training distribution (restricted to ``≥ min_atoms``)."""
+        counts = self.num_atoms_counts.cpu().clone()
+        counts[:max(int(min_atoms), 0)] = 0
+        if float(counts.sum()) <= 0:
+            raise TopodiffInputError("this model has no num_atoms distribution (at that size); pass num_atoms explicitly")
+        return torch.multinomial(counts, n, replacement=True, generator=generator).to(self.num_atoms_counts.device)
 
     # ------------------------------------------------------------------ network
     def lattice_scale(self, num_atoms: torch.Tensor) -> torch.Tensor:
@@ -154,7 +166,11 @@ class CrystalDiffusion(nn.Module):
         y0 = self.lattice_diffusion.to_latent(batch.lattice, s)
         y_t, _ = self.lattice_diffusion.q_sample(y0, t, generator)
         species_t, masked = self.species_diffusion.q_sample(batch.species, t_species[bi], generator)
-        drop = torch.rand(b, generator=generator, device=dev) < cfg.p_uncond
+        drop_all = torch.rand(b, generator=generator, device=dev) < cfg.p_uncond
+        drop: torch.Tensor | dict[str, torch.Tensor] = drop_all
+        if cfg.p_drop_condition > 0 and cfg.conditions:
+            drop = {name: drop_all | (torch.rand(b, generator=generator, device=dev) < cfg.p_drop_condition)
+                    for name in cfg.conditions}
         coord, y0_hat, logits = self.denoise(frac_t, y_t, species_t, batch.num_atoms, t, t_species,
                                              batch.conditions, drop)
         # translations are a symmetry: compare the per-crystal mean-free parts of the scores
@@ -172,9 +188,11 @@ class CrystalDiffusion(nn.Module):
     @torch.no_grad()
     def sample(self, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
                conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
-               generator: torch.Generator | None = None, return_trajectory: bool = False):
+               generator: torch.Generator | None = None, return_trajectory: bool = False,
+               species_mask: torch.Tensor | None = None, guide=None):
         """Generate crystals; see :func:`topodiff.generative.sampler.pc_sample`."""
         from topodiff.generative.sampler import pc_sample
 
         return pc_sample(self, num_atoms, species=species, conditions=conditions, guidance=guidance, steps=steps,
-                         generator=generator, return_trajectory=return_trajectory)
+                         generator=generator, return_trajectory=return_trajectory, species_mask=species_mask,
+                         guide=guide)

@@ -12,8 +12,16 @@ lattice and coordinates for it with the CSP branch of the same network (species 
 pass the lattice is committed while most species are still masked, so lattice and composition can
 disagree (a density error); the second pass sees the final species from ``t = 1``.
 ``lattice_eta`` scales the lattice step noise (1: DDPM posterior, 0: deterministic DDIM step).
+
+Conditioning: ``conditions`` feed the property embeddings (classifier-free guidance with
+``guidance``); ``species_mask [B, max_z+1]`` restricts the species each crystal may reveal (exact
+chemical-system conditioning: logits outside the mask are −∞ at every reveal); ``guide`` is an
+optional physics/classifier guidance callable (:class:`SamplingGuide`) whose terms are added to the
+coordinate score and to the predicted clean lattice latent at every predictor and corrector step.
 """
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 
@@ -36,10 +44,25 @@ def canonical_orientation(lattice: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, chol, lat).to(lattice.dtype)
 
 
+class SamplingGuide(Protocol):
+    """Guidance term evaluated during sampling (gradients enabled inside; the sampler itself is no-grad).
+
+    Called as ``guide(frac [N,3], lattice [B,3,3] (Å, rows = vectors), species [N] (0 = still masked),
+    num_atoms [B], t [B], sigma [N])`` and returns ``(d_score [N,3] or None, d_lattice [B,3,3] or None)``:
+    ``d_score`` is added to the coordinate score ∇_f log p (fractional units, like ``cd.score``),
+    ``d_lattice`` is a step in Å added to the predicted clean lattice before it is mapped back to the
+    latent (so it moves the lattice toward the guide's target as ``t → 0``).
+    """
+
+    def __call__(self, frac: torch.Tensor, lattice: torch.Tensor, species: torch.Tensor, num_atoms: torch.Tensor,
+                 t: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]: ...
+
+
 @torch.no_grad()
 def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
-              generator: torch.Generator | None = None, return_trajectory: bool = False):
+              generator: torch.Generator | None = None, return_trajectory: bool = False,
+              species_mask: torch.Tensor | None = None, guide: SamplingGuide | None = None):
     """Sample ``B = len(num_atoms)`` crystals.
 
     Parameters
@@ -48,6 +71,8 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     species : ``[N]`` atomic numbers (CSP) or None (de novo: species are generated).
     conditions : property → ``[B]`` tensors (only keys the model was trained with).
     steps : predictor steps (default ``cfg.sample_steps``).
+    species_mask : ``[B, max_z+1]`` bool, species each crystal may contain (de novo only).
+    guide : optional :class:`SamplingGuide`.
 
     Returns
     -------
@@ -80,6 +105,15 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     else:
         species_t = torch.full((n,), MASK, dtype=torch.long, device=dev)
     conditions = {k: torch.as_tensor(v, dtype=torch.float32, device=dev) for k, v in (conditions or {}).items()}
+    atom_mask = None
+    if species_mask is not None and not csp:
+        species_mask = torch.as_tensor(species_mask, dtype=torch.bool, device=dev)
+        if species_mask.shape != (b, cfg.max_z + 1):
+            raise TopodiffInputError(f"species_mask must have shape ({b}, {cfg.max_z + 1})")
+        species_mask = species_mask & model.species_allowed
+        if bool((~species_mask.any(-1)).any()):
+            raise TopodiffInputError("the requested elements were never seen by this checkpoint")
+        atom_mask = species_mask[bi]
     cd, ld, sd = model.coord_diffusion, model.lattice_diffusion, model.species_diffusion
     frac = cd.prior_sample(n, generator, device=dev)
     y = ld.prior_sample(b, generator, device=dev)
@@ -94,7 +128,23 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     def net(frac, y, species_t, t):
         tb = torch.full((b,), float(t), device=dev)
         t_sp = torch.zeros_like(tb) if csp else tb
-        return model.guided_denoise(frac, y, species_t, num_atoms, tb, t_sp, conditions, guidance)
+        coord, y0_hat, logits = model.guided_denoise(frac, y, species_t, num_atoms, tb, t_sp, conditions, guidance)
+        if atom_mask is not None:
+            logits = logits.masked_fill(~atom_mask, float("-inf"))
+        return coord, y0_hat, logits
+
+    def guided(frac, y, y0_hat, species_t, t, score):
+        """Apply the guide to the coordinate score and the predicted clean lattice latent."""
+        if guide is None:
+            return score, y0_hat
+        tb = torch.full((b,), float(t), device=dev)
+        with torch.enable_grad():
+            d_score, d_lat = guide(frac, ld.from_latent(y, scale), species_t, num_atoms, tb, cd.sigma(t).expand(n))
+        if d_score is not None:
+            score = score + d_score.detach()
+        if d_lat is not None and y0_hat is not None:
+            y0_hat = ld.to_latent(ld.from_latent(y0_hat, scale) + d_lat.detach(), scale)
+        return score, y0_hat
 
     for i in range(steps):
         t, s = ts[i], ts[i + 1]
@@ -102,9 +152,11 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         sig_s = cd.sigma(s).expand(n)
         for _ in range(cfg.corrector_steps if cfg.step_lr > 0 else 0):
             coord, _, _ = net(frac, y, species_t, t)
-            frac = cd.corrector_step(frac, cd.score(coord, sig_t), sig_t, cfg.step_lr, generator)
+            score, _ = guided(frac, y, None, species_t, t, cd.score(coord, sig_t))
+            frac = cd.corrector_step(frac, score, sig_t, cfg.step_lr, generator)
         coord, y0_hat, logits = net(frac, y, species_t, t)
-        frac = cd.predictor_step(frac, cd.score(coord, sig_t), sig_t, sig_s, generator)
+        score, y0_hat = guided(frac, y, y0_hat, species_t, t, cd.score(coord, sig_t))
+        frac = cd.predictor_step(frac, score, sig_t, sig_s, generator)
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
         if not csp:
             species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator)
@@ -117,7 +169,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
     if not csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
         res = pc_sample(model, num_atoms, species=species_t, conditions=conditions, guidance=guidance, steps=steps,
-                        generator=generator, return_trajectory=return_trajectory)
+                        generator=generator, return_trajectory=return_trajectory, guide=guide)
         if return_trajectory:
             return res[0], traj + res[1]
         return res
