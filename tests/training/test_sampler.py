@@ -53,3 +53,20 @@ def test_tiny_dataset_wraps_and_empty_is_an_input_error():
     assert len(batches) == 1 and len(batches[0]) == 8 and set(batches[0]) == {0, 1, 2}
     with pytest.raises(TopodiffInputError, match="no usable rows"):
         StepBatchSampler(0, 8, seed=0)
+
+
+def test_size_buckets_keep_a_permutation_group_sizes_and_resume():
+    sizes = np.random.default_rng(0).integers(1, 17, size=1000)
+    plain = StepBatchSampler(1000, 64, seed=3)
+    bucketed = StepBatchSampler(1000, 64, seed=3, sizes=sizes, size_buckets=8)
+    for epoch in (0, 1):
+        assert sorted(bucketed.permutation(epoch).tolist()) == list(range(1000))
+    spread = lambda s: np.mean([np.ptp(sizes[s.batch_for_step(i)]) for i in range(15)])  # noqa: E731
+    assert spread(bucketed) < 0.5 * spread(plain)
+    # iteration from a resumed step gives the batches batch_for_step promises
+    bucketed.start_step = 5
+    it = iter(bucketed)
+    for step in range(5, 10):
+        assert next(it) == bucketed.batch_for_step(step)
+    with pytest.raises(TopodiffInputError):
+        StepBatchSampler(10, 4, seed=0, sizes=np.ones(9), size_buckets=2)

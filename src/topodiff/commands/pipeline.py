@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
         num: int = typer.Option(DEFAULT_NUM, "--num", min=1, help="Number of crystals to generate."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint path or shipped name (default: the shipped one)."),
         condition: Optional[List[str]] = typer.Option(None, "--condition", help="Condition KEY=VALUE (topo_class, band_gap, chemical_system, space_group, num_atoms); repeatable."),
-        guidance: float = typer.Option(0.0, "--guidance", help="Classifier-free guidance strength."),
+        guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance γ "
+                                                 "(0 unconditional, 1 conditional; default: the checkpoint's)."),
         steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax with CHGNet (energies, RMSD, hull, S.U.N.)."),

@@ -54,7 +54,7 @@ def _default_generate() -> GenerateFn:
 
 def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | None = None,
                  conditions: dict[str, Any] | None = None, seed: int = 0, relax: bool = True,
-                 guidance: float = 0.0, steps: int | None = None,
+                 guidance: float | None = None, steps: int | None = None,
                  reference: Sequence[str | Path] | None = None, screen: bool = True, top_k: int = 5,
                  generate_fn: GenerateFn | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the whole job; returns ``{"report", "metrics", "timings", ...}``.

@@ -57,10 +57,12 @@ class ModelConfig:
 
     # --- conditioning (classifier-free guidance) ---
     conditions: list[str] = field(default_factory=list)  # e.g. ["band_gap", "topo_class"]
+    adapter_conditions: list[str] = field(default_factory=list)  # the subset of `conditions` embedded by
+    #                                   zero-init adapters added by `topodiff finetune` (see generative/adapters.py)
     p_uncond: float = 0.15           # training probability of dropping all conditions to the null embedding
     p_drop_condition: float = 0.0    # training probability of dropping each condition on its own (so any
     #                                   subset of the conditions can be asked for at sampling time)
-    default_guidance: float = 0.0    # classifier-free guidance used by `generate` when conditions are given
+    default_guidance: float = 1.0    # classifier-free guidance γ used by `generate` when conditions are given
     #                                   and --guidance is not
     max_atoms: int = 64              # largest atom count in the num_atoms distribution buffer
 
@@ -75,6 +77,10 @@ class ModelConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise TopodiffInputError(f"unknown model config key(s): {', '.join(unknown)}")
-        if "conditions" in data and data["conditions"] is not None:
-            data["conditions"] = [str(c) for c in data["conditions"]]
+        for key in ("conditions", "adapter_conditions"):
+            if key in data and data[key] is not None:
+                data[key] = [str(c) for c in data[key]]
+        extra = sorted(set(data.get("adapter_conditions") or []) - set(data.get("conditions") or []))
+        if extra:
+            raise TopodiffInputError(f"adapter_conditions {extra} must also be listed in conditions")
         return cls(**data)

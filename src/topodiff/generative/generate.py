@@ -147,7 +147,7 @@ def element_sets_match(batch: CrystalBatch, system: torch.Tensor) -> torch.Tenso
 
 
 def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
-                   conditions: dict[str, Any] | None = None, guidance: float = 0.0, steps: int | None = None,
+                   conditions: dict[str, Any] | None = None, guidance: float = 1.0, steps: int | None = None,
                    generator: torch.Generator | None = None, retries: int = 3, guide=None) -> tuple[CrystalBatch, int]:
     """Sample, then re-sample (up to ``retries`` rounds) crystals whose smallest distance is below
     ``cfg.min_distance`` or, with a ``chemical_system`` condition, whose element set differs from it.

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from topodiff.errors import TopodiffInputError
+from topodiff.generative.adapters import ConditionAdapters
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import ModelConfig
 from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
@@ -46,7 +47,10 @@ class CrystalDiffusion(nn.Module):
         self.coord_diffusion = WrappedNormalVE(cfg.coord_sigma_min, cfg.coord_sigma_max)
         self.species_diffusion = MaskedD3PM(cfg.species_schedule)
         self.time_embedding = TimeEmbedding(cfg.hidden)
-        self.condition_embedding = ConditionEmbedding(list(cfg.conditions), cfg.hidden)
+        # conditions added by fine-tuning go through zero-init adapters, the others through the base embedding
+        adapted = list(cfg.adapter_conditions)
+        self.condition_embedding = ConditionEmbedding([c for c in cfg.conditions if c not in adapted], cfg.hidden)
+        self.adapters = ConditionAdapters(adapted, cfg.hidden) if adapted else None
         self.denoiser = PeriodicTransformer(cfg)
         # statistics of the training data (saved with the weights)
         self.register_buffer("num_atoms_counts", torch.zeros(cfg.max_atoms + 1))
@@ -128,24 +132,31 @@ class CrystalDiffusion(nn.Module):
         s = self.lattice_scale(num_atoms)
         lat_t = self.lattice_diffusion.from_latent(y_t, s)
         ctx = self.time_embedding(t, t_species) + self.condition_embedding(conditions, b, drop, device=y_t.device)
+        if self.adapters is not None:
+            ctx = ctx + self.adapters(conditions, b, drop, device=y_t.device)
         coord, update, logits = self.denoiser(frac_t, lat_t, species_t, num_atoms, ctx)
         y0_hat = self.lattice_diffusion.to_latent(lat_t + update, s)
         logits = logits.masked_fill(~self.species_allowed, float("-inf"))
         return coord, y0_hat, logits
 
-    def guided_denoise(self, frac_t, y_t, species_t, num_atoms, t, t_species, conditions=None, guidance: float = 0.0):
-        """Classifier-free guidance: conditional and unconditional branches in one doubled batch,
-        combined as ``out_c + g (out_c − out_u)`` (logits combined as log-probabilities)."""
-        if not conditions or guidance == 0.0:
-            return self.denoise(frac_t, y_t, species_t, num_atoms, t, t_species, conditions)
+    def guided_denoise(self, frac_t, y_t, species_t, num_atoms, t, t_species, conditions=None, guidance: float = 1.0):
+        """Classifier-free guidance (MatterGen's convention): ``out_u + γ (out_c − out_u)`` with
+        ``γ = guidance`` — 0 is unconditional (every condition at its null embedding), 1 purely
+        conditional, > 1 amplifies the condition. Species logits are combined as log-probabilities.
+        Both branches run in one doubled batch when they are both needed."""
         b = num_atoms.shape[0]
+        if not conditions or guidance == 0.0:
+            drop = torch.ones(b, dtype=torch.bool, device=y_t.device)
+            return self.denoise(frac_t, y_t, species_t, num_atoms, t, t_species, None, drop)
+        if guidance == 1.0:
+            return self.denoise(frac_t, y_t, species_t, num_atoms, t, t_species, conditions)
         cat = lambda x: torch.cat([x, x], 0)  # noqa: E731
         drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(y_t.device)
         cond2 = {k: cat(v) for k, v in conditions.items()}
         c, y0, lg = self.denoise(cat(frac_t), cat(y_t), cat(species_t), cat(num_atoms), cat(t), cat(t_species), cond2, drop)
         n = frac_t.shape[0]
         lp = torch.log_softmax(lg, -1).nan_to_num(neginf=-1e9)
-        mix = lambda a, u: a + guidance * (a - u)  # noqa: E731
+        mix = lambda a, u: u + guidance * (a - u)  # noqa: E731
         logits = mix(lp[:n], lp[n:]).masked_fill(~self.species_allowed, float("-inf"))
         return mix(c[:n], c[n:]), mix(y0[:b], y0[b:]), logits
 
@@ -187,7 +198,7 @@ class CrystalDiffusion(nn.Module):
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(self, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
-               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
+               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
                generator: torch.Generator | None = None, return_trajectory: bool = False,
                species_mask: torch.Tensor | None = None, guide=None):
         """Generate crystals; see :func:`topodiff.generative.sampler.pc_sample`."""

@@ -60,7 +60,7 @@ class SamplingGuide(Protocol):
 
 @torch.no_grad()
 def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
-              conditions: dict[str, torch.Tensor] | None = None, guidance: float = 0.0, steps: int | None = None,
+              conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
               generator: torch.Generator | None = None, return_trajectory: bool = False,
               species_mask: torch.Tensor | None = None, guide: SamplingGuide | None = None):
     """Sample ``B = len(num_atoms)`` crystals.
@@ -70,6 +70,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     num_atoms : ``[B]`` atoms per crystal.
     species : ``[N]`` atomic numbers (CSP) or None (de novo: species are generated).
     conditions : property → ``[B]`` tensors (only keys the model was trained with).
+    guidance : classifier-free guidance γ (0 unconditional, 1 conditional, > 1 amplified).
     steps : predictor steps (default ``cfg.sample_steps``).
     species_mask : ``[B, max_z+1]`` bool, species each crystal may contain (de novo only).
     guide : optional :class:`SamplingGuide`.

@@ -50,6 +50,8 @@ class DataConfig:
     max_val_rows: int = _f(512, "use at most this many validation rows (0 = all)")
     batch_size: int = _f(64, "crystals per optimiser step per device")
     val_batch_size: int = _f(0, "crystals per validation batch (0 = batch_size)")
+    size_buckets: int = _f(0, "group crystals of similar size: sort each run of size_buckets global batches by "
+                              "atom count before batching (0 = off; padding costs ~n_max² per crystal)")
     num_workers: int = _f(0, "DataLoader worker processes per device (0 = load in the main process)")
 
 
@@ -200,7 +202,7 @@ def validate(cfg: DictConfig) -> None:
                 "trainer.log_every", "trainer.num_nodes", "data.batch_size", "optim.lr"):
         _positive(cfg, key)
     for key in ("trainer.num_threads", "data.num_workers", "data.max_train_rows", "data.max_val_rows",
-                "data.val_batch_size", "optim.warmup_steps", "optim.weight_decay", "optim.grad_clip",
+                "data.val_batch_size", "data.size_buckets", "optim.warmup_steps", "optim.weight_decay", "optim.grad_clip",
                 "optim.min_lr_ratio", "optim.plateau_patience", "trainer.max_minutes"):
         _positive(cfg, key, allow_zero=True)
     if not 0.0 <= cfg.data.val_fraction < 1.0:

@@ -39,8 +39,13 @@ class CrystalDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        buckets = int(self.data_cfg.get("size_buckets", 0) or 0)
+        sizes = None
+        if buckets > 1:
+            base = getattr(self.train_set, "base", self.train_set)
+            sizes = getattr(base, "num_atoms", None)
         self.train_sampler = StepBatchSampler(len(self.train_set), int(self.data_cfg.batch_size), self.seed,
-                                              rank=rank, world_size=world)
+                                              rank=rank, world_size=world, sizes=sizes, size_buckets=buckets)
         workers = int(self.data_cfg.num_workers)
         return ResumableDataLoader(self.train_set, batch_sampler=self.train_sampler, collate_fn=self.collate_fn,
                                    num_workers=workers, persistent_workers=workers > 0)

@@ -35,7 +35,8 @@ class StepBatchSampler(Sampler[list[int]]):
     from ``start_step`` to the end of that epoch and then moves ``start_step`` to the next epoch.
     """
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 sizes: np.ndarray | None = None, size_buckets: int = 0) -> None:
         if num_items <= 0:
             raise TopodiffInputError("training dataset has no usable rows")
         self.num_items = int(num_items)
@@ -45,13 +46,37 @@ class StepBatchSampler(Sampler[list[int]]):
         self.world_size = int(world_size)
         self.steps_per_epoch = max(1, self.num_items // (self.batch_size * self.world_size))
         self.start_step = 0
+        self.sizes = None if sizes is None else np.asarray(sizes)
+        if self.sizes is not None and self.sizes.shape != (self.num_items,):
+            raise TopodiffInputError(f"sizes must have one entry per item ({self.num_items})")
+        self.size_buckets = int(size_buckets)
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def permutation(self, epoch: int) -> np.ndarray:
-        """``[n]`` order of the items in ``epoch``."""
-        return np.random.default_rng([self.seed, int(epoch)]).permutation(self.num_items)
+        """``[n]`` order of the items in ``epoch``.
+
+        With ``size_buckets = k > 1`` and ``sizes``, each run of ``k`` global batches of the random
+        order is sorted by size and cut into batches, and the batches are then shuffled: every batch
+        holds crystals of similar size (less padding), still a pure function of ``(seed, epoch)``.
+        """
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        perm = rng.permutation(self.num_items)
+        if self.sizes is None or self.size_buckets <= 1:
+            return perm
+        g = self.batch_size * self.world_size
+        run = g * self.size_buckets
+        n_runs = -(-self.num_items // run)
+        # sort within runs: key = (run index, size, position) with one lexsort
+        pos = np.arange(self.num_items)
+        order = np.lexsort((pos, self.sizes[perm], pos // run))
+        perm = perm[order]
+        n_full = self.num_items // g
+        if n_full > 1 and n_runs:
+            head = perm[:n_full * g].reshape(n_full, g)[rng.permutation(n_full)].ravel()
+            perm = np.concatenate([head, perm[n_full * g:]])
+        return perm
 
     def batch_for_step(self, step: int) -> list[int]:
         """Indices of this rank's batch at global optimiser step ``step``."""
