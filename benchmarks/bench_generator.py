@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--repulsion", type=float, default=0.0,
+                    help="distance-floor guidance strength during sampling (as `generate --repulsion`)")
     ap.add_argument("--guard", action="store_true",
                     help="re-sample crystals with atoms closer than 0.5 Å, as `topodiff generate/csp` do")
     args = ap.parse_args()
@@ -66,10 +68,17 @@ def main() -> None:
     res: dict = {"checkpoint": args.checkpoint, "steps": args.steps or model.cfg.sample_steps,
                  "step_lr": model.cfg.step_lr, "corrector_steps": model.cfg.corrector_steps, "guard": args.guard}
 
+    guide = None
+    if args.repulsion:
+        from topodiff.generative.guidance import build_guide
+
+        guide = build_guide(model, config, {}, repulsion=args.repulsion)
+    res["repulsion"] = args.repulsion
+
     def sample(num, species=None):
         if args.guard:
-            return sample_guarded(model, num, species=species, steps=args.steps, generator=g)[0]
-        return model.sample(num, species=species, steps=args.steps, generator=g)
+            return sample_guarded(model, num, species=species, steps=args.steps, generator=g, guide=guide)[0]
+        return model.sample(num, species=species, steps=args.steps, generator=g, guide=guide)
     g = torch.Generator().manual_seed(args.seed)
     if args.csp:
         k = len(test) if args.csp < 0 else min(args.csp, len(test))

@@ -212,3 +212,22 @@ def test_auto_threads_respects_processes_and_machine_load():
     assert auto_threads(16, 2, 8.0) == 4  # 8 busy cores leave 8 for 2 processes
     assert auto_threads(2, 1, 9.0) == 1  # oversubscribed machine: one thread
     assert auto_threads(8, 1, None) == 8  # no load average available
+
+
+def test_init_from_copies_generator_weights(crystal_csv, tmp_path):
+    from topodiff.generative.checkpoint import load_generator
+
+    first = train(_cfg(crystal_csv, tmp_path / "a", "trainer.max_steps=2", "data.val_fraction=0"))
+    base, _ = load_generator(first["last_checkpoint"])
+    # zero steps of training: the new run's weights are exactly the base's
+    cfg = _cfg(crystal_csv, tmp_path / "b", f"init_from={first['last_checkpoint']}", "trainer.max_steps=1",
+               "optim.lr=1e-12", "data.val_fraction=0")
+    train(cfg)
+    again, _ = load_generator(str(tmp_path / "b" / "last.ckpt"))
+    params = dict(again.named_parameters())
+    for k, v in base.named_parameters():  # (data-statistics buffers keep being refined by training)
+        torch.testing.assert_close(params[k], v, atol=1e-6, rtol=1e-5, msg=k)
+    bad = _cfg(crystal_csv, tmp_path / "c", f"init_from={first['last_checkpoint']}", "model.hidden=48",
+               "trainer.max_steps=1", "data.val_fraction=0")
+    with pytest.raises(TopodiffInputError, match="do not fit"):
+        train(bad)

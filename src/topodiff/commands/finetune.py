@@ -13,7 +13,7 @@ from topodiff.commands._common import print_json
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
-        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="base checkpoint path or shipped name (default: perov5)"),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="base checkpoint path or shipped name (default: the shipped default)"),
         data: Path = typer.Option(..., "--data", help="CSV of crystals (cif column) with the property column(s); NaN = unlabelled"),
         prop: list[str] = typer.Option(..., "--property", help="new condition key, e.g. band_gap (repeatable)"),
         out: Path = typer.Option(..., "--out", help="fine-tuned checkpoint to write (.ckpt)"),

@@ -101,8 +101,7 @@ def _plot(dists: dict[str, dict[str, Any]], png: Path) -> None:
     axes[1].set_title("screened gap (eV)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_write(png, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
+    atomic_write(png, lambda fh: fig.savefig(fh, format="png", dpi=110), mode="wb")
     plt.close(fig)
 
 

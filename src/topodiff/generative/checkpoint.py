@@ -29,6 +29,8 @@ def list_checkpoints() -> list[dict[str, Any]]:
     """Shipped checkpoints: ``[{"name", "path", "size_bytes", "recipe"}]`` sorted by name."""
     out = []
     for p in sorted(CHECKPOINT_DIR.glob("*.ckpt")):
+        if p.name.endswith(".predictor.ckpt"):
+            continue  # property predictors (topodiff.generative.predictor), not generators
         recipe_path = p.with_suffix(".json")
         recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else {}
         out.append({"name": p.stem, "path": str(p), "size_bytes": p.stat().st_size, "recipe": recipe})
@@ -43,7 +45,7 @@ def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
     if p.is_file():
         return p
     shipped = CHECKPOINT_DIR / f"{path_or_name}.ckpt"
-    if shipped.is_file():
+    if shipped.is_file() and not shipped.name.endswith(".predictor.ckpt"):
         return shipped
     names = ", ".join(c["name"] for c in list_checkpoints()) or "none"
     raise TopodiffInputError(f"checkpoint not found: {path_or_name} (not a file; shipped names: {names})")

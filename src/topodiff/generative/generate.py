@@ -48,6 +48,8 @@ def min_distances(batch: CrystalBatch) -> torch.Tensor:
 MIN_CLASS_SUPPORT = 0.05
 #: conditions every checkpoint honours without having been trained on them (enforced at sampling)
 SAMPLER_CONDITIONS = ("chemical_system", "num_atoms")
+#: conditions the property predictor can guide toward (accepted with predictor guidance on)
+PREDICTOR_TARGETS = ("topo_class", "band_gap")
 
 
 def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
@@ -159,8 +161,8 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
         system = torch.as_tensor(conditions["chemical_system"], dtype=torch.bool)
         if "chemical_system" not in model.cfg.conditions:
             conditions.pop("chemical_system")
-    if "num_atoms" in conditions and "num_atoms" not in model.cfg.conditions:
-        conditions.pop("num_atoms")
+    for key in [k for k in conditions if k not in model.cfg.conditions]:
+        conditions.pop(key)  # enforced by the sampler (num_atoms) or a guide (predictor targets), not embedded
 
     def draw(idx_num_atoms, sub_species):
         k = int(idx_num_atoms.shape[0])
@@ -213,7 +215,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     if guidance is not None and not guidance >= 0:
         raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
     model, config = load_generator(checkpoint)
-    cond = parse_conditions(conditions, list(model.cfg.conditions), model.topo_class_counts.cpu().numpy())
+    trained = list(model.cfg.conditions)
+    if guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0:
+        trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
+    cond = parse_conditions(conditions, trained, model.topo_class_counts.cpu().numpy())
     if guidance is None:
         embedded = [k for k in cond if k in model.cfg.conditions]
         guidance = float(model.cfg.default_guidance) if embedded else 0.0

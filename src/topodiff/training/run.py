@@ -170,6 +170,19 @@ def check_resume_compatible(ckpt: dict[str, Any], cfg: DictConfig, path: Path) -
                                  f"resume with the run's config.yaml or start a new output_dir")
 
 
+def init_weights(model: nn.Module, source: str) -> None:
+    """Copy the (EMA) weights of generator checkpoint ``source`` into ``model`` (settings must match)."""
+    from topodiff.generative.checkpoint import load_generator
+
+    base, _ = load_generator(source)
+    try:
+        model.load_state_dict(base.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise TopodiffInputError(f"init_from={source}: its weights do not fit this model "
+                                 f"({str(exc).splitlines()[0]}); use the same model settings") from None
+    log.info("initialised the weights from %s", source)
+
+
 def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = None,
           datasets: tuple[Dataset, Dataset | None] | None = None, collate_fn: Any = None,
           extra_callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
@@ -213,6 +226,8 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
         # atom-count histogram, volume per atom and allowed species of the training set (a resumed
         # run overwrites them with the checkpoint's buffers); too many atoms → TopodiffInputError
         module.model.fit_statistics(**dm.train_set.statistics())
+    if str(cfg.get("init_from") or "") and ckpt_path is None:
+        init_weights(module.model, str(cfg.init_from))
 
     meter = Throughput()
     callbacks: list[pl.Callback] = [EMA(float(cfg.ema.decay)), meter,
