@@ -160,3 +160,22 @@ def test_auto_metal_rule_follows_open_shells() -> None:
                      [[0, 0, 0], [0.5, 0.5, 0.5]])
     auto, strict = screen_structure(lasb), screen_structure(lasb, metal_rule="indirect")
     assert auto["open_shell"] and auto["topo_class"] == strict["topo_class"]
+
+
+def test_symmetrize_restores_inversion_of_a_slightly_distorted_crystal() -> None:
+    from topodiff.evaluation.screen import symmetrized
+
+    s = load_sk_crystal("Bi2Se3")
+    noisy = s.copy()
+    rng = np.random.default_rng(0)
+    for i in range(len(noisy)):
+        noisy.translate_sites([i], rng.normal(0, 0.01, 3), frac_coords=False)
+    fixed, changed = symmetrized(noisy, 0.1)
+    assert changed and len(fixed) == len(s)
+    plain = screen_structure(noisy)
+    row = screen_structure(noisy, symmetrize=0.1)
+    assert plain["method"] != "parity"  # the distortion breaks inversion at the default tolerance
+    assert row["symmetrized"] and row["method"] == "parity" and row["space_group"] == 166
+    assert row["topo_class"] == screen_structure(s)["topo_class"]
+    with pytest.raises(TopodiffInputError):
+        symmetrized(s, 0.0)

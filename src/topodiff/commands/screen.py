@@ -7,11 +7,18 @@ from typing import Optional
 
 import typer
 
+from topodiff.errors import TopodiffInputError
+
 CONTRACT_KEYS = ("source", "formula", "space_group", "gap", "z2", "topo_class")
 
 
-def _opts(basis: str, no_soc: bool, metal_rule: str, gap_tol: float) -> dict:
-    return {"basis": basis, "soc": not no_soc, "metal_rule": metal_rule, "gap_tol": gap_tol}
+def _opts(basis: str, no_soc: bool, metal_rule: str, gap_tol: float, symmetrize: float | None = None) -> dict:
+    opts = {"basis": basis, "soc": not no_soc, "metal_rule": metal_rule, "gap_tol": gap_tol}
+    if symmetrize is not None:
+        if not symmetrize > 0:
+            raise TopodiffInputError(f"--symmetrize must be > 0 Å, got {symmetrize}")
+        opts["symmetrize"] = symmetrize
+    return opts
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -40,17 +47,21 @@ def register(app: typer.Typer) -> None:
         no_soc: bool = typer.Option(False, "--no-soc", help="Switch off on-site spin-orbit coupling."),
         metal_rule: str = typer.Option("auto", "--metal-rule", help="auto (direct for sp-valent crystals, indirect with open d/f shells), direct (catalogue convention: bands may overlap) or indirect (band overlap = metal)."),
         gap_tol: float = typer.Option(0.01, "--gap-tol", help="Gap (eV) below which a crystal is a metal."),
+        symmetrize: Optional[float] = typer.Option(None, "--symmetrize", help="Screen each crystal's idealised "
+                                                   "symmetric cell found at this tolerance (Å, e.g. 0.1) — for "
+                                                   "generated crystals slightly off their symmetry."),
     ) -> None:
         """Topology of each crystal from its Slater-Koster tight-binding model (fast, approximate)."""
         from topodiff.commands._common import print_json
         from topodiff.evaluation.screen import screen_path
 
-        rows = screen_path(path, workers=workers, shard=shard, **_opts(basis, no_soc, metal_rule, gap_tol))
+        rows = screen_path(path, workers=workers, shard=shard,
+                           **_opts(basis, no_soc, metal_rule, gap_tol, symmetrize))
         if json_out:
             out = []
             for r in rows:
                 item = {k: r.get(k) for k in CONTRACT_KEYS}
-                for extra in ("direct_gap", "method", "n_atoms", "time_s", "error"):
+                for extra in ("direct_gap", "method", "n_atoms", "time_s", "symmetrized", "error"):
                     if r.get(extra) is not None:
                         item[extra] = r[extra]
                 out.append(item)

@@ -128,11 +128,37 @@ def _wcc_z2(model: Any) -> list[int] | None:
     return [int(x) for x in np.atleast_1d(nu)]
 
 
+def symmetrized(structure: Any, symprec: float) -> tuple[Any, bool]:
+    """``(structure, changed)``: spglib's idealised primitive cell at tolerance ``symprec`` (Å), i.e. the
+    nearest structure with the symmetry found at that tolerance (as a relaxation would restore it);
+    the input unchanged when spglib finds nothing."""
+    import spglib
+    from pymatgen.core import Lattice, Structure
+
+    if not symprec > 0:
+        raise TopodiffInputError(f"symmetrize tolerance must be > 0 Å, got {symprec}")
+    cell = (np.asarray(structure.lattice.matrix), np.mod(np.asarray(structure.frac_coords), 1.0),
+            np.asarray(structure.atomic_numbers))
+    try:
+        std = spglib.standardize_cell(cell, to_primitive=True, no_idealize=False, symprec=symprec)
+    except Exception:
+        std = None
+    if std is None:
+        return structure, False
+    lat, frac, numbers = std
+    return Structure(Lattice(lat), [int(z) for z in numbers], frac), True
+
+
 def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cutoff: float | None = None,
                      params: dict[str, Any] | None = None, gap_tol: float = GAP_TOL,
                      k_density: float = K_DENSITY, symprec: float = 1e-3,
-                     metal_rule: str = "auto", wcc_max_bands: int = WCC_MAX_BANDS) -> dict[str, Any]:
+                     metal_rule: str = "auto", wcc_max_bands: int = WCC_MAX_BANDS,
+                     symmetrize: float | None = None) -> dict[str, Any]:
     """Screen one crystal.
+
+    ``symmetrize`` (Å, optional): first replace the crystal by its idealised symmetric cell at that
+    tolerance (:func:`symmetrized`) — for generated crystals that are a little off their symmetry,
+    whose Z2 would otherwise need the slower, gap-sensitive WCC route. Off by default.
 
     Returns
     -------
@@ -148,6 +174,9 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     from topodiff.physics.slater_koster import orbital_parity, structure_to_tb
 
     t0, c0 = time.perf_counter(), time.process_time()
+    was_symmetrized = False
+    if symmetrize is not None:
+        structure, was_symmetrized = symmetrized(structure, float(symmetrize))
     model = structure_to_tb(structure, basis=basis, soc=soc, cutoff=cutoff, params=params)
     sg, _, symmetry = _symmetry(structure, symprec)
     mesh = k_mesh_shape(model.lattice, k_density)
@@ -157,6 +186,8 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "space_group": sg,
                            "gap": round(max(gap, 0.0), 6), "direct_gap": round(direct, 6), "z2": None,
                            "topo_class": None, "method": None, "n_atoms": len(structure), "k_mesh": list(mesh)}
+    if symmetrize is not None:
+        row["symmetrized"] = was_symmetrized
     if metal_rule not in ("auto", "direct", "indirect"):
         raise TopodiffInputError(f"metal_rule must be 'auto', 'direct' or 'indirect', got {metal_rule!r}")
     row["open_shell"] = any(open_shell(el.symbol) for el in structure.composition.elements)

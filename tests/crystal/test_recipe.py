@@ -1,0 +1,63 @@
+"""Training-set recipes: real + random + prototype crystals, labelled, split, label report."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from topodiff.cli import main
+from topodiff.crystal.recipe import build_from_recipe, label_distribution, load_recipe
+from topodiff.errors import TopodiffInputError
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "crystals" / "perov_small.csv"
+
+
+def _recipe(tmp_path, **extra) -> Path:
+    text = {"seed": 0, "max_atoms": 8, "val_fraction": 0.2, "workers": 1,
+            "real": [{"name": "perov", "path": str(DATA), "holdout": 0.34}],
+            "synth": {"num": 2, "elements": ["Bi", "Se", "Te"]}, "prototypes": {"num": 4, "names": ["a7", "rocksalt"]}}
+    text.update(extra)
+    path = tmp_path / "recipe.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(text))
+    return path
+
+
+def test_recipe_builds_labelled_splits_and_report(tmp_path):
+    out = tmp_path / "out"
+    report = build_from_recipe(_recipe(tmp_path), out, log=lambda m: None)
+    held = pd.read_csv(out / "heldout_perov.csv")
+    train, val = pd.read_csv(out / "train.csv"), pd.read_csv(out / "val.csv")
+    assert len(held) == 2  # round(0.34 * 6)
+    assert set(held["material_id"].astype(str)).isdisjoint({m.split("-", 1)[1] for m in train["material_id"]})
+    assert len(train) + len(val) == report["usable"] and len(val) >= 1
+    for col in ("topo_class", "gap", "space_group_number", "source"):
+        assert col in train.columns
+    dist = json.loads((out / "labels.json").read_text())["distributions"]
+    assert dist["all"]["n"] == report["usable"]
+    assert abs(sum(dist["all"]["topo_class"].values()) - 1.0) < 1e-3
+    assert dist["prototypes:a7"]["topo_class"].get("strong_ti", 0) > 0  # A7 Bi/Sb/As: (1;000)-type under the screen
+    assert (out / "labels.png").stat().st_size > 1000
+    # a rerun reuses the progress file and gives the same files
+    before = (out / "train.csv").read_text()
+    build_from_recipe(_recipe(tmp_path), out, log=lambda m: None)
+    assert (out / "train.csv").read_text() == before
+
+
+def test_label_distribution_counts_and_bins():
+    d = label_distribution(["metal", "strong_ti", "strong_ti", None], [0.0, 0.2, 0.05, float("nan")])
+    assert d["topo_class_counts"] == {"metal": 1, "strong_ti": 2, "unlabelled": 1}
+    assert d["gap_histogram_eV"]["0 (metal/semimetal)"] == 1 and d["gap_histogram_eV"]["0.1-0.3"] == 1
+
+
+def test_bad_recipes_are_input_errors(tmp_path, capsys):
+    with pytest.raises(TopodiffInputError, match="not found"):
+        load_recipe(tmp_path / "none.yaml")
+    with pytest.raises(TopodiffInputError, match="unknown recipe key"):
+        load_recipe(_recipe(tmp_path, colour="red"))
+    with pytest.raises(TopodiffInputError, match="real data file not found"):
+        load_recipe(_recipe(tmp_path, real=[{"path": "missing.csv"}]))
+    (tmp_path / "bad.yaml").write_text("seed: [1,\n")
+    assert main(["dataset", "recipe", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip().startswith("error:")
