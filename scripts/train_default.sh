@@ -8,13 +8,13 @@ BIN=.venv/bin
 
 # 1) training set: perov_5 (1500), mp_40 (70 %; 30 % held out), 332 random crystals, 2600 prototype
 #    substitutions; labelled by the Slater-Koster screen (resumable); labels.json/labels.png report
-$BIN/topodiff dataset recipe configs/default-data.yaml --out data/default
+$BIN/topodiff dataset recipe configs/data/default.yaml --out data/default
 
 # 2) the generator (~52 min on one core; trainer.max_minutes bounds it) and its export
 $BIN/topodiff train --config configs/default.yaml
 $BIN/python -m topodiff.generative.checkpoint runs/default/last.ckpt src/topodiff/checkpoints/default.ckpt \
   --description "default: property-conditioned (topo_class, band_gap, chemical_system, space_group, num_atoms)" \
-  --command "topodiff dataset recipe configs/default-data.yaml --out data/default && topodiff train --config configs/default.yaml"
+  --command "topodiff dataset recipe configs/data/default.yaml --out data/default && topodiff train --config configs/default.yaml"
 
 # 3) the property predictor used for pre-screening and classifier guidance
 $BIN/topodiff predictor train --train data/default/train.csv --val data/default/val.csv \

@@ -115,3 +115,12 @@ def test_cli_unusable_data_exits_2(tmp_path):
     assert res.returncode == 2, res.stderr[-2000:]
     assert res.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in res.stderr
+
+
+def test_shipped_data_recipes_load():
+    from topodiff.crystal.recipe import RECIPE_KEYS
+    import yaml
+
+    for path in sorted((REPO / "configs" / "data").glob("*.yaml")):
+        recipe = yaml.safe_load(path.read_text())
+        assert set(recipe) <= RECIPE_KEYS, path

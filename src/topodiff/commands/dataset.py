@@ -178,7 +178,7 @@ def synth(num: int = typer.Option(..., "--num", help="Number of crystals."),
 
 
 @dataset_app.command("recipe")
-def recipe(path: Path = typer.Argument(..., help="Recipe YAML (e.g. configs/default-data.yaml)."),
+def recipe(path: Path = typer.Argument(..., help="Recipe YAML (e.g. configs/data/default.yaml)."),
            out: Path = typer.Option(..., "--out", help="Output directory (train.csv, val.csv, labels.json, ...)."),
            workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: the recipe's).")) -> None:
     """Build a labelled training set from a recipe: real + random + prototype crystals (resumable)."""

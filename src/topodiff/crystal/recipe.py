@@ -1,6 +1,6 @@
 """Training-set recipes: real crystals + random crystals + substituted topological prototypes, labelled.
 
-A recipe is a small YAML file (see ``configs/default-data.yaml``) read by
+A recipe is a small YAML file (see ``configs/data/default.yaml``) read by
 ``topodiff dataset recipe RECIPE --out DIR``. The command
 
 1. takes rows of real CDVAE-style CSVs (``real:`` entries; optional ``take`` count, and a seeded
