@@ -16,7 +16,7 @@ $(BIN)/topodiff: pyproject.toml
 install: $(BIN)/topodiff
 
 run: install
-	$(BIN)/topodiff pipeline --out runs/quickstart
+	$(BIN)/topodiff pipeline --out runs/quickstart --condition topo_class=strong_ti
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20

@@ -181,3 +181,32 @@ def test_class_counts_survive_save_and_old_checkpoints_load(tiny_cfg, tmp_path):
     torch.save(old, tmp_path / "old.ckpt")
     loaded, _ = load_generator(str(tmp_path / "old.ckpt"))
     assert float(loaded.topo_class_counts.sum()) == 0.0
+
+
+def test_prescreen_keeps_the_best_scored_crystals_in_order(tiny_cfg, tmp_path):
+    from ase.io import read
+
+    from topodiff.generative.generate import prescreen_scores
+    from topodiff.generative.predictor import PredictorConfig, PropertyPredictor, save_predictor
+
+    model = _conditioned(tiny_cfg, min_distance=0.0)
+    ckpt = save_generator(model, {}, tmp_path / "c.ckpt")
+    torch.manual_seed(1)
+    pred = save_predictor(PropertyPredictor(PredictorConfig(hidden=16, layers=1, heads=2, pair_dim=8,
+                                                            use_descriptors=False)).eval(),
+                          tmp_path / "p.predictor.ckpt")
+    cond = {"band_gap": "0.6"}
+    # the same seed and total count give the same 6 crystals; prescreen keeps the best 3 of them
+    generate_to_dir(tmp_path / "all", num=6, checkpoint=str(ckpt), steps=2, conditions=cond)
+    meta = generate_to_dir(tmp_path / "best", num=3, checkpoint=str(ckpt), steps=2, conditions=cond,
+                           prescreen=2, predictor=str(pred))
+    assert meta["prescreen"] == 2 and meta["num_structures"] == 3
+    every = read(tmp_path / "all" / "structures.extxyz", index=":")
+    best = read(tmp_path / "best" / "structures.extxyz", index=":")
+    frames = [(a.get_scaled_positions(), np.asarray(a.cell), a.numbers) for a in every]
+    scores = prescreen_scores(frames, {"band_gap": 0.6}, str(pred))
+    keep = np.sort(np.argsort(-scores, kind="stable")[:3])
+    for i, a in zip(keep, best):
+        np.testing.assert_allclose(a.get_scaled_positions(), every[i].get_scaled_positions(), atol=1e-5)
+    with pytest.raises(TopodiffInputError, match="prescreen"):
+        generate_to_dir(tmp_path / "x", num=2, checkpoint=str(ckpt), steps=1, prescreen=2, predictor=str(pred))

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     def csp(
         input: Path = typer.Argument(..., help="text file of formulas (one per line) or CDVAE-style CSV"),
         out: Path = typer.Option(..., "--out", help="output directory"),
-        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: the shipped default)"),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: perov5-csp)"),
         samples: int = typer.Option(1, "--samples", help="structures per composition"),
         seed: int = typer.Option(0, "--seed"),
         steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (default: the checkpoint's)"),

@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         predictor_guidance: float = typer.Option(0.0, "--predictor-guidance", help="classifier guidance by the "
                                                  "property predictor toward the topo_class/band_gap conditions (0 = off)"),
         predictor: str = typer.Option("default", "--predictor", help="property predictor file or shipped name"),
+        prescreen: int = typer.Option(1, "--prescreen", help="sample K× --num crystals and keep the --num that the "
+                                      "property predictor puts closest to the topo_class/band_gap targets (1 = off)"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Generate crystals: DIR/structures.extxyz, DIR/cif/NNNN.cif, DIR/metadata.json."""
@@ -46,7 +48,8 @@ def register(app: typer.Typer) -> None:
         if predictor_guidance:
             guide.update(predictor=predictor, predictor_scale=predictor_guidance)
         meta = generate_to_dir(out, num=num, checkpoint=checkpoint, conditions=conds, guidance=guidance,
-                               steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None)
+                               steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None,
+                               prescreen=prescreen, predictor=predictor)
         if json_out:
             print_json(meta)
         else:

@@ -22,7 +22,7 @@ from topodiff.io_utils import atomic_write, atomic_write_json
 
 FORMAT = "topodiff-generator/1"
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-DEFAULT_CHECKPOINT = "perov5"
+DEFAULT_CHECKPOINT = "default"
 
 
 def list_checkpoints() -> list[dict[str, Any]]:

@@ -198,16 +198,42 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
     return batch, int(bad.numel())
 
 
+def prescreen_scores(frames: list, cond: dict[str, Any], predictor: str | None) -> np.ndarray:
+    """``[n]`` predictor scores of generated crystals against the ``topo_class``/``band_gap`` targets
+    (higher = closer): ``log p(class)`` and ``−|predicted gap − target| / 0.1 eV``, summed."""
+    from topodiff.generative.predictor import load_predictor, predict_batch
+
+    model = load_predictor(predictor)
+    batch = CrystalBatch(torch.as_tensor(np.concatenate([f[0] for f in frames]), dtype=torch.float32),
+                         torch.as_tensor(np.stack([f[1] for f in frames]), dtype=torch.float32),
+                         torch.as_tensor(np.concatenate([f[2] for f in frames])).long(),
+                         torch.tensor([len(f[2]) for f in frames]))
+    with torch.no_grad():
+        probs, gap = predict_batch(model, batch)
+    score = torch.zeros(len(frames), dtype=torch.float64)
+    if "topo_class" in cond:
+        score += torch.log(probs[:, int(cond["topo_class"])].double().clamp_min(1e-12))
+    if "band_gap" in cond:
+        score -= (gap.double() - float(cond["band_gap"])).abs() / 0.1
+    return score.numpy()
+
+
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
                     conditions: dict[str, Any] | None = None, guidance: float | None = None,
                     steps: int | None = None, seed: int = 0, batch_size: int = 500,
-                    guide_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                    guide_options: dict[str, Any] | None = None, prescreen: int = 1,
+                    predictor: str | None = "default") -> dict[str, Any]:
     """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
 
     ``guidance`` None: the checkpoint's ``default_guidance`` when a trained condition is given, else 0.
     ``guide_options``: keyword arguments of :func:`topodiff.generative.guidance.build_guide` (physics
     and property-predictor guidance); None or empty: no guide.
+    ``prescreen = k > 1``: sample ``k · num`` crystals and keep the ``num`` that the property
+    ``predictor`` scores closest to the ``topo_class``/``band_gap`` targets (:func:`prescreen_scores`),
+    in sampling order.
     """
+    if int(prescreen) < 1:
+        raise TopodiffInputError(f"--prescreen must be a positive integer, got {prescreen}")
     if int(num) <= 0:
         raise TopodiffInputError(f"--num must be a positive integer, got {num}")
     if steps is not None and int(steps) <= 0:
@@ -216,7 +242,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
     model, config = load_generator(checkpoint)
     trained = list(model.cfg.conditions)
-    if guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0:
+    if (guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0) or int(prescreen) > 1:
         trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
     cond = parse_conditions(conditions, trained, model.topo_class_counts.cpu().numpy())
     if guidance is None:
@@ -230,11 +256,15 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     min_atoms = int(sum(1 for v in cond.get("chemical_system", []) if v)) or 1
     if "num_atoms" in cond and int(cond["num_atoms"]) < min_atoms:
         raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])} cannot hold {min_atoms} elements")
+    targets = {k: v for k, v in cond.items() if k in PREDICTOR_TARGETS}
+    if int(prescreen) > 1 and not targets:
+        raise TopodiffInputError("--prescreen needs a topo_class or band_gap condition to screen toward")
+    total = int(num) * int(prescreen)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
     frames, below = [], 0
-    for start in range(0, int(num), batch_size):
-        b = min(batch_size, int(num) - start)
+    for start in range(0, total, batch_size):
+        b = min(batch_size, total - start)
         if "num_atoms" in cond:
             num_atoms = torch.full((b,), int(cond["num_atoms"]), dtype=torch.long)
         else:
@@ -243,7 +273,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
                                    guide=guide)
         below += nb
         frames += batch.split()
-        print(f"generated {len(frames)}/{num}", file=sys.stderr, flush=True)
+        print(f"generated {len(frames)}/{total}", file=sys.stderr, flush=True)
+    if int(prescreen) > 1:
+        keep = np.sort(np.argsort(-prescreen_scores(frames, targets, predictor), kind="stable")[:int(num)])
+        frames = [frames[i] for i in keep]
     wall = time.time() - t0
     out_dir = Path(out_dir)
     atoms = [_to_atoms(f, L, z, {"index": i}) for i, (f, L, z) in enumerate(frames)]
@@ -256,7 +289,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             "steps": int(steps or model.cfg.sample_steps), "seed": int(seed), "wall_time_s": wall,
             "structures_per_s": len(frames) / wall if wall > 0 else None,
             "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
-            "guide": dict(guide_options or {})}
+            "guide": dict(guide_options or {}), "prescreen": int(prescreen),
+            "predictor": predictor if int(prescreen) > 1 else None}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta
 
