@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--heldout", default=str(ROOT / "data" / "default" / "heldout_mp_40.csv"))
     ap.add_argument("--train", default=str(ROOT / "data" / "default" / "train.csv"))
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--prescreen", type=int, default=4,
+    ap.add_argument("--prescreen", type=int, default=2,
                     help="also run the band-gap rows with `generate --prescreen K` (0: skip those rows)")
     ap.add_argument("--rows", default="all", help="comma list of row groups: system,strong_ti,gap,gap_prescreen,sg")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "conditional"))

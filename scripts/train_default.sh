@@ -20,5 +20,6 @@ $BIN/python -m topodiff.generative.checkpoint runs/default/last.ckpt src/topodif
 $BIN/topodiff predictor train --train data/default/train.csv --val data/default/val.csv \
   --out src/topodiff/checkpoints/default.predictor.ckpt --steps 3500 --batch-size 64 --seed 0 --json
 
-# 4) the README table (generate 64 per target, seed 0, then screen)
-$BIN/python benchmarks/bench_conditional.py --num 64 --out benchmarks/out/conditional
+# 4) the README table (generate 96 per target, seed 0, then screen)
+$BIN/python benchmarks/bench_conditional.py --num 96 --space-groups 166,216,225 --out benchmarks/out/conditional96
+$BIN/python benchmarks/bench_conditional.py --num 96 --rows gap_prescreen --prescreen 2 --out benchmarks/out/conditional96_prescreen2
