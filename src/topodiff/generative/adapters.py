@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from topodiff.errors import TopodiffInputError
-from topodiff.generative.embeddings import CONDITION_KINDS, ConditionEmbedding
+from topodiff.generative.embeddings import CONDITION_KINDS, ConditionEmbedding, check_condition_names
 
 if TYPE_CHECKING:
     from topodiff.generative.model import CrystalDiffusion
@@ -50,9 +50,7 @@ class ConditionAdapters(nn.Module):
 
     def __init__(self, names: list[str], hidden: int) -> None:
         super().__init__()
-        unknown = [n for n in names if n not in CONDITION_KINDS]
-        if unknown:
-            raise TopodiffInputError(f"unknown condition(s) {unknown}; known: {', '.join(CONDITION_KINDS)}")
+        check_condition_names(names)
         self.names = list(names)
         self.hidden = hidden
         self.adapters = nn.ModuleDict({n: PropertyAdapter(n, hidden) for n in self.names})

@@ -99,6 +99,13 @@ class TimeEmbedding(nn.Module):
         return self.mlp(torch.cat([sinusoidal(t, self.hidden), sinusoidal(t_species, self.hidden)], dim=-1))
 
 
+def check_condition_names(names: list[str]) -> None:
+    """Raise :class:`TopodiffInputError` for condition names outside :data:`CONDITION_KINDS`."""
+    unknown = [n for n in names if n not in CONDITION_KINDS]
+    if unknown:
+        raise TopodiffInputError(f"unknown condition(s) {unknown}; known: {', '.join(CONDITION_KINDS)}")
+
+
 class ConditionEmbedding(nn.Module):
     """Sum of per-property embeddings; NaN (missing) or dropped rows use the learned null embedding.
 
@@ -108,9 +115,7 @@ class ConditionEmbedding(nn.Module):
 
     def __init__(self, names: list[str], hidden: int) -> None:
         super().__init__()
-        unknown = [n for n in names if n not in CONDITION_KINDS]
-        if unknown:
-            raise TopodiffInputError(f"unknown condition(s) {unknown}; known: {', '.join(CONDITION_KINDS)}")
+        check_condition_names(names)
         self.names = list(names)
         self.encoders = nn.ModuleDict()
         self.null = nn.ParameterDict()

@@ -24,6 +24,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.adapters import adapter_parameters, add_adapters
 from topodiff.generative.checkpoint import load_generator, resolve_checkpoint, save_generator
 from topodiff.generative.data import CrystalTorchDataset, batch_from_dataset
+from topodiff.generative.trainer import ema_update
 from topodiff.generative.embeddings import CONDITION_KINDS
 
 
@@ -132,13 +133,7 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
         torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
         opt.step()
         if ema is not model:
-            d = min(ema_decay, (2 + step) / (11 + step))
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    if pm.requires_grad:
-                        pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-                for be, bm in zip(ema.buffers(), model.buffers()):
-                    be.copy_(bm)
+            ema_update(ema, model, min(ema_decay, (2 + step) / (11 + step)), trainable_only=True)
         for k, v in loss.items():
             fv = float(v.detach())
             run[k] = 0.95 * run.get(k, fv) + 0.05 * fv

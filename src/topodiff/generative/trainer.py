@@ -20,6 +20,17 @@ from topodiff.generative.data import CrystalTorchDataset, batch_from_dataset
 from topodiff.generative.model import CrystalDiffusion
 
 
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, trainable_only: bool = False) -> None:
+    """``ema ← decay·ema + (1 − decay)·model`` for parameters (only those that train with
+    ``trainable_only``); buffers (data statistics) are copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        if pm.requires_grad or not trainable_only:
+            pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
 def train_generator(dataset: CrystalTorchDataset, out_dir: str | Path, cfg: ModelConfig, *, batch_size: int = 128,
                     lr: float = 1e-3, weight_decay: float = 0.0, max_steps: int = 100000, max_minutes: float = 30.0,
                     warmup: int = 200, ema_decay: float = 0.999, grad_clip: float = 1.0, seed: int = 0,
@@ -61,12 +72,7 @@ def train_generator(dataset: CrystalTorchDataset, out_dir: str | Path, cfg: Mode
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         step += 1
-        d = min(ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-            for be, bm in zip(ema.buffers(), model.buffers()):
-                be.copy_(bm)
+        ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
         for k, v in out.items():
             fv = float(v.detach())
             run[k] = 0.98 * run.get(k, fv) + 0.02 * fv
