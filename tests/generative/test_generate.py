@@ -77,3 +77,10 @@ def test_cli_generate_json(ckpt, tmp_path, capsys):
     assert main(["generate", "--out", str(tmp_path / "g"), "--num", "2", "--steps", "2", "--checkpoint", str(ckpt), "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and json.loads(out[0])["num_structures"] == 2
+
+
+def test_min_distances_sees_two_atoms_on_the_same_site():
+    b = CrystalBatch(torch.tensor([[0.2, 0.2, 0.2], [0.2, 0.2, 0.2], [0.0, 0.0, 0.0]]),
+                     torch.stack([4.0 * torch.eye(3), 4.0 * torch.eye(3)]), torch.tensor([8, 8, 8]), torch.tensor([2, 1]))
+    d = min_distances(b)
+    assert d[0].item() == pytest.approx(0.0, abs=1e-5) and d[1].item() == pytest.approx(4.0)

@@ -41,6 +41,31 @@ def atom_positions(num_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return bi, pos
 
 
+def periodic_distances(frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor, image_range: int = 1
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances of every atom pair over periodic images of a padded batch, differentiable.
+
+    Returns ``(r [B, n, n, M], valid [B, n, n, M])``: ``r[b, i, j, m] = |(f_j − f_i + s_m) L_b|`` (Å,
+    ``Δf`` wrapped into [−½, ½), shifts ``s_m ∈ {−r..r}³``), ``valid`` False for padding and for the atom
+    itself at the zero shift.
+    """
+    b, n = num_atoms.shape[0], int(num_atoms.max())
+    bi, pos = atom_positions(num_atoms)
+    f = to_dense(frac, bi, pos, b, n)
+    mask = to_dense(torch.ones_like(bi, dtype=torch.bool), bi, pos, b, n)
+    d = f[:, None] - f[:, :, None]                                   # [B, i, j, 3] = f_j − f_i
+    d = d - torch.round(d)
+    g = torch.arange(-image_range, image_range + 1, dtype=frac.dtype, device=frac.device)
+    shifts = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    dn = d[..., None, :] + shifts                                    # [B, i, j, M, 3]
+    lat = lattice.to(frac.dtype)[:, None, None, None]
+    cart = dn[..., 0:1] * lat[..., 0, :] + dn[..., 1:2] * lat[..., 1, :] + dn[..., 2:3] * lat[..., 2, :]
+    r = torch.sqrt((cart * cart).sum(-1).clamp_min(1e-12))
+    self_pair = torch.eye(n, dtype=torch.bool, device=frac.device)[None, :, :, None] & (shifts.abs().sum(-1) == 0)
+    valid = (mask[:, :, None] & mask[:, None, :])[..., None] & ~self_pair
+    return r, valid
+
+
 class PairGeometry(nn.Module):
     """Invariant pair features ``[B, n, n, 6K + R]`` of a padded batch."""
 

@@ -19,29 +19,16 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import load_generator
-from topodiff.generative.denoiser import atom_positions, to_dense
+from topodiff.generative.denoiser import periodic_distances
 from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
 
 def min_distances(batch: CrystalBatch) -> torch.Tensor:
     """``[B]`` smallest periodic interatomic distance (Å) of each crystal (images n ∈ {−1,0,1}³,
-    after wrapping Δf into [−½, ½)); ``inf`` for a single atom with long lattice vectors."""
-    b = batch.num_crystals
-    n = int(batch.num_atoms.max())
-    bi, pos = atom_positions(batch.num_atoms)
-    f = to_dense(batch.frac.double(), bi, pos, b, n)
-    mask = to_dense(torch.ones_like(bi, dtype=torch.bool), bi, pos, b, n)
-    d = f[:, None] - f[:, :, None]
-    d = d - torch.round(d)
-    g = torch.arange(-1, 2, dtype=torch.float64)
-    shifts = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    cart = (d[..., None, :] + shifts) @ batch.lattice.double()[:, None, None]   # [B, i, j, 27, 3]
-    r = cart.norm(dim=-1)
-    r = torch.where(r < 1e-8, torch.full_like(r, math.inf), r)  # the atom itself
-    pair_ok = mask[:, :, None] & mask[:, None, :]
-    r = torch.where(pair_ok[..., None], r, torch.full_like(r, math.inf))
-    return r.amin(dim=(1, 2, 3))
+    Δf wrapped into [−½, ½)); ``inf`` for a single atom with long lattice vectors."""
+    r, valid = periodic_distances(batch.frac.double(), batch.lattice.double(), batch.num_atoms)
+    return torch.where(valid, r, torch.full_like(r, math.inf)).amin(dim=(1, 2, 3))
 
 
 #: a topo_class value needs at least this share of the training labels to be asked for

@@ -20,36 +20,18 @@ from typing import Any
 import torch
 
 from topodiff.errors import TopodiffInputError
-from topodiff.generative.denoiser import atom_positions, to_dense
+from topodiff.generative.denoiser import periodic_distances
 from topodiff.generative.embeddings import TOPO_CLASSES
 
 Step = tuple[torch.Tensor | None, torch.Tensor | None]
 
 
-def _image_shifts(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    g = torch.arange(-1, 2, dtype=dtype, device=device)
-    return torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-
-
 def repulsion_energy(frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor, min_distance: float
                      ) -> torch.Tensor:
     """``[B]`` soft-floor energy ``½ Σ_{i≠j} Σ_n relu(d_min − d_ij,n)²`` (Å²) of a batch, differentiable in
-    ``frac [N,3]`` and ``lattice [B,3,3]`` (Å, rows = vectors); padded dense pairs, images ``n ∈ {−1,0,1}³``."""
-    b, n = num_atoms.shape[0], int(num_atoms.max())
-    bi, pos = atom_positions(num_atoms)
-    f = to_dense(frac, bi, pos, b, n)
-    mask = to_dense(torch.ones_like(bi, dtype=torch.bool), bi, pos, b, n)
-    d = f[:, None] - f[:, :, None]                                   # [B, i, j, 3] = f_j − f_i
-    d = d - torch.round(d)
-    shifts = _image_shifts(frac.dtype, frac.device)
-    dn = d[..., None, :] + shifts                                    # [B, i, j, 27, 3]
-    lat = lattice[:, None, None, None]
-    cart = dn[..., 0:1] * lat[..., 0, :] + dn[..., 1:2] * lat[..., 1, :] + dn[..., 2:3] * lat[..., 2, :]
-    r = torch.sqrt((cart * cart).sum(-1).clamp_min(1e-12))
-    eye = torch.eye(n, dtype=torch.bool, device=frac.device)[None, :, :, None] & (shifts.abs().sum(-1) == 0)
-    valid = (mask[:, :, None] & mask[:, None, :])[..., None] & ~eye
-    pen = torch.relu(min_distance - r) ** 2 * valid
-    return 0.5 * pen.sum((1, 2, 3))
+    ``frac [N,3]`` and ``lattice [B,3,3]`` (Å, rows = vectors); images ``n ∈ {−1,0,1}³``."""
+    r, valid = periodic_distances(frac, lattice, num_atoms)
+    return 0.5 * (torch.relu(min_distance - r) ** 2 * valid).sum((1, 2, 3))
 
 
 class RepulsionGuide:
