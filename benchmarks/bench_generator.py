@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--step-lr", type=float, default=None)
     ap.add_argument("--corrector", type=int, default=None)
+    ap.add_argument("--predictor-noise", type=float, default=None, help="override predictor_noise_scale")
+    ap.add_argument("--corrector-noise", type=float, default=None, help="override corrector_noise_scale")
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -64,9 +66,15 @@ def main() -> None:
         model.cfg.step_lr = args.step_lr
     if args.corrector is not None:
         model.cfg.corrector_steps = args.corrector
+    if args.predictor_noise is not None:
+        model.cfg.predictor_noise_scale = args.predictor_noise
+    if args.corrector_noise is not None:
+        model.cfg.corrector_noise_scale = args.corrector_noise
     test = load_dataset(args.test)
     res: dict = {"checkpoint": args.checkpoint, "steps": args.steps or model.cfg.sample_steps,
-                 "step_lr": model.cfg.step_lr, "corrector_steps": model.cfg.corrector_steps, "guard": args.guard}
+                 "step_lr": model.cfg.step_lr, "corrector_steps": model.cfg.corrector_steps, "guard": args.guard,
+                 "predictor_noise_scale": model.cfg.predictor_noise_scale,
+                 "corrector_noise_scale": model.cfg.corrector_noise_scale}
 
     guide = None
     if args.repulsion:

@@ -79,3 +79,31 @@ def test_shipped_checkpoint_samples_perovskites(name):
     out = model.sample(n, species=torch.tensor([38, 22, 8, 8, 8] * 6), steps=20, generator=torch.Generator().manual_seed(0))
     vol = torch.linalg.det(out.lattice).abs() / 5
     assert bool(torch.isfinite(out.frac).all()) and bool(((vol > 5) & (vol < 40)).all())
+
+
+def test_update_sampler_defaults_in_place(tiny_model, tmp_path):
+    import json
+
+    from topodiff.generative.checkpoint import main, update_sampler_defaults
+
+    _trained_stats(tiny_model)
+    path = export_generator(save_generator(tiny_model, {"model": {}}, tmp_path / "src.ckpt"), tmp_path / "m.ckpt",
+                            {"description": "tiny"})
+    update_sampler_defaults(path, {"corrector_noise_scale": 0.5, "sample_steps": 7}, "chosen on validation")
+    main([str(path), "--set", "predictor_noise_scale=0.7", "--set", "step_lr=1e-5", "--note", "second"])
+    model, config = load_generator(path)
+    assert model.cfg.corrector_noise_scale == 0.5 and model.cfg.predictor_noise_scale == 0.7
+    assert model.cfg.sample_steps == 7 and config["model"]["sample_steps"] == 7 and model.cfg.step_lr == 1e-5
+    for k, v in tiny_model.state_dict().items():      # weights untouched
+        torch.testing.assert_close(model.state_dict()[k], v)
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["sampler_update"] == "chosen on validation; second" and side["description"] == "tiny"
+    assert side["config"]["model"]["predictor_noise_scale"] == 0.7
+    with pytest.raises(TopodiffInputError, match="not sampler"):
+        update_sampler_defaults(path, {"hidden": 3}, "x")
+    with pytest.raises(TopodiffInputError, match="non-negative float"):
+        update_sampler_defaults(path, {"step_lr": "fast"}, "x")
+    with pytest.raises(TopodiffInputError, match="non-negative float"):
+        update_sampler_defaults(path, {"corrector_noise_scale": -1.0}, "x")
+    with pytest.raises(SystemExit):
+        main([str(path), "--set", "step_lr=1e-5"])          # no --note

@@ -54,6 +54,8 @@ def test_csp_keeps_compositions(ckpt, tmp_path):
     assert meta["num_structures"] == 4 and [(a.info["index"], a.info["sample"]) for a in frames] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert sorted(frames[0].get_chemical_symbols()) == ["O", "O", "O", "Sr", "Ti"]
     assert sorted(frames[3].get_chemical_symbols()) == ["Cl", "Na", "O", "O", "O"]
+    disk = json.loads((tmp_path / "csp" / "metadata.json").read_text())
+    assert disk["sampler"]["corrector_noise_scale"] == 1.0 and disk["sampler"]["sample_steps"] > 0
     bad = tmp_path / "bad.txt"
     bad.write_text("Xx2Q\n")
     with pytest.raises(TopodiffInputError):

@@ -72,3 +72,34 @@ def test_predictor_steps_denoise_a_point_mass():
     d = d - torch.round(d)
     assert d.abs().max().item() < 0.05
     assert d.std().item() == pytest.approx(0.005, rel=0.2)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.6])
+def test_corrector_noise_scale_sets_the_temperature(scale):
+    """Langevin steps with the score of a narrow wrapped normal (σ = 0.04 at 0.3) and the noise
+    multiplied by ``scale`` settle at the spread ``scale · σ`` (the chain targets ``p^(1/scale²)``)."""
+    wn = WrappedNormalVE(0.005, 0.5)
+    g = torch.Generator().manual_seed(3)
+    sigma = 0.04
+    x = torch.remainder(0.3 + sigma * torch.randn(4000, 3, generator=g, dtype=torch.float64), 1.0)
+    sig_t = torch.full((4000,), 0.005, dtype=torch.float64)   # step = step_lr (σ_t = σ_min)
+    for _ in range(600):
+        score = wrapped_normal_score(x - 0.3, torch.full((4000, 1), sigma, dtype=torch.float64))
+        x = wn.corrector_step(x, score, sig_t, 2e-5, g, noise_scale=scale)
+    d = x - 0.3
+    d = d - torch.round(d)
+    assert d.std().item() == pytest.approx(scale * sigma, rel=0.05)
+
+
+def test_zero_noise_scales_make_the_steps_deterministic():
+    wn = WrappedNormalVE(0.005, 0.5)
+    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    score = torch.randn(50, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    st, ss = torch.full((50,), 0.2, dtype=torch.float64), torch.full((50,), 0.1, dtype=torch.float64)
+    outs = [wn.predictor_step(x, score, st, ss, torch.Generator().manual_seed(k), noise_scale=0.0) for k in (2, 3)]
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], torch.remainder(x + (0.2 ** 2 - 0.1 ** 2) * score, 1.0))
+    outs = [wn.corrector_step(x, score, st, 3e-5, torch.Generator().manual_seed(k), noise_scale=0.0) for k in (2, 3)]
+    torch.testing.assert_close(outs[0], outs[1])
+    noisy = [wn.corrector_step(x, score, st, 3e-5, torch.Generator().manual_seed(k)) for k in (2, 3)]
+    assert not torch.allclose(noisy[0], noisy[1])

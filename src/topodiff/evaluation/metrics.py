@@ -246,6 +246,21 @@ def coverage(gen_struct_fp: np.ndarray, gen_comp_fp: np.ndarray, ref_struct_fp: 
 # --------------------------------------------------------------------------------------------
 # crystal structure prediction
 # --------------------------------------------------------------------------------------------
+def csp_rms(pred: Structure | None, ref: Structure, matcher: StructureMatcher | None = None, *,
+            require_valid: bool = True) -> float | None:
+    """Normalised RMS distance of one CSP prediction to its reference (``get_rms_dist``, DiffCSP);
+    None when it does not match, is missing, or (with ``require_valid``) is not a valid crystal."""
+    if pred is None:
+        return None
+    if require_valid and not (structure_valid(pred) and composition_valid(pred.composition)):
+        return None
+    try:
+        res = (matcher or csp_matcher()).get_rms_dist(pred, ref)
+    except Exception:  # pymatgen fails on degenerate lattices: a miss, as in DiffCSP
+        return None
+    return None if res is None else float(res[0])
+
+
 def csp_match_rate(pred: Sequence[Structure | None], ref: Sequence[Structure], *,
                    require_valid: bool = True) -> tuple[float, float]:
     """DiffCSP match rate and RMSE of predicted vs reference structures (paired by index).
@@ -263,17 +278,6 @@ def csp_match_rate(pred: Sequence[Structure | None], ref: Sequence[Structure], *
     if not ref:
         return float("nan"), float("nan")
     matcher = csp_matcher()
-    rms: list[float] = []
-    for p, r in zip(pred, ref):
-        if p is None:
-            continue
-        if require_valid and not (structure_valid(p) and composition_valid(p.composition)):
-            continue
-        try:
-            res = matcher.get_rms_dist(p, r)
-        except Exception:  # pymatgen fails on degenerate lattices: a miss, as in DiffCSP
-            res = None
-        if res is not None:
-            rms.append(float(res[0]))
+    rms = [d for d in (csp_rms(p, r, matcher, require_valid=require_valid) for p, r in zip(pred, ref)) if d is not None]
     rate = len(rms) / len(ref)
     return rate, (float(np.mean(rms)) if rms else float("nan"))

@@ -73,6 +73,10 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         lines.append(f"COV-R / COV-P         {pct('cov_recall')} / {pct('cov_precision')}")
     if s.get("wdist_density") is not None:
         lines.append(f"W1 density / #elem    {s['wdist_density']:.3f} g/cm3 / {s['wdist_num_elems']:.3f}")
+    if "csp_match_rate" in s:
+        rmse = "-" if s.get("csp_rmse") is None else f"{s['csp_rmse']:.4f}"
+        lines.append(f"CSP match / RMSE      {pct('csp_match_rate')} / {rmse} "
+                     f"({s['csp_num_compositions']} compositions, {s['csp_samples_per_composition']:g} samples each)")
     if s.get("rmsd_to_relaxed") is not None:
         lines.append(f"RMSD to relaxed       {s['rmsd_to_relaxed']:.3f} Å (mean)")
     eh = s.get("e_above_hull")

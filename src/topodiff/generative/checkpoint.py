@@ -18,6 +18,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.config import ModelConfig
+from topodiff.generative.sampler import SAMPLER_SETTINGS as SAMPLER_KEYS
 from topodiff.io_utils import atomic_write, atomic_write_json
 
 FORMAT = "topodiff-generator/1"
@@ -135,18 +136,79 @@ def export_generator(ckpt: str | os.PathLike, out_path: str | os.PathLike, recip
     return out
 
 
+
+
+def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, Any], note: str) -> Path:
+    """Change the sampler defaults stored in an exported/shipped checkpoint, weights untouched.
+
+    ``values``: :data:`SAMPLER_KEYS` → new value; ``note`` (how they were chosen) is appended to the
+    recipe's ``sampler_update`` in the file and in its ``.json`` sidecar. Both are rewritten atomically.
+    """
+    path = resolve_checkpoint(path_or_name)
+    data = _read(path)
+    if data.get("format") != FORMAT:
+        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
+    unknown = sorted(set(values) - set(SAMPLER_KEYS))
+    if unknown:
+        raise TopodiffInputError(f"not sampler setting(s): {unknown}; allowed: {', '.join(SAMPLER_KEYS)}")
+    defaults = ModelConfig()
+    values = dict(values)
+    for key, value in values.items():
+        kind = type(getattr(defaults, key))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = value = float(value)
+        if type(value) is not kind or (kind is not bool and not value >= 0):
+            raise TopodiffInputError(f"{key} must be a non-negative {kind.__name__}, got {value!r}")
+    config = dict(data["config"])
+    config["model"] = ModelConfig.from_dict({**config.get("model", {}), **values}).to_dict()
+    recipe = dict(data.get("recipe") or {})
+    recipe["sampler_update"] = "; ".join(x for x in (recipe.get("sampler_update"), note) if x)
+    data.update(config=config, recipe=recipe)
+    atomic_write(path, lambda fh: torch.save(data, fh), mode="wb")
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        side = json.loads(sidecar.read_text())
+        side["config"] = config
+        side["sampler_update"] = "; ".join(x for x in (side.get("sampler_update"), note) if x)
+        atomic_write_json(sidecar, side)
+    return path
+
+
+def _parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with a JSON value (``0.5``, ``1e-5``, ``true``); anything else stays a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise TopodiffInputError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m topodiff.generative.checkpoint CKPT OUT [--description TEXT] [--command TEXT] [--results JSON]``:
-    export a training checkpoint for shipping."""
+    export a training checkpoint for shipping;
+    ``python -m topodiff.generative.checkpoint CKPT --set KEY=VALUE [...] --note TEXT``: change the
+    sampler defaults of an exported/shipped checkpoint in place."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m topodiff.generative.checkpoint")
     ap.add_argument("ckpt")
-    ap.add_argument("out")
+    ap.add_argument("out", nargs="?")
     ap.add_argument("--description", default="")
     ap.add_argument("--command", default="", help="the training command (recorded in the recipe)")
     ap.add_argument("--results", default=None, help="JSON file of measured benchmark results to record")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help=f"sampler default to change in place ({', '.join(SAMPLER_KEYS)})")
+    ap.add_argument("--note", default="", help="how the --set values were chosen (recorded in the recipe)")
     args = ap.parse_args(argv)
+    if args.set:
+        if args.out or not args.note:
+            ap.error("--set changes CKPT in place: give no OUT, and say how the values were chosen with --note")
+        print(update_sampler_defaults(args.ckpt, dict(_parse_setting(x) for x in args.set), args.note))
+        return
+    if not args.out:
+        ap.error("OUT is required to export a checkpoint")
     recipe: dict[str, Any] = {"description": args.description, "training_command": args.command,
                               "source_checkpoint": str(args.ckpt)}
     if args.results:

@@ -38,6 +38,8 @@ class ModelConfig:
     lattice_prior_std: float = 0.3   # std of the isotropic prior around the volume-scaled cube, in units of (n·v)^(1/3)
     species_schedule: str = "linear"  # absorbing-state mask probability m(t): linear | cosine
     p_csp: float = 0.5               # training fraction with clean species (CSP branch of the same network)
+    augment_basis: bool = False      # training: relabel each cell's lattice vectors by a random proper signed
+    #                                   permutation (same crystal, another setting; generative/augment.py)
 
     # --- loss ---
     w_coord: float = 1.0
@@ -49,6 +51,9 @@ class ModelConfig:
     sample_steps: int = 100          # predictor steps
     corrector_steps: int = 1         # Langevin corrector steps per predictor step
     step_lr: float = 3e-5            # Langevin step = step_lr · (σ_t / σ_min)² (tuned on Perov-5)
+    predictor_noise_scale: float = 1.0  # multiplies the noise of each coordinate predictor step (1: exact)
+    corrector_noise_scale: float = 1.0  # multiplies the Langevin noise: the corrector targets p^(1/scale²)
+    #                                   (< 1 = lower temperature, sharper samples; set per checkpoint)
     min_distance: float = 0.5        # Å, used by generate's minimum-distance guard
     lattice_eta: float = 1.0         # lattice reverse step: 1 = DDPM posterior, 0 = deterministic DDIM
     species_temperature: float = 1.0  # de novo: softmax temperature of the species draws at each reveal

@@ -20,6 +20,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import load_generator
 from topodiff.generative.denoiser import periodic_distances
+from topodiff.generative.sampler import sampler_settings
 from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
@@ -273,7 +274,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         atomic_write_text(out_dir / "cif" / f"{i:0{width}d}.cif", _cif_text(f, L, z))
     meta = {"checkpoint": config.get("checkpoint_path"), "num_structures": len(frames),
             "conditions": dict(conditions or {}), "guidance": guidance,
-            "steps": int(steps or model.cfg.sample_steps), "seed": int(seed), "wall_time_s": wall,
+            "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg),
+            "seed": int(seed), "wall_time_s": wall,
             "structures_per_s": len(frames) / wall if wall > 0 else None,
             "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
             "guide": dict(guide_options or {}), "prescreen": int(prescreen),
@@ -338,7 +340,7 @@ def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None
     atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(frames))
     meta = {"checkpoint": config.get("checkpoint_path"), "input": str(input), "num_compositions": len(comps),
             "samples": int(samples), "num_structures": len(frames), "seed": int(seed),
-            "steps": int(steps or model.cfg.sample_steps), "wall_time_s": wall,
+            "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg), "wall_time_s": wall,
             "structures_per_s": len(frames) / wall if wall > 0 else None}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta

@@ -14,6 +14,7 @@ from torch import nn
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.adapters import ConditionAdapters
+from topodiff.generative.augment import random_basis_change
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import ModelConfig
 from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
@@ -166,6 +167,8 @@ class CrystalDiffusion(nn.Module):
         cfg = self.cfg
         if self.training:
             self.update_statistics(batch)
+            if cfg.augment_basis:
+                batch = random_basis_change(batch, generator)
         dev = batch.frac.device
         b = batch.num_crystals
         bi = batch.batch_index

@@ -12,6 +12,9 @@ lattice and coordinates for it with the CSP branch of the same network (species 
 pass the lattice is committed while most species are still masked, so lattice and composition can
 disagree (a density error); the second pass sees the final species from ``t = 1``.
 ``lattice_eta`` scales the lattice step noise (1: DDPM posterior, 0: deterministic DDIM step).
+``predictor_noise_scale`` / ``corrector_noise_scale`` multiply the coordinate noise of the predictor and
+the Langevin corrector steps (1: exact; < 1 samples at a lower temperature, toward the modes: CSP
+wants the most likely structure of a composition, not the spread of its polymorphs).
 
 Conditioning: ``conditions`` feed the property embeddings (classifier-free guidance with
 ``guidance``); ``species_mask [B, max_z+1]`` restricts the species each crystal may reveal (exact
@@ -42,6 +45,15 @@ def canonical_orientation(lattice: torch.Tensor) -> torch.Tensor:
     chol[:, 2, 2] = chol[:, 2, 2] * torch.where(sign == 0, torch.ones_like(sign), sign)
     ok = (info == 0)[:, None, None]
     return torch.where(ok, chol, lat).to(lattice.dtype)
+
+
+SAMPLER_SETTINGS = ("sample_steps", "corrector_steps", "step_lr", "predictor_noise_scale", "corrector_noise_scale",
+                    "lattice_eta", "species_temperature", "resample_structure")
+
+
+def sampler_settings(cfg) -> dict:
+    """The sampler defaults of a model config (recorded in ``generate``/``csp`` metadata)."""
+    return {k: getattr(cfg, k) for k in SAMPLER_SETTINGS if hasattr(cfg, k)}
 
 
 class SamplingGuide(Protocol):
@@ -123,6 +135,10 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     traj = []
     temperature = float(getattr(cfg, "species_temperature", 1.0))
     lattice_eta = float(getattr(cfg, "lattice_eta", 1.0))
+    predictor_noise = float(getattr(cfg, "predictor_noise_scale", 1.0))
+    corrector_noise = float(getattr(cfg, "corrector_noise_scale", 1.0))
+    if not (predictor_noise >= 0 and corrector_noise >= 0):
+        raise TopodiffInputError("predictor_noise_scale and corrector_noise_scale must be ≥ 0")
     if not temperature > 0:
         raise TopodiffInputError(f"species_temperature must be > 0, got {temperature}")
 
@@ -154,10 +170,10 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         for _ in range(cfg.corrector_steps if cfg.step_lr > 0 else 0):
             coord, _, _ = net(frac, y, species_t, t)
             score, _ = guided(frac, y, None, species_t, t, cd.score(coord, sig_t))
-            frac = cd.corrector_step(frac, score, sig_t, cfg.step_lr, generator)
+            frac = cd.corrector_step(frac, score, sig_t, cfg.step_lr, generator, noise_scale=corrector_noise)
         coord, y0_hat, logits = net(frac, y, species_t, t)
         score, y0_hat = guided(frac, y, y0_hat, species_t, t, cd.score(coord, sig_t))
-        frac = cd.predictor_step(frac, score, sig_t, sig_s, generator)
+        frac = cd.predictor_step(frac, score, sig_t, sig_s, generator, noise_scale=predictor_noise)
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
         if not csp:
             species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator)

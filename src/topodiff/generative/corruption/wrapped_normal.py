@@ -101,17 +101,23 @@ class WrappedNormalVE:
         return pred * torch.sqrt(self.norm(sigma_atom))[:, None]
 
     def predictor_step(self, frac: torch.Tensor, score: torch.Tensor, sig_t: torch.Tensor, sig_s: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reverse-diffusion (ancestral VE) step σ_t → σ_s < σ_t; per-atom ``sig_* [N]``."""
+                       generator: torch.Generator | None = None, noise_scale: float = 1.0) -> torch.Tensor:
+        """Reverse-diffusion (ancestral VE) step σ_t → σ_s < σ_t; per-atom ``sig_* [N]``.
+
+        ``noise_scale`` multiplies the step's noise (1: the exact ancestral step; < 1 sharpens the
+        samples toward the modes of the learned density)."""
         st, ss = sig_t[:, None], sig_s[:, None]
         var = st ** 2 - ss ** 2
-        std = torch.sqrt(ss ** 2 * var / st ** 2)
+        std = noise_scale * torch.sqrt(ss ** 2 * var / st ** 2)
         z = torch.randn(frac.shape, generator=generator, dtype=frac.dtype, device=frac.device)
         return torch.remainder(frac + var * score + std * z, 1.0)
 
     def corrector_step(self, frac: torch.Tensor, score: torch.Tensor, sig_t: torch.Tensor, step_lr: float,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """Langevin step with size ``step_lr · (σ_t/σ_min)²`` (DiffCSP's corrector)."""
+                       generator: torch.Generator | None = None, noise_scale: float = 1.0) -> torch.Tensor:
+        """Langevin step with size ``step_lr · (σ_t/σ_min)²`` (DiffCSP's corrector).
+
+        ``noise_scale`` multiplies the Langevin noise: the chain then targets ``p^(1/noise_scale²)``
+        (a lower temperature for ``noise_scale < 1``; 1 is plain Langevin dynamics)."""
         step = (step_lr * (sig_t / self.sigma.sigma_min) ** 2)[:, None]
         z = torch.randn(frac.shape, generator=generator, dtype=frac.dtype, device=frac.device)
-        return torch.remainder(frac + step * score + torch.sqrt(2 * step) * z, 1.0)
+        return torch.remainder(frac + step * score + noise_scale * torch.sqrt(2 * step) * z, 1.0)
