@@ -57,16 +57,7 @@ def main() -> None:
     for seed in range(args.seeds):
         preds = to_structures(model.sample(num, species=species, steps=args.steps,
                                            generator=torch.Generator().manual_seed(seed)))
-        rms = []
-        for p, r in zip(preds, refs):
-            if p is None or not (M.structure_valid(p) and M.composition_valid(p.composition)):
-                continue
-            try:
-                res = matcher.get_rms_dist(p, r)
-            except Exception:  # degenerate lattice: a miss, as in metrics.csp_match_rate
-                res = None
-            if res is not None:
-                rms.append(float(res[0]))
+        rms = [d for d in (M.csp_rms(p, r, matcher) for p, r in zip(preds, refs)) if d is not None]
         rates.append(len(rms) / len(refs))
         rms_all += rms
     rms_all = np.asarray(rms_all)
