@@ -2,9 +2,10 @@
 
 ``topodiff train --config configs/perov5.yaml`` holds out 5 % of ``perov_5/val.csv`` (``split_seed`` 0):
 189 compositions the shipped Perov-5 checkpoints never trained on. This samples each of them once
-per seed and reports the match rate (mean over seeds), the RMSE over all matches, and a histogram
-of per-match RMSE (bins 0, .02, .05, .1, .2, .3, .4, .5, 1), which shows the near-exact and the
-wrong-arrangement matches separately.
+per seed and reports the match rate (mean over seeds), the RMSE over all matches, a histogram of
+per-match RMSE (bins 0, .02, .05, .1, .2, .3, .4, .5, 1), which shows the near-exact and the
+wrong-arrangement matches separately, and the multi-sample figures (a composition matches when any
+of its ``--seeds`` samples does, with the smallest RMSE among them).
 
     python benchmarks/bench_csp_val.py --checkpoint perov5-csp --seeds 8 [--predictor-noise 1 --corrector-noise 1]
 """
@@ -54,17 +55,22 @@ def main() -> None:
         model.cfg.corrector_noise_scale = args.corrector_noise
     matcher = M.csp_matcher()
     rms_all, rates = [], []
+    best = np.full(len(refs), np.inf)  # per composition, over all seeds (DiffCSP's multi-sample metric)
     for seed in range(args.seeds):
         preds = to_structures(model.sample(num, species=species, steps=args.steps,
                                            generator=torch.Generator().manual_seed(seed)))
-        rms = [d for d in (M.csp_rms(p, r, matcher) for p, r in zip(preds, refs)) if d is not None]
+        pair = [M.csp_rms(p, r, matcher) for p, r in zip(preds, refs)]
+        best = np.minimum(best, [np.inf if d is None else d for d in pair])
+        rms = [d for d in pair if d is not None]
         rates.append(len(rms) / len(refs))
         rms_all += rms
     rms_all = np.asarray(rms_all)
     out = {"checkpoint": args.checkpoint, "compositions": len(idx), "seeds": args.seeds,
            "sampler": sampler_settings(model.cfg), "match_rate": float(np.mean(rates)),
            "rmse": float(rms_all.mean()) if rms_all.size else float("nan"),
-           "rmse_histogram": {"bins": BINS, "counts": np.histogram(rms_all, bins=BINS)[0].tolist()}}
+           "rmse_histogram": {"bins": BINS, "counts": np.histogram(rms_all, bins=BINS)[0].tolist()},
+           f"match_rate_{args.seeds}_samples": float(np.isfinite(best).mean()),
+           f"rmse_{args.seeds}_samples": float(best[np.isfinite(best)].mean()) if np.isfinite(best).any() else float("nan")}
     print(json.dumps(out))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
