@@ -25,48 +25,44 @@ def _first_rows(tmp_path, n: int) -> Path:
     return path
 
 
-def _fake_csp_dir(tmp_path, structures, samples_of) -> Path:
-    """A directory laid out as `topodiff csp` writes it, holding the given predictions."""
+def _references(tmp_path, n: int):
+    path = _first_rows(tmp_path, n)
+    ds = load_dataset(path)
+    return path, [ds.structure(i) for i in range(len(ds))]
+
+
+def _fake_csp_dir(tmp_path, frames) -> Path:
+    """A directory laid out as `topodiff csp` writes it; ``frames``: ``(index, sample, Structure)``."""
     out = tmp_path / "csp"
     out.mkdir()
-    frames = []
-    for index, sample, s in samples_of(structures):
-        atoms = AseAtomsAdaptor.get_atoms(s)
-        atoms.info.update(index=index, sample=sample)
-        frames.append(atoms)
-    ase.io.write(out / "structures.extxyz", frames, format="extxyz")
-    (out / "metadata.json").write_text(json.dumps({"num_compositions": len(structures), "samples": 2}))
+    atoms = []
+    for index, sample, s in frames:
+        a = AseAtomsAdaptor.get_atoms(s)
+        a.info.update(index=index, sample=sample)
+        atoms.append(a)
+    ase.io.write(out / "structures.extxyz", atoms, format="extxyz")
+    (out / "metadata.json").write_text(json.dumps({"num_compositions": 1 + max(f[0] for f in frames)}))
+    return out
+
+
+def _moved(s, dx: float):
+    out = s.copy()
+    out.translate_sites([0], [dx, 0.0, 0.0])
     return out
 
 
 def test_a_prediction_with_another_composition_is_an_input_error(tmp_path):
-    ref_csv = _first_rows(tmp_path, 4)
-    ds = load_dataset(ref_csv)
-    refs = [ds.structure(i) for i in range(len(ds))]
-
-    def samples(structs):
-        for i, s in enumerate(structs):
-            yield i, 0, s.copy()
-            yield i, 1, s.copy() if i != 2 else s.copy().replace_species({s[0].specie: "Xe"})
-
+    ref_csv, refs = _references(tmp_path, 4)
+    frames = [(i, 0, s.copy()) for i, s in enumerate(refs)]
+    frames.append((2, 1, refs[2].copy().replace_species({refs[2][0].specie: "Xe"})))
     with pytest.raises(TopodiffInputError, match="composition"):
-        evaluate_path(_fake_csp_dir(tmp_path, refs, samples), reference=[ref_csv], screen=False, progress=False)
+        evaluate_path(_fake_csp_dir(tmp_path, frames), reference=[ref_csv], screen=False, progress=False)
 
 
 def test_multi_sample_match_takes_the_best_sample(tmp_path):
-    ref_csv = _first_rows(tmp_path, 6)
-    ds = load_dataset(ref_csv)
-    refs = [ds.structure(i) for i in range(len(ds))]
-
-    def samples(structs):
-        for i, s in enumerate(structs):
-            moved = s.copy()
-            moved.translate_sites([0], [0.05, 0.0, 0.0])
-            yield i, 0, moved
-            yield i, 1, s.copy()
-
-    summary, rows = evaluate_path(_fake_csp_dir(tmp_path, refs, samples), reference=[ref_csv], screen=False,
-                                  progress=False)
+    ref_csv, refs = _references(tmp_path, 6)
+    frames = [f for i, s in enumerate(refs) for f in ((i, 0, _moved(s, 0.05)), (i, 1, s.copy()))]
+    summary, rows = evaluate_path(_fake_csp_dir(tmp_path, frames), reference=[ref_csv], screen=False, progress=False)
     assert summary["csp_num_compositions"] == 6 and summary["csp_samples_per_composition"] == 2
     assert summary["csp_match_rate"] == 1.0 and summary["csp_rmse"] == pytest.approx(0.0, abs=1e-6)
     assert all(r["csp_rms"] is not None for r in rows)

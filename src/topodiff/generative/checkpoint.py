@@ -18,7 +18,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.config import ModelConfig
-from topodiff.generative.sampler import SAMPLER_SETTINGS as SAMPLER_KEYS
+from topodiff.generative.sampler import SAMPLER_SETTINGS
 from topodiff.io_utils import atomic_write, atomic_write_json
 
 FORMAT = "topodiff-generator/1"
@@ -136,21 +136,23 @@ def export_generator(ckpt: str | os.PathLike, out_path: str | os.PathLike, recip
     return out
 
 
+def _append_note(old: str | None, note: str) -> str:
+    return "; ".join(x for x in (old, note) if x)
 
 
 def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, Any], note: str) -> Path:
     """Change the sampler defaults stored in an exported/shipped checkpoint, weights untouched.
 
-    ``values``: :data:`SAMPLER_KEYS` → new value; ``note`` (how they were chosen) is appended to the
+    ``values``: :data:`SAMPLER_SETTINGS` → new value; ``note`` (how they were chosen) is appended to the
     recipe's ``sampler_update`` in the file and in its ``.json`` sidecar. Both are rewritten atomically.
     """
     path = resolve_checkpoint(path_or_name)
     data = _read(path)
     if data.get("format") != FORMAT:
         raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
-    unknown = sorted(set(values) - set(SAMPLER_KEYS))
+    unknown = sorted(set(values) - set(SAMPLER_SETTINGS))
     if unknown:
-        raise TopodiffInputError(f"not sampler setting(s): {unknown}; allowed: {', '.join(SAMPLER_KEYS)}")
+        raise TopodiffInputError(f"not sampler setting(s): {unknown}; allowed: {', '.join(SAMPLER_SETTINGS)}")
     defaults = ModelConfig()
     values = dict(values)
     for key, value in values.items():
@@ -162,14 +164,14 @@ def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, A
     config = dict(data["config"])
     config["model"] = ModelConfig.from_dict({**config.get("model", {}), **values}).to_dict()
     recipe = dict(data.get("recipe") or {})
-    recipe["sampler_update"] = "; ".join(x for x in (recipe.get("sampler_update"), note) if x)
+    recipe["sampler_update"] = _append_note(recipe.get("sampler_update"), note)
     data.update(config=config, recipe=recipe)
     atomic_write(path, lambda fh: torch.save(data, fh), mode="wb")
     sidecar = path.with_suffix(".json")
     if sidecar.exists():
         side = json.loads(sidecar.read_text())
         side["config"] = config
-        side["sampler_update"] = "; ".join(x for x in (side.get("sampler_update"), note) if x)
+        side["sampler_update"] = _append_note(side.get("sampler_update"), note)
         atomic_write_json(sidecar, side)
     return path
 
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", default="", help="the training command (recorded in the recipe)")
     ap.add_argument("--results", default=None, help="JSON file of measured benchmark results to record")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help=f"sampler default to change in place ({', '.join(SAMPLER_KEYS)})")
+                    help=f"sampler default to change in place ({', '.join(SAMPLER_SETTINGS)})")
     ap.add_argument("--note", default="", help="how the --set values were chosen (recorded in the recipe)")
     args = ap.parse_args(argv)
     if args.set:

@@ -20,8 +20,8 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import load_generator
 from topodiff.generative.denoiser import periodic_distances
-from topodiff.generative.sampler import sampler_settings
 from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
+from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
 
