@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from typing import Any
 
@@ -30,3 +32,105 @@ def print_json(obj: Any) -> None:
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
     sys.stdout.write(json.dumps(obj, default=default, allow_nan=False) + "\n")
+
+
+# --- validation of numbers at the CLI boundary ---------------------------------------------------
+# Each check returns the (converted) value or raises TopodiffInputError naming the option, the value
+# and the allowed range, so every command refuses bad numbers before computing anything.
+
+SEED_MAX = 2**32 - 1
+MAX_STRUCTURES = 100_000      # --num / --samples per run (memory of the sampler batch, files written)
+MAX_CSP_ATOMS = 200           # atoms in one CSP composition (the denoiser's attention is O(N^2))
+MAX_NK_1D, MAX_NK_2D, MAX_NK_3D = 100_000, 1024, 128   # k-grid side per dimension (memory of eigenvectors)
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_finite(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a finite float in ``[lo, hi]`` (open ends with ``lo_open``/``hi_open``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TopodiffInputError(f"{name}: {value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise TopodiffInputError(f"{name} must be a finite number, got {_fmt(value)}")
+    low_bad = lo is not None and (x <= lo if lo_open else x < lo)
+    high_bad = hi is not None and (x >= hi if hi_open else x > hi)
+    if low_bad or high_bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        rng = f"{left}{_fmt(float(lo)) if lo is not None else '-inf'}, {_fmt(float(hi)) if hi is not None else 'inf'}{right}"
+        raise TopodiffInputError(f"{name} must lie in {rng}, got {_fmt(x)}")
+    return x
+
+
+def check_int_range(name: str, value: Any, lo: int, hi: int | None = None, *, why: str = "") -> int:
+    """``value`` as an int in ``[lo, hi]``; ``why`` explains the cap in the error."""
+    if isinstance(value, bool):
+        raise TopodiffInputError(f"{name}: {value!r} is not an integer")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise TopodiffInputError(f"{name} must be an integer, got {_fmt(value)}")
+        value = int(value)
+    elif not isinstance(value, int):
+        try:
+            value = int(str(value).strip())
+        except ValueError:
+            raise TopodiffInputError(f"{name}: {value!r} is not an integer") from None
+    if value < lo or (hi is not None and value > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise TopodiffInputError(f"{name} must be {rng}{f' ({why})' if why else ''}, got {value}")
+    return value
+
+
+def check_seed(value: Any, name: str = "--seed") -> int | None:
+    """A random seed in 0..2**32-1 (``None`` passes through)."""
+    return None if value is None else check_int_range(name, value, 0, SEED_MAX)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def check_workers(value: Any, name: str = "--workers") -> int | None:
+    """Worker processes: 1..available CPUs (``None`` passes through: the command's automatic choice)."""
+    if value is None:
+        return None
+    n = available_cpus()
+    return check_int_range(name, value, 1, n, why=f"this machine lets the process use {n} CPUs")
+
+
+def check_count(name: str, value: Any, hi: int = MAX_STRUCTURES, lo: int = 1) -> int:
+    """A number of things to make (structures, samples) in ``[lo, hi]``."""
+    return check_int_range(name, value, lo, hi, why=f"cap {hi:,} per run; split larger jobs")
+
+
+def check_nk(value: Any, dim: int, *, lo: int = 2, name: str = "--nk", why_lo: str = "") -> int:
+    """A k-grid side for a ``dim``-dimensional model: at least ``lo`` (what the computed invariant needs,
+    explained by ``why_lo``), at most the cap that keeps the eigenvector grid in memory."""
+    hi = {1: MAX_NK_1D, 2: MAX_NK_2D}.get(dim, MAX_NK_3D)
+    n = check_int_range(name, value, 1)
+    if n < lo:
+        raise TopodiffInputError(f"{name} must be at least {lo}{f' ({why_lo})' if why_lo else ''}, got {n}")
+    if n > hi:
+        raise TopodiffInputError(f"{name} must be at most {hi} for a {dim}D model (larger grids do not fit "
+                                 f"in memory), got {n}")
+    return n
+
+
+def parse_key_values(items: list[str] | None, option: str) -> dict[str, str]:
+    """``KEY=VALUE`` strings into a dict of stripped strings; a malformed pair is a TopodiffInputError."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TopodiffInputError(f"{option} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
