@@ -149,8 +149,10 @@ def _write_output(source: str | os.PathLike, records: list[Any], done: dict[int,
                   out: Path, pd: Any) -> None:
     """Write the labelled table (source columns + label columns), atomically."""
     n = len(records)
+    from topodiff.crystal.io import is_csv
+
     src = Path(source)
-    if src.is_file() and src.suffix.lower() == ".csv":
+    if src.is_file() and is_csv(src):
         df = pd.read_csv(src, dtype={"material_id": str}, keep_default_na=True)
         if len(df) != n:
             raise TopodiffInputError(f"{src}: {len(df)} CSV rows but {n} structures were read")

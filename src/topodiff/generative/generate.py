@@ -290,7 +290,9 @@ def read_compositions(path: str | Path) -> list[np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise TopodiffInputError(f"input not found: {path}")
-    if path.suffix.lower() == ".csv":
+    from topodiff.crystal.io import is_csv
+
+    if is_csv(path):
         from topodiff.crystal.dataset import load_dataset
 
         arrays = load_dataset(path)
