@@ -10,6 +10,15 @@ import typer
 from topodiff.errors import TopodiffInputError
 
 CONTRACT_KEYS = ("source", "formula", "space_group", "gap", "z2", "topo_class")
+OPTIONAL_KEYS = ("direct_gap", "method", "n_atoms", "time_s", "symmetrized", "error")
+
+
+def json_row(row: dict) -> dict:
+    """One ``screen --json`` row (also ``topodiff.screen``'s): the contract keys, then the optional
+    keys that are set."""
+    item = {k: row.get(k) for k in CONTRACT_KEYS}
+    item.update({k: row[k] for k in OPTIONAL_KEYS if row.get(k) is not None})
+    return item
 
 
 def _opts(basis: str, no_soc: bool, metal_rule: str, gap_tol: float, symmetrize: float | None = None) -> dict:
@@ -58,14 +67,7 @@ def register(app: typer.Typer) -> None:
         rows = screen_path(path, workers=workers, shard=shard,
                            **_opts(basis, no_soc, metal_rule, gap_tol, symmetrize))
         if json_out:
-            out = []
-            for r in rows:
-                item = {k: r.get(k) for k in CONTRACT_KEYS}
-                for extra in ("direct_gap", "method", "n_atoms", "time_s", "symmetrized", "error"):
-                    if r.get(extra) is not None:
-                        item[extra] = r[extra]
-                out.append(item)
-            print_json({"structures": out})
+            print_json({"structures": [json_row(r) for r in rows]})
         else:
             _print_table(rows)
         bad = sum(r.get("topo_class") is None for r in rows)
