@@ -58,3 +58,66 @@ def test_bad_inputs_give_errors_not_exceptions():
     assert res[0].structure is None and "invalid" in res[0].error
     assert res[1].error == "no structure"
     assert res[0].energy_final is None
+
+
+class _PressureCalculator:
+    """Fake potential E = -p V (eV; p in eV/Å³): a constant pressure that expands (p > 0) or
+    collapses (p < 0) the cell without end, as an exploding relaxation does. Records every volume
+    it was called at."""
+
+    def __new__(cls, p: float):
+        from ase.calculators.calculator import Calculator, all_changes
+
+        class Pressure(Calculator):
+            implemented_properties = ["energy", "free_energy", "forces", "stress"]
+            volumes: list[float] = []
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                v = self.atoms.get_volume()
+                self.volumes.append(v)
+                e = -p * v
+                # stress = (1/V) dE/dε = -p I (ASE Voigt order xx yy zz yz xz xy)
+                self.results = {"energy": e, "free_energy": e, "forces": np.zeros((len(self.atoms), 3)),
+                                "stress": np.array([-p, -p, -p, 0.0, 0.0, 0.0])}
+
+        calc = Pressure()
+        calc.volumes = []
+        return calc
+
+
+@pytest.mark.parametrize("pressure, message", [(0.5, "volume changed x3"), (-0.5, "volume changed x0.3")])
+def test_exploding_relaxation_stops_that_crystal_with_an_error(pressure, message):
+    """A cell driven to explode (or collapse) is stopped by the guard before the potential ever sees
+    a geometry outside the limits; the other crystal of the batch relaxes normally."""
+    from topodiff.evaluation.guards import CrystalLimits
+    from topodiff.evaluation.relax import relax_structure
+
+    limits = CrystalLimits(max_volume_ratio=3.0, max_neighbors_per_atom=200)
+    calc = _PressureCalculator(pressure)
+    s = silicon()
+    res = relax_structure(s, calculator=calc, steps=500, limits=limits)
+    assert res.structure is None and res.error.startswith("relaxation stopped") and message in res.error
+    assert "limit" in res.error and res.steps > 0
+    ratios = np.array(calc.volumes) / s.volume
+    assert len(ratios) >= res.steps                                   # it ran until the guard tripped
+    assert ratios.max() <= 3.0 + 1e-9 and ratios.min() >= 1 / 3.0 - 1e-9  # never called outside the limits
+    assert max(ratios.max(), 1 / ratios.min()) > 1.5                 # and the cell really ran away
+    # in a batch: an error row for it, the batch goes on
+    out = relax_structures([s, None], calculator=_PressureCalculator(pressure), steps=500, limits=limits,
+                           progress=False)
+    assert out[0].error.startswith("relaxation stopped") and out[1].error == "no structure"
+
+
+def test_guard_counts_neighbours_of_a_piled_up_cell():
+    """The exact neighbour count catches atoms piled into one spot of an otherwise normal cell."""
+    from topodiff.evaluation.guards import CrystalLimits, ResourceLimitError, check_relax_geometry
+
+    cell = np.eye(3) * 10.0
+    pos = np.random.default_rng(0).normal(5.0, 0.8, size=(40, 3))  # 40 atoms in a ~2 Å blob
+    limits = CrystalLimits(max_neighbors_per_atom=30)
+    with pytest.raises(ResourceLimitError, match="neighbours per atom"):
+        check_relax_geometry(cell, pos, 1000.0, limits)
+    check_relax_geometry(cell, pos[:5], 1000.0, limits)  # a few atoms: fine
+    with pytest.raises(ResourceLimitError, match="non-finite"):
+        check_relax_geometry(cell * np.nan, pos, 1000.0, limits)

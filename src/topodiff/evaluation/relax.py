@@ -20,6 +20,7 @@ from pymatgen.core import Structure
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
+from topodiff.evaluation.guards import DEFAULT_LIMITS, CrystalLimits, ResourceLimitError, check_relax_geometry
 from topodiff.evaluation.metrics import structure_valid
 
 
@@ -110,12 +111,36 @@ def matcher_rmsd(initial: Structure, final: Structure) -> float | None:
 OPTIMIZERS = ("BFGS", "FIRE")
 
 
+def guarded_calculator(inner: Any, volume0: float, limits: CrystalLimits = DEFAULT_LIMITS) -> Any:
+    """An ASE calculator that checks the geometry (:func:`~topodiff.evaluation.guards.check_relax_geometry`:
+    volume change, neighbour count) *before* every call of ``inner``, so an exploding or collapsing cell
+    stops with a :class:`~topodiff.evaluation.guards.ResourceLimitError` before the potential builds its
+    graph for it."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class GuardedCalculator(Calculator):
+        implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+        def calculate(self, atoms: Any = None, properties: Any = ("energy",),
+                      system_changes: Any = all_changes) -> None:
+            super().calculate(atoms, properties, system_changes)
+            check_relax_geometry(self.atoms.cell.array, self.atoms.positions, volume0, limits)
+            inner.calculate(self.atoms, properties, system_changes)
+            self.results = dict(inner.results)
+
+    return GuardedCalculator()
+
+
 def relax_structure(structure: Structure, *, fmax: float = 0.1, steps: int = 300,
-                    relax_cell: bool = True, optimizer: str = "BFGS") -> RelaxResult:
+                    relax_cell: bool = True, optimizer: str = "BFGS", calculator: Any = None,
+                    limits: CrystalLimits = DEFAULT_LIMITS) -> RelaxResult:
     """Relax one crystal (positions + cell) with CHGNet until max |F| < ``fmax`` eV/Å.
 
     ``optimizer``: ``"BFGS"`` (default) or ``"FIRE"`` (ASE). On rattled Perov-5 crystals BFGS
     needed half of FIRE's steps and converged where FIRE hit 300 steps (docs/evaluation.md).
+    ``calculator``: another ASE calculator instead of CHGNet. ``limits``: every force call is
+    guarded (:func:`guarded_calculator`); a crystal whose cell explodes or collapses stops with an
+    ``error`` saying which limit it crossed.
 
     Structurally invalid input (atoms closer than 0.5 Å) is not relaxed: such overlaps make the
     potential blow up, and the result carries an ``error``.
@@ -130,19 +155,24 @@ def relax_structure(structure: Structure, *, fmax: float = 0.1, steps: int = 300
         raise TopodiffInputError(f"unknown optimizer {optimizer!r} (expected {' or '.join(OPTIMIZERS)})")
     if not structure_valid(structure):
         return RelaxResult(structure=None, error="structurally invalid (atoms closer than 0.5 Å or tiny cell): not relaxed")
-    from chgnet.model.dynamics import CHGNetCalculator
-
+    opt = None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
+            if calculator is None:
+                from chgnet.model.dynamics import CHGNetCalculator
+
+                calculator = CHGNetCalculator(model=load_chgnet(), use_device="cpu")
             atoms = AseAtomsAdaptor.get_atoms(structure)
-            atoms.calc = CHGNetCalculator(model=load_chgnet(), use_device="cpu")
+            atoms.calc = guarded_calculator(calculator, float(structure.volume), limits)
             target = FrechetCellFilter(atoms) if relax_cell else atoms
             opt = {"BFGS": BFGS, "FIRE": FIRE}[optimizer](target, logfile=None)
             converged = bool(opt.run(fmax=fmax, steps=steps))
             n_steps = int(opt.nsteps)
             relaxed = AseAtomsAdaptor.get_structure(atoms)
-        except Exception as exc:  # CHGNet/ASE failure on a pathological crystal
+        except ResourceLimitError as exc:
+            return RelaxResult(structure=None, error=str(exc), steps=int(opt.nsteps) if opt is not None else 0)
+        except Exception as exc:  # CHGNet/ASE failure on a pathological crystal (MemoryError included)
             return RelaxResult(structure=None, error=f"relaxation failed: {type(exc).__name__}: {exc}")
     if not np.all(np.isfinite(relaxed.lattice.matrix)) or relaxed.volume <= 0:
         return RelaxResult(structure=None, error="relaxation diverged (non-finite cell)")
@@ -151,15 +181,31 @@ def relax_structure(structure: Structure, *, fmax: float = 0.1, steps: int = 300
                        displacement_rmsd=displacement_rmsd(structure, relaxed))
 
 
+def _calculator_energies(calculator: Any, structures: Sequence[Structure]) -> np.ndarray:
+    """Energies per atom (eV/atom) of ``structures`` from an ASE ``calculator``; NaN where it fails."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    out = np.full(len(structures), np.nan)
+    for i, s in enumerate(structures):
+        try:
+            atoms = AseAtomsAdaptor.get_atoms(s)
+            atoms.calc = calculator
+            out[i] = float(atoms.get_potential_energy()) / len(atoms)
+        except Exception:  # noqa: BLE001 - a failing crystal gets NaN, as with CHGNet
+            pass
+    return out
+
+
 def relax_structures(structures: Sequence[Structure | None], *, fmax: float = 0.1, steps: int = 300,
-                     relax_cell: bool = True, optimizer: str = "BFGS", progress: bool = True) -> list[RelaxResult]:
+                     relax_cell: bool = True, optimizer: str = "BFGS", progress: bool = True,
+                     calculator: Any = None, limits: CrystalLimits = DEFAULT_LIMITS) -> list[RelaxResult]:
     """Relax many crystals; energies before/after come from batched single points.
 
     Parameters
     ----------
     structures : crystals (``None`` entries give a result with an error).
     fmax : force threshold, eV/Å. steps : maximum optimiser steps per crystal.
-    optimizer : ``"BFGS"`` or ``"FIRE"``.
+    optimizer : ``"BFGS"`` or ``"FIRE"``. calculator, limits : see :func:`relax_structure`.
 
     Returns
     -------
@@ -171,10 +217,13 @@ def relax_structures(structures: Sequence[Structure | None], *, fmax: float = 0.
     bar = tqdm(structures, desc="relax (CHGNet)", unit="crystal", file=sys.stderr, disable=not progress)
     for s in bar:
         results.append(RelaxResult(structure=None, error="no structure") if s is None
-                       else relax_structure(s, fmax=fmax, steps=steps, relax_cell=relax_cell, optimizer=optimizer))
+                       else relax_structure(s, fmax=fmax, steps=steps, relax_cell=relax_cell, optimizer=optimizer,
+                                           calculator=calculator, limits=limits))
     ok_in = [i for i, s in enumerate(structures) if s is not None and results[i].error is None]
-    e0 = single_point_energies([structures[i] for i in ok_in])
-    e1 = single_point_energies([results[i].structure for i in ok_in])
+    energies = single_point_energies if calculator is None else (
+        lambda structs: _calculator_energies(calculator, structs))
+    e0 = energies([structures[i] for i in ok_in])
+    e1 = energies([results[i].structure for i in ok_in])
     for k, i in enumerate(ok_in):
         results[i].energy_initial = None if np.isnan(e0[k]) else float(e0[k])
         results[i].energy_final = None if np.isnan(e1[k]) else float(e1[k])
