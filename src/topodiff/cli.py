@@ -11,9 +11,11 @@ import os
 import pkgutil
 import sys
 
-# Tiny dense matrices stall OpenBLAS with many threads on small machines; one thread is faster here.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# Tiny dense matrices stall OpenBLAS with many threads on small machines: one thread unless the user
+# says otherwise (TOPODIFF_NUM_THREADS, or OMP/OPENBLAS/MKL_NUM_THREADS); the Python API applies the same.
+from topodiff.threads import set_env_defaults  # noqa: E402
+
+set_env_defaults()
 
 import typer  # noqa: E402
 

@@ -11,6 +11,9 @@ from topodiff.physics.spectra import direct_gap, eigh_grid
 from topodiff.physics.weyl import find_weyl_nodes
 from topodiff.physics.wilson import wcc_flow
 from topodiff.physics.z2 import z2_invariant, z2_parity, z2_result
+from topodiff.threads import ensure_threads
+
+ensure_threads()  # the threading default of the CLI for API users too (topodiff.threads; overridable)
 
 __all__ = ["TBModel", "load_model", "chern_number", "chern_result", "chern_from_hamiltonians", "berry_curvature",
            "z2_invariant", "z2_result", "z2_parity", "wcc_flow", "berry_phase", "winding", "find_weyl_nodes",

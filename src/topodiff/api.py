@@ -1,0 +1,296 @@
+"""The Python API: topodiff's jobs for scripts and notebooks, on pymatgen / ASE / PythTB objects.
+
+Every function here is a thin layer over the library function the matching ``topodiff`` command
+calls, so results carry the same keys as the command's ``--json`` output. Inputs:
+
+* crystals — a pymatgen ``Structure``, an ASE ``Atoms`` (periodic), a path (CIF, POSCAR, extxyz,
+  CDVAE CSV, a directory of them or a ``generate`` output directory), or a list of these;
+* tight-binding models — a :class:`~topodiff.physics.model.TBModel`, a ``topodiff-tb/1`` JSON or
+  Wannier90 ``_hr.dat`` path, a built-in model name, a PythTB ``tb_model``, a TBmodels ``Model``
+  (duck-typed) or a crystal (its Slater-Koster model, as ``topodiff screen`` builds it).
+
+The first heavy call applies topodiff's threading default (one thread unless
+``TOPODIFF_NUM_THREADS`` or the user's ``OMP_NUM_THREADS``/... say otherwise; see
+:mod:`topodiff.threads` and :func:`topodiff.set_threads`). Units: energies in eV, lengths in Å.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from topodiff.errors import TopodiffInputError
+from topodiff.threads import ensure_threads
+
+__all__ = ["generate", "screen", "evaluate", "load_model", "invariants", "chern_number", "z2_invariant",
+           "weyl_nodes", "band_gaps", "ScreenResult", "Evaluation", "GeneratedStructures"]
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def _is_crystal(obj: Any) -> bool:
+    from pymatgen.core import Structure
+
+    return isinstance(obj, Structure) or (type(obj).__name__ == "Atoms" and hasattr(obj, "get_cell"))
+
+
+def _records(crystals: Any) -> list[Any]:
+    """``StructureRecord`` s from a path, a Structure/Atoms, or a list mixing them (input order).
+
+    In-memory crystals get the source ``"input[i]"`` (``i``: position in the list) and the same
+    checks as files (overlapping atoms, degenerate cell).
+    """
+    from topodiff.crystal.io import StructureRecord, check_structure, read_structures
+    from topodiff.physics.interop import as_structure
+
+    items = [crystals] if isinstance(crystals, (str, os.PathLike)) or _is_crystal(crystals) else list(crystals)
+    if not items:
+        raise TopodiffInputError("no crystals given")
+    records = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            if not Path(item).exists():
+                raise TopodiffInputError(f"no such file or directory: {item}")
+            records.extend(read_structures(item))
+        elif _is_crystal(item):
+            s = as_structure(item)
+            error = check_structure(s)
+            records.append(StructureRecord(f"input[{i}]", None if error else s, error, raw=s if error else None))
+        else:
+            raise TopodiffInputError(f"input[{i}]: expected a Structure, an ASE Atoms or a path, "
+                                     f"got {type(item).__name__}")
+    return records
+
+
+# --------------------------------------------------------------------------------------------- screen
+@dataclass(frozen=True)
+class ScreenResult:
+    """One crystal's Slater-Koster topology screen: the keys of a ``topodiff screen --json`` row.
+
+    Attributes
+    ----------
+    source : where the crystal came from (``path``, ``path#frame`` or ``input[i]``).
+    formula, space_group : reduced formula; spglib space-group number (tolerance 1e-3 Å) or None.
+    gap : indirect gap (eV, ≥ 0) on the screen's k-mesh; ``direct_gap`` the direct one (eV).
+    z2 : ``[ν0, ν1, ν2, ν3]`` in the basis of the screened cell, or None.
+    topo_class : ``trivial_insulator`` / ``strong_ti`` / ``weak_ti`` / ``metal``, None on failure.
+    error : why the crystal could not be screened (None when it was).
+    row : the full row exactly as the CLI prints it (:meth:`to_dict`).
+    """
+
+    source: str
+    formula: str | None
+    space_group: int | None
+    gap: float | None
+    z2: list[int] | None
+    topo_class: str | None
+    direct_gap: float | None = None
+    error: str | None = None
+    row: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "ScreenResult":
+        from topodiff.commands.screen import json_row
+
+        item = json_row(dict(row))
+        return cls(item["source"], item["formula"], item["space_group"], item["gap"], item["z2"], item["topo_class"],
+                   item.get("direct_gap"), item.get("error"), item)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``topodiff screen --json`` row of this crystal (a copy)."""
+        return dict(self.row)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.row[key]
+
+
+def screen(crystals: Any, *, workers: int | None = 1, basis: str = "sp3", soc: bool = True,
+           metal_rule: str = "auto", gap_tol: float = 0.01, symmetrize: float | None = None) -> list[ScreenResult]:
+    """Topology of each crystal from its Slater-Koster tight-binding model (``topodiff screen``).
+
+    Parameters
+    ----------
+    crystals : Structure, ASE Atoms, path, or a list of them (see the module docstring).
+    workers : processes (1: in this process; None: up to 2, as the CLI).
+    basis, soc, metal_rule, gap_tol, symmetrize : the CLI options ``--basis``, ``--no-soc``,
+        ``--metal-rule``, ``--gap-tol`` (eV) and ``--symmetrize`` (Å).
+
+    Returns
+    -------
+    One :class:`ScreenResult` per crystal, in input order; failures carry ``error``.
+    """
+    from topodiff.evaluation.screen import records_to_tasks, screen_tasks
+
+    ensure_threads()
+    opts: dict[str, Any] = {"basis": basis, "soc": bool(soc), "metal_rule": metal_rule, "gap_tol": float(gap_tol)}
+    if symmetrize is not None:
+        opts["symmetrize"] = float(symmetrize)
+    rows = [row for _, row in screen_tasks(records_to_tasks(_records(crystals), opts), workers=workers)]
+    return [ScreenResult.from_row(r) for r in rows]
+
+
+# --------------------------------------------------------------------------------------------- generate
+class GeneratedStructures(list):
+    """A list of pymatgen ``Structure`` s with the run's ``metadata`` (``generate``'s metadata.json)
+    and ``out_dir`` (where the extxyz/CIF files are, or None when they went to a temporary directory)."""
+
+    metadata: dict[str, Any]
+    out_dir: Path | None
+
+
+def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, checkpoint: str | None = None,
+             seed: int = 0, steps: int | None = None, guidance: float | None = None, batch_size: int = 500,
+             out_dir: str | os.PathLike | None = None, **options: Any) -> GeneratedStructures:
+    """Generate crystals with the diffusion model (``topodiff generate``) as pymatgen Structures.
+
+    Parameters
+    ----------
+    num : number of crystals.
+    conditions : e.g. ``{"topo_class": "strong_ti", "band_gap": 0.3, "chemical_system": "Bi-Se"}``
+        (the ``--condition KEY=VALUE`` keys; band gap in eV).
+    checkpoint : a checkpoint path or shipped name (None: the shipped default).
+    seed, steps, guidance, batch_size : as the CLI options.
+    out_dir : keep ``structures.extxyz``, ``cif/`` and ``metadata.json`` there (None: a temporary
+        directory, removed afterwards).
+    options : other keyword arguments of :func:`topodiff.generative.generate.generate_to_dir`
+        (``guide_options``, ``prescreen``, ``predictor``).
+
+    Returns
+    -------
+    :class:`GeneratedStructures` (a list of Structures, in sampling order; crystals with overlapping
+    atoms are included as sampled — ``topodiff.evaluate`` reports their validity).
+    """
+    from topodiff.crystal.io import read_structures
+    from topodiff.generative.generate import generate_to_dir
+
+    ensure_threads()
+    conds = {str(k): str(v) for k, v in (conditions or {}).items()}
+    with tempfile.TemporaryDirectory(prefix="topodiff-generate-") as tmp:
+        target = Path(out_dir) if out_dir is not None else Path(tmp)
+        meta = generate_to_dir(target, num=num, checkpoint=checkpoint, conditions=conds, guidance=guidance,
+                               steps=steps, seed=seed, batch_size=batch_size, **options)
+        records = read_structures(target / "structures.extxyz")
+    out = GeneratedStructures(r.structure if r.structure is not None else r.raw for r in records)
+    out.metadata, out.out_dir = meta, None if out_dir is None else Path(out_dir)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+@dataclass
+class Evaluation:
+    """``topodiff evaluate`` results: ``summary`` (the ``--json`` object's metrics) and ``structures``
+    (one row per crystal, the ``structures.csv`` columns), with ``outputs`` naming the files written."""
+
+    summary: dict[str, Any]
+    structures: list[dict[str, Any]]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.summary.get("outputs") or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self.summary[key]
+
+
+def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = None, relax: bool = False,
+             screen: bool = True, dataset: str | None = None, out_dir: str | os.PathLike | None = None,
+             progress: bool = True) -> Evaluation:
+    """Validity, uniqueness, novelty, coverage, relaxation and topology (``topodiff evaluate``).
+
+    Parameters
+    ----------
+    crystals : a path (as the CLI), or Structures / ASE Atoms (a list; they are written to
+        ``out_dir/input.extxyz`` first, so rows name them ``input.extxyz#i``).
+    reference : reference sets (CDVAE CSV / extxyz / CIF directory) for novelty and coverage.
+    relax : relax with CHGNet (energies in eV/atom, RMSD in Å, energy above hull).
+    screen : run the Slater-Koster topology screen (``--no-screen`` when False).
+    out_dir : where metrics.json / structures.csv go (None: as the CLI for a path; a temporary
+        directory, removed afterwards, for in-memory crystals).
+    """
+    from topodiff.crystal.io import write_structures
+    from topodiff.evaluation.evaluate import evaluate_path
+
+    ensure_threads()
+    refs = [Path(r) for r in reference] if reference is not None else None
+    with tempfile.TemporaryDirectory(prefix="topodiff-evaluate-") as tmp:
+        if isinstance(crystals, (str, os.PathLike)):
+            path, od = Path(crystals), out_dir
+        else:
+            od = Path(out_dir) if out_dir is not None else Path(tmp)
+            records = _records(crystals)
+            bad = [r.source for r in records if r.structure is None and r.raw is None]
+            if bad:
+                raise TopodiffInputError(f"unreadable crystals: {', '.join(bad[:5])}")
+            path = write_structures([r.structure if r.structure is not None else r.raw for r in records],
+                                    od / "input.extxyz")
+        summary, rows = evaluate_path(path, reference=refs, relax=relax, out_dir=od, screen=screen,
+                                      dataset=dataset, progress=progress)
+    summary = {k: v for k, v in summary.items() if k != "reference_distributions"}
+    if out_dir is None and not isinstance(crystals, (str, os.PathLike)):
+        summary.pop("outputs", None)  # written to a temporary directory, now removed
+    return Evaluation(summary, rows)
+
+
+# --------------------------------------------------------------------------------------------- models
+def load_model(source: Any, *, filling: int | None = None, params: Mapping[str, Any] | None = None,
+               basis: str = "sp3", soc: bool = True) -> Any:
+    """A :class:`~topodiff.physics.model.TBModel` from any model source (see the module docstring).
+
+    ``filling``: occupied bands (default: the source's, else half filling). ``params``: built-in model
+    parameters. ``basis``/``soc``: the Slater-Koster options when ``source`` is a crystal.
+    """
+    from topodiff.physics import interop
+    from topodiff.physics.io import load_model as load_file_or_name
+    from topodiff.physics.model import TBModel
+
+    ensure_threads()
+    if isinstance(source, TBModel) or (isinstance(source, (str, os.PathLike)) and not interop.is_crystal_file(source)):
+        return load_file_or_name(source, filling=filling, params=params)
+    if params:
+        raise TopodiffInputError("params apply only to built-in models")
+    if interop.is_pythtb_model(source):
+        model = interop.from_pythtb(source)
+    elif interop.is_tbmodels_model(source):
+        model = interop.from_tbmodels(source)
+    elif _is_crystal(source) or isinstance(source, (str, os.PathLike)):
+        model = interop.crystal_model(source, basis=basis, soc=soc)
+    else:
+        raise TopodiffInputError(f"cannot make a tight-binding model from {type(source).__name__}")
+    return load_file_or_name(model, filling=filling)
+
+
+def invariants(model: Any, *, nk: int | None = None, filling: int | None = None) -> dict[str, Any]:
+    """All invariants of a model by dimension: the ``topodiff invariants --json`` object."""
+    from topodiff.physics.summary import invariant_summary
+
+    return invariant_summary(load_model(model, filling=filling), nk=nk)
+
+
+def chern_number(model: Any, nk: int = 64, filling: int | None = None, **options: Any) -> int:
+    """Chern number of the occupied bands of a 2D model (FHS, ``nk × nk`` grid; PythTB's sign)."""
+    from topodiff.physics.berry import chern_number as chern
+
+    return chern(load_model(model), nk, filling, **options)
+
+
+def z2_invariant(model: Any, filling: int | None = None, **options: Any) -> Any:
+    """Z2 invariant: an int in 2D, ``(ν0, ν1, ν2, ν3)`` in 3D (WCC flow, time-reversal-symmetric models)."""
+    from topodiff.physics.z2 import z2_invariant as z2
+
+    return z2(load_model(model), filling, **options)
+
+
+def weyl_nodes(model: Any, *, nk: int = 20, filling: int | None = None) -> list[Any]:
+    """Weyl nodes of a 3D model (``WeylNode`` s: ``k_reduced``, ``chirality`` ±1, ``gap`` in eV;
+    ``node.to_dict()`` is a ``topodiff weyl --json`` node)."""
+    from topodiff.physics.weyl import find_weyl_nodes
+
+    return list(find_weyl_nodes(load_model(model, filling=filling), nk=nk))
+
+
+def band_gaps(model: Any, *, nk: int | None = None, filling: int | None = None) -> dict[str, Any]:
+    """Direct and indirect gaps (eV) with where they are: the gap keys of ``topodiff bands --json``."""
+    from topodiff.physics.bands import band_gaps as gaps
+
+    return gaps(load_model(model, filling=filling), nk=nk).to_dict()
