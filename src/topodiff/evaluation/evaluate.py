@@ -298,7 +298,7 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
 
     relaxed: list[Structure | None] = [None] * n
     if relax:
-        from topodiff.evaluation.hull import HullReference, e_above_hull, sun_counts
+        from topodiff.evaluation.hull import evaluate_energies, sun_counts
         from topodiff.evaluation.relax import relax_structures
 
         results = (relax_fn or relax_structures)(structs, fmax=relax_fmax, steps=relax_steps, progress=progress)
@@ -307,12 +307,10 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
             relaxed[i] = r.structure
         ok = [i for i in range(n) if relaxed[i] is not None and rows[i].get("energy_final") is not None]
         eh = np.full(n, np.nan)
-        if ok:
-            try:
-                eh[ok] = e_above_hull([relaxed[i].composition for i in ok],
-                                      [rows[i]["energy_final"] for i in ok], HullReference())
-            except TopodiffInputError as exc:
-                _log(f"energy above hull skipped: {exc}")
+        for i, res in zip(ok, evaluate_energies([relaxed[i].composition for i in ok],
+                                                [rows[i]["energy_final"] for i in ok])):
+            rows[i].update(res.as_row())
+            eh[i] = np.nan if res.e_above_hull is None else res.e_above_hull
         for i in range(n):
             rows[i]["e_above_hull"] = None if np.isnan(eh[i]) else float(eh[i])
         rmsd = [rows[i].get("rmsd_to_relaxed") for i in range(n)]
@@ -329,7 +327,8 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
         if summary["e_above_hull"] is not None:
             fin = eh[np.isfinite(eh)]
             summary["e_above_hull"]["fraction_below_threshold"] = float((fin < hull_threshold).mean())
-        summary["sun"] = sun_counts(eh, first, novel, threshold=hull_threshold)
+        summary["sun"] = sun_counts(eh, first, novel if novel is not None else np.ones(n, dtype=bool),
+                                    threshold=hull_threshold)
 
     use_relaxed = relax and any(r is not None for r in relaxed)
     to_screen = [relaxed[i] if use_relaxed and relaxed[i] is not None else structs[i] for i in range(n)]
