@@ -2,7 +2,7 @@
 
 Each module in :mod:`topodiff.commands` defines ``register(app)`` adding its sub-commands; they
 parse arguments and call the library. Errors a user can cause exit with code 2 and one
-``error: ...`` line on stderr (CONTRACTS §3); unexpected failures exit 1.
+``error: ...`` line on stderr (CONTRACTS §3); unexpected failures exit 1; Ctrl-C exits 130.
 """
 from __future__ import annotations
 
@@ -55,37 +55,72 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
     return typer.Exit(code)
 
 
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _error(message: str) -> None:
+    """One ``error: ...`` line on stderr (newlines folded)."""
+    print(f"error: {message}".replace("\n", " "), file=sys.stderr)
+
+
+def _exit_code(code: object) -> int:
+    """Map a command's return value / exit code onto 0, 1, 2 or 130 (130 says ``error: interrupted``)."""
+    if code is None or code is False or not isinstance(code, int):
+        return EXIT_OK
+    if code == EXIT_INTERRUPTED:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    return code if code in (EXIT_OK, EXIT_FAILURE, EXIT_INPUT) else EXIT_FAILURE
+
+
+def _input_error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``topodiff`` executable."""
-    _register_commands()
+    """Entry point of the ``topodiff`` executable: every outcome is exit code 0 (success), 1 (internal
+    failure, or a check that failed), 2 (bad input or usage) or 130 (interrupted), with one
+    ``error: ...`` line on stderr for each non-zero code."""
     try:
-        app(args=argv, standalone_mode=False)
+        _register_commands()
+        rv = app(args=argv, standalone_mode=False)  # Typer turns Ctrl-C inside a command into exit 130
     except click_exc.NoArgsIsHelpError:
-        return 0
+        return EXIT_OK
     except click_exc.UsageError as exc:  # unknown command/option, bad value
-        msg = exc.format_message().strip().replace("\n", " ")
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        _error(exc.format_message().strip())
+        return EXIT_INPUT
     except click_exc.ClickException as exc:  # other click errors (file errors, ...)
-        print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
-        return 2
-    except SystemExit as exc:  # typer/click exit paths in non-standalone mode
-        return int(exc.code or 0) if isinstance(exc.code, int) else 1
+        _error(exc.format_message())
+        return EXIT_INPUT
+    except typer.Abort:  # end of input at a prompt
+        _error("aborted")
+        return EXIT_FAILURE
+    except SystemExit as exc:  # sys.exit() inside a library
+        if isinstance(exc.code, str):
+            _error(exc.code)
+            return EXIT_FAILURE
+        return _exit_code(exc.code)
     except BrokenPipeError:  # output piped into `head`
-        return 0
-    except (TopodiffInputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
-        print(f"error: {text}".replace("\n", " "), file=sys.stderr)
-        return 2
+        return EXIT_OK
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except (TopodiffInputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        _error(_input_error_text(exc))
+        return EXIT_INPUT
+    except MemoryError:
+        if os.environ.get("TOPODIFF_DEBUG"):
+            raise
+        _error("out of memory (reduce the problem size, e.g. --num, --nk or --batch-size)")
+        return EXIT_FAILURE
     except Exception as exc:  # internal failure: one line, exit 1 (set TOPODIFF_DEBUG=1 for the traceback)
         if os.environ.get("TOPODIFF_DEBUG"):
             raise
-        print(f"error: internal failure: {type(exc).__name__}: {exc}".replace("\n", " "), file=sys.stderr)
-        return 1
-    return 0
+        _error(f"internal failure: {type(exc).__name__}: {exc}")
+        return EXIT_FAILURE
+    return _exit_code(rv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,14 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware; cgroup quotas are not read)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode: str = "w") -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path``, fsync, rename it into place, fsync the directory."""
     path = Path(path)
@@ -102,6 +110,18 @@ def fingerprint(*, sources: Sequence[str | os.PathLike] = (), options: Mapping[s
     return fp
 
 
+def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
 def _describe_difference(old: Mapping[str, Any], fp: str) -> str:
     """Say what differs between the marker ``old`` and the fingerprint ``fp`` (computed in this process)."""
     new = _FINGERPRINT_DETAILS.get(fp)
@@ -110,7 +130,7 @@ def _describe_difference(old: Mapping[str, Any], fp: str) -> str:
     prev, parts = old["detail"], []
     if prev.get("version") != new["version"]:
         parts.append(f"topodiff version {prev.get('version')} -> {new['version']}")
-    po, no = prev.get("options") or {}, new["options"]
+    po, no = _flatten(prev.get("options") or {}), _flatten(new["options"])
     changed = sorted(k for k in set(po) | set(no) if po.get(k) != no.get(k))
     if changed:
         parts.append("options " + ", ".join(f"{k}: {po.get(k)!r} -> {no.get(k)!r}" for k in changed[:6]))
@@ -223,7 +243,7 @@ def claim_output_dir(path: str | os.PathLike, *, job: str, fingerprint: str, ove
         else:
             owner = f"holds another `{job}` run ({_describe_difference(marker, fingerprint)})"
         raise TopodiffInputError(f"output directory {path} {owner}; pass --overwrite to clear it "
-                                 "(its contents are deleted) or choose another --out")
+                                 "(its contents are deleted) or choose another output directory")
     _refuse_to_clear(path, fingerprint)
     _clear_dir(path)
     _write_marker(path, job, fingerprint, exclusive=False)

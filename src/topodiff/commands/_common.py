@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from topodiff.errors import TopodiffInputError
+from topodiff.io_utils import available_cpus
 
 
 def parse_params(items: list[str] | None) -> dict[str, float]:
@@ -89,14 +90,6 @@ def check_int_range(name: str, value: Any, lo: int, hi: int | None = None, *, wh
 def check_seed(value: Any, name: str = "--seed") -> int | None:
     """A random seed in 0..2**32-1 (``None`` passes through)."""
     return None if value is None else check_int_range(name, value, 0, SEED_MAX)
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 def check_workers(value: Any, name: str = "--workers") -> int | None:

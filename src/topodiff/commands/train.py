@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         create_config: bool = typer.Option(False, "--create-config",
                                            help="print the complete default config (every key commented) and exit"),
         resume: bool = typer.Option(False, "--resume",
-                                    help="continue from the newest readable checkpoint in output_dir"),
+                                    help="continue from the newest readable checkpoint in output_dir (same run only)"),
+        overwrite: bool = typer.Option(False, "--overwrite",
+                                       help="clear a non-empty output_dir that holds another run, then train"),
         json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
     ) -> None:
         """Train the generator. Checkpoints go to output_dir as step=NNNNNN.ckpt and last.ckpt."""
@@ -33,6 +35,9 @@ def register(app: typer.Typer) -> None:
         saved = Path(cfg.output_dir) / "config.yaml"
         if resume and config is None and saved.is_file():  # resume with the run's own config
             cfg = load_config(saved, overrides)
+        from topodiff.training.run_dir import claim_run_dir
+
+        claim_run_dir(cfg, resume=resume, overwrite=overwrite)  # before any computing
         logger = logging.getLogger("topodiff")
         if not logger.handlers:  # progress and logs go to stderr; stdout is for the result
             handler = logging.StreamHandler(sys.stderr)

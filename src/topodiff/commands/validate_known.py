@@ -40,4 +40,7 @@ def register(app: typer.Typer) -> None:
                         "num_failed": sum(not r.match for r in results),
                         "checks": [r.to_dict() for r in results]})
         if not ok:
-            raise typer.Exit(1)
+            failed = [f"{r.material} {r.quantity}" for r in results if not r.match]
+            from topodiff.cli import fail
+
+            raise fail(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}", code=1)

@@ -53,13 +53,17 @@ def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The checkpoint's dict, read with :func:`safe_load` (tensors and plain data only; never code)."""
+    from topodiff.training.checkpoint_files import safe_load
+
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise TopodiffInputError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
+        data = safe_load(path)
+    except TopodiffInputError:
+        raise
+    except ValueError as exc:  # truncated or corrupt
+        raise TopodiffInputError(str(exc)) from None
+    except OSError as exc:
+        raise TopodiffInputError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise TopodiffInputError(f"not a topodiff checkpoint: {path}")
     return data

@@ -4,6 +4,7 @@ Only plain types (int, float, str, bool, list[str]) so that OmegaConf can type-c
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -74,6 +75,32 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def check(self) -> "ModelConfig":
+        """Raise :class:`TopodiffInputError` naming ``model.KEY`` for a value outside its range."""
+        def bad(key: str, rule: str) -> TopodiffInputError:
+            return TopodiffInputError(f"config key 'model.{key}' must be {rule}, got {getattr(self, key)!r}")
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise bad(f.name, "a finite number")
+        for key, (lo, hi) in _INT_RANGES.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise bad(key, f"an integer in {lo}..{hi}")
+        if self.hidden % self.heads:
+            raise bad("heads", f"a divisor of model.hidden={self.hidden}")
+        for key, (lo, hi, lo_open, hi_open) in _FLOAT_RANGES.items():
+            value = float(getattr(self, key))
+            if value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
+                raise bad(key, f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
+        if self.coord_sigma_min >= self.coord_sigma_max:
+            raise bad("coord_sigma_min", f"below model.coord_sigma_max={self.coord_sigma_max}")
+        for key, allowed in (("lattice_schedule", ("cosine", "linear")), ("species_schedule", ("linear", "cosine"))):
+            if getattr(self, key) not in allowed:
+                raise bad(key, "one of " + ", ".join(allowed))
+        return self
+
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
         """Build from a (possibly partial) dict; unknown keys are an input error."""
@@ -88,4 +115,25 @@ class ModelConfig:
         extra = sorted(set(data.get("adapter_conditions") or []) - set(data.get("conditions") or []))
         if extra:
             raise TopodiffInputError(f"adapter_conditions {extra} must also be listed in conditions")
-        return cls(**data)
+        try:
+            return cls(**data).check()
+        except TypeError as exc:
+            raise TopodiffInputError(f"bad model config: {exc}") from None
+
+
+# Allowed ranges (the caps keep a typo such as hidden=1e6 from exhausting memory before it is noticed).
+_INT_RANGES = {"hidden": (1, 4096), "layers": (1, 128), "heads": (1, 256), "ffn_mult": (1, 64),
+               "pair_dim": (1, 4096), "num_freqs": (1, 256), "num_rbf": (1, 1024), "image_range": (0, 4),
+               "max_z": (1, 118), "sample_steps": (1, 100_000), "corrector_steps": (0, 1000), "max_atoms": (1, 1024)}
+_INF = math.inf
+# key: (lo, hi, lo_open, hi_open)
+_FLOAT_RANGES = {"rbf_cutoff": (0.0, 100.0, True, False), "dropout": (0.0, 1.0, False, True),
+                 "coord_sigma_min": (0.0, 10.0, True, False), "coord_sigma_max": (0.0, 10.0, True, False),
+                 "lattice_prior_std": (0.0, 10.0, True, False), "p_csp": (0.0, 1.0, False, False),
+                 "w_coord": (0.0, _INF, False, True), "w_lattice": (0.0, _INF, False, True),
+                 "w_species": (0.0, _INF, False, True), "lattice_snr_clip": (0.0, _INF, True, True),
+                 "step_lr": (0.0, _INF, False, True), "predictor_noise_scale": (0.0, _INF, False, True),
+                 "corrector_noise_scale": (0.0, _INF, False, True), "min_distance": (0.0, 10.0, False, False),
+                 "lattice_eta": (0.0, 1.0, False, False), "species_temperature": (0.0, _INF, True, True),
+                 "p_uncond": (0.0, 1.0, False, False), "p_drop_condition": (0.0, 1.0, False, False),
+                 "default_guidance": (-_INF, _INF, True, True)}

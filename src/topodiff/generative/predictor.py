@@ -165,10 +165,16 @@ def load_predictor(path_or_name: str | os.PathLike | None = None, device: str | 
                    ) -> PropertyPredictor:
     """Load a predictor (eval mode); missing, unreadable or mismatching files raise TopodiffInputError."""
     path = resolve_predictor(path_or_name)
+    from topodiff.training.checkpoint_files import safe_load
+
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TopodiffInputError(f"cannot read predictor {path}: {type(exc).__name__}") from None
+        data = safe_load(path)
+    except TopodiffInputError:
+        raise
+    except ValueError as exc:  # truncated or corrupt
+        raise TopodiffInputError(str(exc)) from None
+    except OSError as exc:
+        raise TopodiffInputError(f"cannot read predictor {path}: {exc.strerror}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TopodiffInputError(f"not a topodiff predictor checkpoint ({FORMAT}): {path}")
     try:

@@ -1,7 +1,8 @@
 """EMA weights, atomic periodic checkpoints and finding the checkpoint to resume from.
 
-Checkpoint format (``*.ckpt``, a ``torch.save`` dict; read it with
-``torch.load(path, map_location="cpu", weights_only=False)``):
+Checkpoint format (``*.ckpt``, a ``torch.save`` dict of tensors and plain data only; read it with
+``torch.load(path, map_location="cpu", weights_only=True)``, as
+:func:`topodiff.training.checkpoint_files.safe_load` does — nothing is unpickled beyond that):
 
 - Lightning's standard keys: ``epoch``, ``global_step``, ``pytorch-lightning_version``,
   ``state_dict`` (the training weights; keys are ``"model." + key`` for each key of
@@ -29,16 +30,21 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from topodiff.training.checkpoint_files import (CKPT_FORMAT, atomic_link, atomic_torch_save,  # noqa: F401
                                                 find_resume_checkpoint, read_checkpoint, remove_stale_temporaries,
-                                                step_checkpoint_name, step_files)
+                                                safe_load, step_checkpoint_name, step_files)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O whose ``save_checkpoint`` is atomic (temp file + fsync + rename)."""
+    """Lightning checkpoint I/O: ``save_checkpoint`` is atomic (temp file + fsync + rename) and
+    ``load_checkpoint`` reads tensors and plain data only (:func:`safe_load`), whatever Lightning asks."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO does not take storage_options")
         atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+                        ) -> dict[str, Any]:
+        return safe_load(path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Lightning. The checkpoint *contents* are documented in :mod:`topodiff.training.c
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from topodiff.errors import TopodiffInputError
 from topodiff.io_utils import atomic_write, fsync_dir
 
 CKPT_FORMAT = "topodiff-ckpt/1"
@@ -65,15 +67,49 @@ def step_files(directory: str | os.PathLike) -> list[tuple[int, Path]]:
     return out
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint on CPU and check that it has the keys training needs.
+# what torch's weights-only unpickler says when a file asks for a class or function (code), as
+# opposed to a corrupt byte stream ("Unsupported operand", truncated data)
+_CODE_MARKERS = ("GLOBAL", "call reduce", "new object", "Can only build")
 
-    Raises ``ValueError`` for a truncated, corrupt or foreign file.
+
+class UnsafeCheckpointError(TopodiffInputError):
+    """A checkpoint file holding Python objects other than tensors and plain data (never unpickled)."""
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """``torch.load`` restricted to tensors and plain data (``weights_only=True``), on CPU.
+
+    Every topodiff checkpoint (shipped, exported, predictor, Lightning training file) holds only
+    tensors, numbers, strings, lists and dicts. A file that needs anything else to unpickle (a class,
+    a function: code) raises :class:`UnsafeCheckpointError` and nothing in it runs; a truncated or
+    corrupt file raises ``ValueError``.
     """
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, pickling error, ...
-        raise ValueError(f"unreadable checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if any(marker in str(exc) for marker in _CODE_MARKERS):
+            raise UnsafeCheckpointError(
+                f"refusing to load {path}: it holds Python objects other than tensors and plain data "
+                "(topodiff never unpickles code from a file)") from None
+        raise ValueError(f"unreadable checkpoint {path}: UnpicklingError: {_first_line(exc)}") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # truncated zip, not a torch file, ...
+        raise ValueError(f"unreadable checkpoint {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a training checkpoint safely (:func:`safe_load`) and check it has the keys training needs.
+
+    Raises ``ValueError`` for a truncated, corrupt or foreign file and :class:`UnsafeCheckpointError`
+    for one that would need code to unpickle.
+    """
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise ValueError(f"not a topodiff training checkpoint: {path}")
     return ckpt
@@ -82,8 +118,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def find_resume_checkpoint(directory: str | os.PathLike) -> tuple[Path, int] | None:
     """Newest readable checkpoint in ``directory`` as ``(path, step)``; ``None`` if there is none.
 
-    Candidates are ``step=N.ckpt`` (newest first) and ``last.ckpt``; an unreadable newer file is
-    skipped with a warning and the next one is used.
+    Candidates are ``step=N.ckpt`` (newest first) and ``last.ckpt``; an unreadable newer file (what
+    a crash leaves) is skipped with a warning and the next one is used; a file that would need code to
+    unpickle is refused (:class:`UnsafeCheckpointError`), not skipped.
     """
     candidates = sorted(step_files(directory), key=lambda t: t[0], reverse=True)
     last = Path(directory) / "last.ckpt"
@@ -91,6 +128,8 @@ def find_resume_checkpoint(directory: str | os.PathLike) -> tuple[Path, int] | N
     for step, path in candidates:
         try:
             ckpt = read_checkpoint(path)
+        except UnsafeCheckpointError:
+            raise
         except ValueError as exc:
             warnings.warn(f"skipping checkpoint: {exc}", stacklevel=2)
             continue
@@ -101,6 +140,8 @@ def find_resume_checkpoint(directory: str | os.PathLike) -> tuple[Path, int] | N
             ckpt = read_checkpoint(last)
             if best is None or int(ckpt["global_step"]) > best[1]:
                 best = (last, int(ckpt["global_step"]))
+        except UnsafeCheckpointError:
+            raise
         except ValueError as exc:
             warnings.warn(f"skipping checkpoint: {exc}", stacklevel=2)
     return best

@@ -160,7 +160,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         if not p.is_file():
             raise TopodiffInputError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise TopodiffInputError(f"{p}: not a YAML config (not UTF-8 text)") from None
         except yaml.YAMLError as exc:
             raise TopodiffInputError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if loaded is None:
@@ -186,8 +188,29 @@ def _positive(cfg: DictConfig, key: str, *, allow_zero: bool = False) -> None:
         raise TopodiffInputError(f"config key {key!r} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+def _non_finite(node: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first non-finite float in a plain config container (``None``: all finite)."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return prefix if isinstance(node, float) and not math.isfinite(node) else None
+    for key, value in items:
+        found = _non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+        if found:
+            return found
+    return None
+
+
 def validate(cfg: DictConfig) -> None:
-    """Checks beyond types: allowed choices and ranges. Raises :class:`TopodiffInputError`."""
+    """Checks beyond types: finite numbers, allowed choices and ranges, a buildable model section.
+    Raises :class:`TopodiffInputError` naming the key."""
+    bad = _non_finite(OmegaConf.to_container(cfg, resolve=True))
+    if bad:
+        raise TopodiffInputError(f"config key {bad!r} must be a finite number, got {OmegaConf.select(cfg, bad)!r}")
+    if hasattr(model_config(cfg), "check"):
+        model_config(cfg).check()
     train = cfg.data.train
     items = list(train) if isinstance(train, (list, ListConfig)) else [train]
     if not items or not all(isinstance(x, str) and x for x in items):

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from topodiff.errors import TopodiffInputError
+from topodiff.io_utils import available_cpus
 from topodiff.training.callbacks import EMA, AtomicCheckpointIO, PeriodicCheckpoint
 from topodiff.training.checkpoint_files import find_resume_checkpoint, read_checkpoint, remove_stale_temporaries
 from topodiff.training.config import save_config, to_container
@@ -69,14 +70,6 @@ def local_processes(cfg: DictConfig) -> int:
     return max(1, torch.cuda.device_count()) if gpu else 1
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def auto_threads(cores: int, processes: int, load: float | None) -> int:
     """torch intra-op threads for ``processes`` training processes on ``cores`` cores.
 
@@ -100,7 +93,7 @@ def configure_threads(cfg: DictConfig) -> int:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):
             load = None
-        n = auto_threads(available_cores(), local_processes(cfg), load)
+        n = auto_threads(available_cpus(), local_processes(cfg), load)
     torch.set_num_threads(n)
     return n
 
@@ -183,6 +176,20 @@ def init_weights(model: nn.Module, source: str) -> None:
     log.info("initialised the weights from %s", source)
 
 
+def _fit(trainer: pl.Trainer, module: pl.LightningModule, dm: pl.LightningDataModule, ckpt_path: Path | None) -> None:
+    """``trainer.fit``, turning Lightning's own Ctrl-C handling (it catches KeyboardInterrupt, tears
+    down, then calls ``sys.exit(1)``) back into a KeyboardInterrupt so the CLI exits 130."""
+    import signal
+
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores further Ctrl-C
+        raise KeyboardInterrupt from None
+
+
 def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = None,
           datasets: tuple[Dataset, Dataset | None] | None = None, collate_fn: Any = None,
           extra_callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
@@ -251,7 +258,7 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
         if ckpt_path is not None and start_step >= int(cfg.trainer.max_steps):
             log.info("checkpoint step %d already reaches trainer.max_steps=%d", start_step, cfg.trainer.max_steps)
         else:
-            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+            _fit(trainer, module, dm, ckpt_path)
     val = trainer.callback_metrics.get("val/loss")
     last = out / "last.ckpt"
     return {
