@@ -98,6 +98,20 @@ def test_csv_rows_properties_labels_and_bad_row():
     assert set(records[0].properties) == {"heat_all", "heat_ref", "dir_gap", "ind_gap"}
 
 
+def test_gzip_csv_reads_like_the_plain_csv(tmp_path):
+    import gzip
+    import shutil
+
+    gz = tmp_path / "perov_small.csv.gz"
+    with open(DATA / "perov_small.csv", "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    plain, packed = read_structures(DATA / "perov_small.csv"), read_structures(gz)
+    assert [r.error is None for r in plain] == [r.error is None for r in packed]
+    assert packed[0].source.endswith("perov_small.csv.gz#0") and packed[0].labels == plain[0].labels
+    assert np.allclose(packed[0].structure.frac_coords, plain[0].structure.frac_coords)
+    assert read_structures(tmp_path)[0].source == packed[0].source  # found in a directory too
+
+
 def test_periodic_image_overlap_is_detected():
     s = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0.0, 0, 0], [0.99, 0, 0]])  # 0.04 Å through the boundary
     assert "overlapping" in check_structure(s)
