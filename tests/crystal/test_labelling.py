@@ -103,7 +103,7 @@ def test_truncated_progress_line_is_recomputed(tmp_path: Path) -> None:
     prog = progress_path(out)
     with open(prog, "ab") as fh:  # a kill in the middle of a write leaves half a line
         fh.write(b'{"id": 5, "source": "x", "topo_c')
-    assert sorted(read_progress(prog)) == [0, 1, 2, 3, 4]
+    assert sorted(r["id"] for r in read_progress(prog).values()) == [0, 1, 2, 3, 4]
     second = label_dataset(src, out, workers=1, chunk=3, log=lambda m: None)
     assert second["complete"] and second["resumed"] == 5 and second["screened_now"] == 7
     assert len(pd.read_csv(out)) == 12
@@ -117,7 +117,7 @@ def test_progress_of_another_source_is_refused(tmp_path: Path) -> None:
     d = tmp_path / "dir"
     d.mkdir()
     (d / "x.cif").write_text((DATA / "Si.cif").read_text())
-    with pytest.raises(TopodiffInputError, match="another source"):
+    with pytest.raises(TopodiffInputError, match="input contents changed"):
         label_dataset(d, out, workers=1, log=lambda m: None)
     with pytest.raises(TopodiffInputError, match=".csv"):
         label_dataset(a, tmp_path / "o.txt", workers=1)
@@ -155,3 +155,116 @@ def test_label_1000_perovskites_resumable(tmp_path: Path) -> None:
     assert len(df) == 1000
     ids = [json.loads(x)["id"] for x in progress_path(out).read_text().splitlines() if x.strip().endswith("}")]
     assert sorted(set(ids)) == list(range(1000))
+
+
+# --- one run, one fingerprint (issue #17) ----------------------------------------------------------
+
+def _label_cli(*argv: str) -> tuple[int, str, str]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "topodiff.cli", "dataset", "label", *argv], env=env,
+                         capture_output=True, text=True, timeout=300)
+    return res.returncode, res.stdout, res.stderr
+
+
+def _direct_labels(src: Path, **opts) -> list:
+    from topodiff.crystal.io import read_structures
+    from topodiff.evaluation.screen import records_to_tasks, screen_tasks
+
+    return [row.get("topo_class") for _, row in screen_tasks(records_to_tasks(read_structures(src), opts), workers=1)]
+
+
+def test_rerun_with_other_options_is_refused_then_overwrite_gives_the_new_labels(tmp_path: Path) -> None:
+    """Issue #17: a rerun with other options kept the old labels (exit 0). Now it is refused, naming
+    the option; --overwrite recomputes every row with the new options."""
+    src = write_csv(tmp_path / "c.csv", n=10)
+    out = tmp_path / "o.csv"
+    quiet = dict(workers=1, log=lambda m: None)
+    label_dataset(src, out, screen_opts={"gap_tol": 0.01}, **quiet)
+    first = pd.read_csv(out)["topo_class"].tolist()
+    strict = {"gap_tol": 5.0}  # almost everything becomes a metal
+    with pytest.raises(TopodiffInputError, match="gap_tol"):
+        label_dataset(src, out, screen_opts=strict, **quiet)
+    assert pd.read_csv(out)["topo_class"].tolist() == first  # the refused run changed nothing
+    res = label_dataset(src, out, screen_opts=strict, overwrite=True, **quiet)
+    assert res["complete"] and res["resumed"] == 0 and res["screened_now"] == 10
+    labels = pd.read_csv(out)["topo_class"].tolist()
+    expect = _direct_labels(src, gap_tol=5.0)
+    assert [x if isinstance(x, str) else None for x in labels] == expect
+    assert labels != first  # the options really matter for these crystals
+
+
+def test_changed_source_is_refused_and_error_rows_do_not_survive(tmp_path: Path) -> None:
+    """A typo run (every row refused by a limit) followed by the corrected run: refused until
+    --overwrite, after which no stale error row remains; an edited source is refused too."""
+    from topodiff.evaluation.guards import CrystalLimits
+
+    src = write_csv(tmp_path / "c.csv", n=8)
+    out = tmp_path / "o.csv"
+    quiet = dict(workers=1, log=lambda m: None)
+    typo = label_dataset(src, out, screen_opts={"limits": CrystalLimits(max_atoms=1)}, **quiet)
+    assert typo["counts"] == {"error": 8}
+    with pytest.raises(TopodiffInputError, match="max_atoms"):
+        label_dataset(src, out, **quiet)
+    label_dataset(src, out, overwrite=True, **quiet)
+    df = pd.read_csv(out)
+    assert df["label_error"].notna().sum() == 2  # only the two unreadable rows
+    assert not df["label_error"].fillna("").str.contains("too large").any()
+    # the source changes (one crystal replaced): refused, then --overwrite relabels that row
+    df_src = pd.read_csv(src)
+    df_src.loc[0, "cif"] = _structure("graphene").to(fmt="cif")
+    df_src.to_csv(src, index=False)
+    with pytest.raises(TopodiffInputError, match="input contents changed"):
+        label_dataset(src, out, **quiet)
+    res = label_dataset(src, out, overwrite=True, **quiet)
+    assert res["complete"] and pd.read_csv(out)["topo_class"][0] == "metal"  # graphene, not Si's label
+
+
+def test_symlinked_outputs_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "c.csv", n=6)
+    quiet = dict(workers=1, log=lambda m: None)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "o.csv"
+    label_dataset(src, out, limit=2, **quiet)
+    prog = progress_path(out)
+    prog.unlink()
+    prog.symlink_to(victim)  # the progress file replaced by a link to someone else's file
+    with pytest.raises(TopodiffInputError, match="symlink"):
+        label_dataset(src, out, **quiet)
+    assert victim.read_text() == "precious\n"
+    with pytest.raises(TopodiffInputError, match="symlink"):  # appending itself never follows a link
+        append_progress(prog, [{"key": "x"}])
+    assert victim.read_text() == "precious\n"
+    link = tmp_path / "link.csv"
+    link.symlink_to(victim)
+    with pytest.raises(TopodiffInputError, match="symlink"):
+        label_dataset(src, link, **quiet)
+    foreign = tmp_path / "mine.csv"
+    foreign.write_text("a,b\n1,2\n")
+    with pytest.raises(TopodiffInputError, match="not written by `dataset label`"):
+        label_dataset(src, foreign, **quiet)
+    assert foreign.read_text() == "a,b\n1,2\n"
+    assert label_dataset(src, foreign, overwrite=True, **quiet)["complete"]
+
+
+def test_killed_worker_gets_an_error_row_and_the_labelling_goes_on(tmp_path: Path) -> None:
+    """A worker killed (SIGKILL, as by the OOM killer) while labelling row 5: that row gets an error,
+    every other row its label, exit 0; the rows done before are kept."""
+    src = write_csv(tmp_path / "c.csv", n=12)
+    out = tmp_path / "o.csv"
+    env_kill = {"TOPODIFF_TEST_KILL_WORKER": "c.csv#5"}
+    os.environ.update(env_kill)
+    try:
+        code, stdout, err = _label_cli(str(src), "--out", str(out), "--workers", "2", "--chunk", "2", "--json")
+    finally:
+        os.environ.pop("TOPODIFF_TEST_KILL_WORKER")
+    assert code == 0, err
+    assert "worker process died" in err
+    df = pd.read_csv(out, dtype={"material_id": str})
+    assert len(df) == 12
+    killed = df["label_error"].fillna("").str.contains("worker process died")
+    assert killed.tolist() == [i == 5 for i in range(12)]
+    ok = df["topo_class"].notna()
+    assert ok.sum() == 9  # 12 rows - 2 unreadable - the killed one
+    expect = _direct_labels(src)
+    assert all(df["topo_class"][i] == expect[i] for i in range(12) if ok[i])

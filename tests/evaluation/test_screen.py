@@ -179,3 +179,77 @@ def test_symmetrize_restores_inversion_of_a_slightly_distorted_crystal() -> None
     assert row["topo_class"] == screen_structure(s)["topo_class"]
     with pytest.raises(TopodiffInputError):
         symmetrized(s, 0.0)
+
+
+# --- issue #17: dead workers, resource guards, nothing processed -----------------------------------
+
+def _screen_cli(*argv: str, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "topodiff.cli", "screen", *argv], env=full, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_killed_worker_costs_one_row_not_the_screen(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL while screening one crystal (test hook): that crystal gets an
+    error row, the pool is rebuilt and every other crystal is screened; exit 0."""
+    d = tmp_path / "set"
+    d.mkdir()
+    names = ["a_Si", "b_Ge", "c_SnTe", "d_graphene", "e_Si"]
+    for name in names:
+        shutil.copy(DATA / f"{name.split('_')[1]}.cif", d / f"{name}.cif")
+    res = _screen_cli(str(d), "--json", "--workers", "2", env={"TOPODIFF_TEST_KILL_WORKER": "c_SnTe"})
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)["structures"]
+    assert [Path(r["source"]).stem for r in rows] == names
+    assert rows[2]["topo_class"] is None and "worker process died" in rows[2]["error"]
+    serial = screen_path(d, workers=1)
+    for i in (0, 1, 3, 4):
+        assert rows[i]["topo_class"] == serial[i]["topo_class"] and rows[i]["gap"] == pytest.approx(serial[i]["gap"])
+    assert "pool rebuilt" in res.stderr
+
+
+def test_oversized_crystal_gets_an_error_row_with_the_limit() -> None:
+    from topodiff.evaluation.guards import CrystalLimits, screen_memory_bytes
+
+    si = load("Si")
+    big = si * (5, 5, 5)  # 250 atoms: 2000 states
+    assert screen_memory_bytes(len(big), 4) / 2**30 > 1.0
+    rows = screen_path(DATA / "Si.cif", workers=1, limits=CrystalLimits(max_atoms=1))
+    assert rows[0]["topo_class"] is None and "2 atoms > limit 1" in rows[0]["error"]
+    from topodiff.evaluation.screen import _screen_task
+
+    _, row = _screen_task((0, "big", big, None, {"limits": CrystalLimits(max_memory_gb=1.0)}))
+    assert row["topo_class"] is None and "GiB > limit 1 GiB" in row["error"] and "--max-memory" in row["error"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gap-tol", "nan"], "--gap-tol must be a finite number"),
+    (["--gap-tol", "-1"], "--gap-tol must lie in"),
+    (["--symmetrize", "inf"], "--symmetrize must be a finite number"),
+    (["--workers", "64"], "--workers must be 1.."),
+    (["--max-atoms", "0"], "--max-atoms must be"),
+    (["--basis", "sp3x"], "unknown basis"),
+    (["--metal-rule", "loose"], "--metal-rule"),
+])
+def test_bad_numbers_exit_2_before_screening(tmp_path: Path, capsys: pytest.CaptureFixture, args, message) -> None:
+    from topodiff.cli import main
+
+    assert main(["screen", str(DATA / "Si.cif"), "--json", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_nothing_screened_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """CONTRACTS §3: a batch where no crystal could be processed exits 2 with one error line."""
+    from topodiff.cli import main
+
+    bad = tmp_path / "bad.cif"
+    bad.write_text("data_x\n_cell_length_a 1\nthis is not a cif\n")
+    assert main(["screen", str(bad), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: no input crystal could be screened") and err.count("\n") == 1
+    assert main(["screen", str(DATA / "Si.cif"), "--json"]) == 0  # one good crystal: fine

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -226,17 +226,35 @@ def _empty_row(source: str, error: str, formula: str | None = None) -> dict[str,
 
 
 def _screen_task(task: tuple[int, str, Any, str | None, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    """Worker: screen one record; never raises (the error goes into the row)."""
+    """Worker: screen one record; never raises (the error goes into the row).
+
+    ``opts["limits"]`` (a :class:`~topodiff.evaluation.guards.CrystalLimits`, default limits when
+    absent) is checked before the model is built: a crystal over a limit gets an error row.
+    """
+    from topodiff.evaluation.guards import DEFAULT_LIMITS, check_screen_budget
+    from topodiff.process_pool import fault_hook
+
     index, source, structure, read_error, opts = task
     if read_error is not None or structure is None:
         return index, _empty_row(source, read_error or "no structure")
+    opts = dict(opts)
+    limits = opts.pop("limits", None) or DEFAULT_LIMITS
     try:
+        fault_hook(source)
+        check_screen_budget(structure, opts.get("basis", "sp3"), limits)
         row = screen_structure(structure, **opts)
     except TopodiffInputError as exc:
         return index, _empty_row(source, str(exc), structure.composition.reduced_formula)
     except Exception as exc:  # a crash on one crystal must not stop the batch
         return index, _empty_row(source, f"{type(exc).__name__}: {exc}", structure.composition.reduced_formula)
     return index, {"source": source, **row}
+
+
+def _crashed_row(task: tuple[int, str, Any, str | None, dict[str, Any]], message: str) -> tuple[int, dict[str, Any]]:
+    """Row of a crystal whose worker process died (see :func:`topodiff.process_pool.resilient_map`)."""
+    index, source, structure, _, _ = task
+    formula = structure.composition.reduced_formula if structure is not None else None
+    return index, _empty_row(source, message, formula)
 
 
 def _init_worker() -> None:
@@ -260,10 +278,13 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
 
 
 def screen_tasks(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], *,
-                 workers: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+                 workers: int | None = None,
+                 log: Callable[[str], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Screen ``tasks`` (index, source, structure, read error, options), yielding in task order.
 
-    ``workers``: processes (None: ``min(2, cpu count)``, and no pool for fewer than 4 tasks).
+    ``workers``: processes (None: ``min(2, cpu count)``, and no pool for fewer than 4 tasks). A worker
+    that dies (e.g. killed for memory) costs only the crystal it was screening, which gets an error
+    row; the pool is rebuilt and the batch goes on (:func:`topodiff.process_pool.resilient_map`).
     """
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
@@ -273,8 +294,9 @@ def screen_tasks(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], 
         for task in tasks:
             yield _screen_task(task)
         return
-    import concurrent.futures as cf
     import multiprocessing as mp
+
+    from topodiff.process_pool import resilient_map
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
@@ -283,8 +305,9 @@ def screen_tasks(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], 
                                     "topodiff.physics.parity", "topodiff.evaluation.screen"])
     else:
         ctx = mp.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        yield from pool.map(_screen_task, tasks, chunksize=1)
+    for _, result in resilient_map(_screen_task, tasks, workers=workers, on_crash=_crashed_row, context=ctx,
+                                   initializer=_init_worker, log=log):
+        yield result
 
 
 def records_to_tasks(records: Iterable[Any], opts: dict[str, Any],
@@ -296,19 +319,22 @@ def records_to_tasks(records: Iterable[Any], opts: dict[str, Any],
 
 
 def screen_path(path: str | os.PathLike, *, workers: int | None = None, shard: str | None = None,
-                **opts: Any) -> list[dict[str, Any]]:
+                log: Callable[[str], None] | None = None, **opts: Any) -> list[dict[str, Any]]:
     """Screen every crystal in ``path`` (CIF/POSCAR/extxyz/CSV file, directory, generate output).
 
     Parameters
     ----------
     workers : processes (None: up to 2).
     shard : ``"i/n"`` screens only the entries with ``index % n == i`` (for cluster job arrays).
-    opts : passed to :func:`screen_structure`.
+    log : one-line notices (a dead worker, the pool rebuilt).
+    opts : passed to :func:`screen_structure`; ``limits`` (:class:`~topodiff.evaluation.guards.CrystalLimits`)
+        sets the per-crystal resource limits.
 
     Returns
     -------
     One row per (selected) input in input order with ``index``, ``source``, ``formula``,
-    ``space_group``, ``gap``, ``z2``, ``topo_class`` and, for failures, ``error``.
+    ``space_group``, ``gap``, ``z2``, ``topo_class`` and, for failures, ``error``; plus the learned
+    judge's ``catalogue_class`` and ``p_topological`` (:func:`topodiff.judge.add_judgement`).
     """
     from topodiff.crystal.io import read_structures
 
@@ -316,6 +342,8 @@ def screen_path(path: str | os.PathLike, *, workers: int | None = None, shard: s
     records = read_structures(path)
     indices = [i for i in range(len(records)) if part is None or i % part[1] == part[0]]
     rows = []
-    for index, row in screen_tasks(records_to_tasks(records, opts, indices), workers=workers):
+    for index, row in screen_tasks(records_to_tasks(records, opts, indices), workers=workers, log=log):
         rows.append({"index": index, **row})
-    return rows
+    from topodiff.judge import add_judgement  # the learned verdict beside the physics one
+
+    return add_judgement(rows, [records[row["index"]].structure for row in rows])
