@@ -16,13 +16,13 @@ $(BIN)/topodiff: pyproject.toml
 install: $(BIN)/topodiff
 
 run: install
-	$(BIN)/topodiff pipeline --out runs/quickstart --condition topo_class=strong_ti
+	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition topo_class=strong_ti
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20
 
 demo: install
-	$(BIN)/topodiff demo --out runs/demo
+	$(BIN)/topodiff demo --out runs/demo --overwrite
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

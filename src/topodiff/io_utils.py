@@ -248,3 +248,15 @@ def claim_output_dir(path: str | os.PathLike, *, job: str, fingerprint: str, ove
     _clear_dir(path)
     _write_marker(path, job, fingerprint, exclusive=False)
     return path
+
+
+def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """An output *file* of one run: refused when it exists (unless ``overwrite``), is a directory, lies
+    under a regular file or in an unwritable place. Checked up front, before any computing."""
+    path = Path(path)
+    if path.is_dir():
+        raise TopodiffInputError(f"output file {path} is a directory")
+    _check_writable_location(path.parent if str(path.parent) else Path("."))
+    if path.exists() and not overwrite:
+        raise TopodiffInputError(f"output file {path} exists; pass --overwrite to replace it or choose another name")
+    return path

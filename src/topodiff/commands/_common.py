@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from topodiff.errors import TopodiffInputError
-from topodiff.io_utils import available_cpus
+from topodiff.io_utils import available_cpus, claim_output_dir, fingerprint
 
 
 def parse_params(items: list[str] | None) -> dict[str, float]:
@@ -127,3 +127,23 @@ def parse_key_values(items: list[str] | None, option: str) -> dict[str, str]:
             raise TopodiffInputError(f"{option} expects KEY=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def check_numeric_values(values: dict[str, str], option: str) -> None:
+    """Every value of ``KEY=VALUE`` pairs that reads as a number must be finite (``band_gap=nan`` is refused)."""
+    for key, value in values.items():
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if not math.isfinite(number):
+            raise TopodiffInputError(f"{option} {key}: must be a finite number, got {value}")
+
+
+def claim_run_output(out: Any, job: str, *, sources: Any = (), options: dict[str, Any] | None = None,
+                     overwrite: bool = False, resume: bool = False) -> Any:
+    """Own the output directory ``out`` for this run of ``job`` (fingerprint of ``sources`` contents and
+    ``options``): :func:`topodiff.io_utils.claim_output_dir`. Call it after validating the arguments and
+    before computing anything."""
+    fp = fingerprint(sources=[s for s in sources if s is not None], options=options)
+    return claim_output_dir(out, job=job, fingerprint=fp, overwrite=overwrite, resume=resume)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from topodiff.commands._common import print_json
+from topodiff.commands._common import check_count, check_int_range, check_seed, claim_run_output, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -18,12 +18,24 @@ def register(app: typer.Typer) -> None:
         samples: int = typer.Option(1, "--samples", help="structures per composition"),
         seed: int = typer.Option(0, "--seed"),
         steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (default: the checkpoint's)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Predict structures with exactly the given compositions: DIR/structures.extxyz + DIR/metadata.json."""
-        from topodiff.generative.generate import csp_to_dir
+        from topodiff.commands.generate import MAX_STEPS
+        from topodiff.generative.checkpoint import resolve_checkpoint
+        from topodiff.generative.generate import csp_to_dir, read_compositions
 
-        meta = csp_to_dir(input, out, checkpoint=checkpoint or "perov5-csp", samples=samples, seed=seed, steps=steps)
+        samples = check_count("--samples", samples)
+        seed = check_seed(seed)
+        if steps is not None:
+            steps = check_int_range("--steps", steps, 1, MAX_STEPS)
+        comps = read_compositions(input)  # bad input (unreadable rows, too many atoms) fails before any output
+        check_count("compositions × --samples", len(comps) * samples)
+        ckpt = resolve_checkpoint(checkpoint or "perov5-csp")
+        claim_run_output(out, "csp", sources=[input, ckpt], overwrite=overwrite,
+                         options=dict(samples=samples, seed=seed, steps=steps))
+        meta = csp_to_dir(input, out, checkpoint=str(ckpt), samples=samples, seed=seed, steps=steps)
         if json_out:
             print_json(meta)
         else:

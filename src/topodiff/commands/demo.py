@@ -11,6 +11,8 @@ import typer
 
 from topodiff.commands._common import print_json
 
+MAX_GRID = 401  # phase-diagram points per axis (401² Chern numbers at nk = 24: minutes)
+
 
 def build_demo(out: Path, *, grid: int = 81, log=lambda msg: None) -> dict[str, Any]:
     """Compute and draw the demo figures into ``out``; return the summary (also written as JSON).
@@ -114,15 +116,14 @@ def register(app: typer.Typer) -> None:
     def demo_cmd(
         out: Path = typer.Option(Path("topodiff-demo"), "--out", help="output directory"),
         grid: int = typer.Option(81, "--grid", help="phase-diagram grid points per axis"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
     ) -> None:
         """Physics-engine tour: Haldane phase diagram, Berry curvature, Kane-Mele edge states and WCC flow."""
-        from topodiff.errors import TopodiffInputError
+        from topodiff.commands._common import check_int_range, claim_run_output
 
-        if grid < 2:
-            raise TopodiffInputError(f"--grid must be at least 2, got {grid}")
-        if out.exists() and not out.is_dir():
-            raise TopodiffInputError(f"--out {out} exists and is not a directory")
+        grid = check_int_range("--grid", grid, 2, MAX_GRID, why="grid² Chern numbers are computed")
+        claim_run_output(out, "demo", options={"grid": grid}, overwrite=overwrite)
         print(f"topodiff demo → {out}/", file=sys.stderr)
         summary = build_demo(out, grid=grid, log=lambda msg: print(msg, file=sys.stderr))
         if as_json:

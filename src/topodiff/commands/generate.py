@@ -6,15 +6,20 @@ from typing import Optional
 
 import typer
 
-from topodiff.commands._common import print_json
-from topodiff.errors import TopodiffInputError
+from topodiff.commands._common import (MAX_STRUCTURES, check_count, check_finite, check_int_range,
+                                      check_numeric_values, check_seed, claim_run_output, parse_key_values, print_json)
+
+MAX_GUIDANCE = 100.0    # classifier-free / classifier guidance strengths
+MAX_STEPS = 100_000     # sampler steps
+MAX_BATCH = 10_000      # crystals sampled together
+MAX_PRESCREEN = 100     # --prescreen multiplier
 
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate(
         out: Path = typer.Option(..., "--out", help="output directory"),
-        num: int = typer.Option(100, "--num", help="number of structures"),
+        num: int = typer.Option(100, "--num", help=f"number of structures (1-{MAX_STRUCTURES:,})"),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: the shipped default)"),
         condition: Optional[list[str]] = typer.Option(None, "--condition", help="KEY=VALUE (repeatable)"),
         guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance strength "
@@ -29,25 +34,36 @@ def register(app: typer.Typer) -> None:
         predictor: str = typer.Option("default", "--predictor", help="property predictor file or shipped name"),
         prescreen: int = typer.Option(1, "--prescreen", help="sample K× --num crystals and keep the --num that the "
                                       "property predictor puts closest to the topo_class/band_gap targets (1 = off)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Generate crystals: DIR/structures.extxyz, DIR/cif/NNNN.cif, DIR/metadata.json."""
+        from topodiff.generative.checkpoint import resolve_checkpoint
         from topodiff.generative.generate import generate_to_dir
 
-        conds = {}
-        for item in condition or []:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise TopodiffInputError(f"--condition expects KEY=VALUE, got {item!r}")
-            conds[key.strip()] = value.strip()
-        if batch_size <= 0:
-            raise TopodiffInputError(f"--batch-size must be positive, got {batch_size}")
+        conds = parse_key_values(condition, "--condition")
+        check_numeric_values(conds, "--condition")
+        num = check_count("--num", num)
+        seed = check_seed(seed)
+        batch_size = check_int_range("--batch-size", batch_size, 1, MAX_BATCH)
+        prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
+        check_count("--num × --prescreen", num * prescreen)
+        if steps is not None:
+            steps = check_int_range("--steps", steps, 1, MAX_STEPS)
+        if guidance is not None:
+            guidance = check_finite("--guidance", guidance, lo=0.0, hi=MAX_GUIDANCE)
+        repulsion = check_finite("--repulsion", repulsion, lo=0.0, hi=MAX_GUIDANCE)
+        predictor_guidance = check_finite("--predictor-guidance", predictor_guidance, lo=0.0, hi=MAX_GUIDANCE)
         guide = {}
         if repulsion:
             guide["repulsion"] = repulsion
         if predictor_guidance:
             guide.update(predictor=predictor, predictor_scale=predictor_guidance)
-        meta = generate_to_dir(out, num=num, checkpoint=checkpoint, conditions=conds, guidance=guidance,
+        ckpt = resolve_checkpoint(checkpoint)
+        claim_run_output(out, "generate", sources=[ckpt], overwrite=overwrite, options=dict(
+            num=num, conditions=conds, guidance=guidance, steps=steps, seed=seed, batch_size=batch_size,
+            guide=guide, prescreen=prescreen, predictor=predictor))
+        meta = generate_to_dir(out, num=num, checkpoint=str(ckpt), conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None,
                                prescreen=prescreen, predictor=predictor)
         if json_out:

@@ -22,14 +22,34 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax with CHGNet (energies, RMSD, hull, S.U.N.)."),
         reference: Optional[List[Path]] = typer.Option(None, "--reference", help="Reference set for novelty/coverage (CDVAE CSV, extxyz, CIF dir); repeatable."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Clear a non-empty --out that holds another run."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Run the main job end to end and print where the report is."""
-        from topodiff.commands._common import print_json
+        from topodiff.commands._common import (check_count, check_finite, check_int_range, check_numeric_values,
+                                              check_seed, claim_run_output, parse_key_values, print_json)
+        from topodiff.commands.generate import MAX_GUIDANCE, MAX_STEPS
+        from topodiff.crystal.io import structure_files
+        from topodiff.errors import TopodiffInputError
         from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
         from topodiff.evaluation.report import summary_lines
+        from topodiff.generative.checkpoint import resolve_checkpoint
 
-        result = run_pipeline(out, num=num, checkpoint=checkpoint, conditions=parse_conditions(condition),
+        # every argument is checked before anything is generated
+        num = check_count("--num", num)
+        seed = check_seed(seed)
+        if guidance is not None:
+            guidance = check_finite("--guidance", guidance, lo=0.0, hi=MAX_GUIDANCE)
+        if steps is not None:
+            steps = check_int_range("--steps", steps, 1, MAX_STEPS)
+        check_numeric_values(parse_key_values(condition, "--condition"), "--condition")
+        for ref in reference or []:
+            if not structure_files(ref):
+                raise TopodiffInputError(f"--reference {ref}: no structure files (CIF, POSCAR, extxyz, CSV) there")
+        ckpt = resolve_checkpoint(checkpoint)
+        claim_run_output(out, "pipeline", sources=[ckpt, *(reference or [])], overwrite=overwrite, options=dict(
+            num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax))
+        result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
                               seed=seed, relax=relax, guidance=guidance, steps=steps,
                               reference=reference or None)
         if json_out:
@@ -37,6 +57,12 @@ def register(app: typer.Typer) -> None:
             return
         for line in summary_lines(result["summary"]):
             print(line)
+        if result.get("top_candidates"):
+            from topodiff.evaluation.summary import candidate_lines
+
+            print("top candidates (✔ = novel ∧ stable ∧ topological):")
+            for line in candidate_lines(result["top_candidates"]):
+                print("  " + line)
         print(f"time: {result['timings']['total_s']:.0f} s "
               f"(generate {result['timings']['generate_s']:.0f}, evaluate {result['timings']['evaluate_s']:.0f}, "
               f"report {result['timings']['report_s']:.0f})")

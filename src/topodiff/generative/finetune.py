@@ -38,6 +38,36 @@ def labelled_rows(dataset: CrystalTorchDataset, name: str) -> int:
     return int((~nan).sum())
 
 
+def _is_number(text: Any) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_property_columns(arrays: Any, properties: list[str], source: Path) -> None:
+    """Refuse text in a numeric property column and unknown ``topo_class`` names (they would silently
+    become unlabelled rows)."""
+    from topodiff.generative.data import CSV_ALIASES
+
+    labels = getattr(arrays, "labels", None) or {}
+    for prop in properties:
+        if CONDITION_KINDS[prop][0] == "scalar" or prop == "space_group":
+            for column in CSV_ALIASES.get(prop, (prop,)):
+                if column in labels:
+                    sample = next((v for v in labels[column] if v not in (None, "") and not _is_number(v)), None)
+                    raise TopodiffInputError(f"{source}: column {column!r} holds text (e.g. {sample!r}); "
+                                             f"--property {prop} needs numbers (empty = unlabelled)")
+        if prop == "topo_class" and prop in labels:
+            from topodiff.generative.embeddings import TOPO_CLASSES
+
+            bad = sorted({str(v) for v in labels[prop] if v not in (None, "") and v not in TOPO_CLASSES})
+            if bad:
+                raise TopodiffInputError(f"{source}: unknown topo_class value(s) {bad[:5]}; "
+                                         f"allowed: {', '.join(TOPO_CLASSES)}")
+
+
 def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: list[str], out: str | Path, *,
              steps: int = 500, batch_size: int = 64, lr: float = 1e-3, seed: int = 0, train_base: bool = False,
              p_uncond: float = 0.2, ema_decay: float = 0.999, warmup: int = 50, grad_clip: float = 1.0,
@@ -84,7 +114,9 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
     if already:
         raise TopodiffInputError(f"the base model {base_path.name} is already conditioned on {', '.join(already)}")
 
-    dataset = CrystalTorchDataset(load_dataset(data_csv))
+    arrays = load_dataset(data_csv)
+    check_property_columns(arrays, properties, data_csv)
+    dataset = CrystalTorchDataset(arrays)
     n = len(dataset)
     counts = {p: labelled_rows(dataset, p) for p in properties}
     for p, c in counts.items():

@@ -24,6 +24,10 @@ from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
 from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
+MAX_ATOMS = 200           # atoms per crystal (num_atoms condition, CSP composition): the denoiser is O(N²)
+MAX_BAND_GAP = 20.0       # eV, largest band_gap condition
+PAIR_BUDGET = 256_000     # Σ N² of the crystals sampled together (bounds the pair tensors' memory)
+
 
 def min_distances(batch: CrystalBatch) -> torch.Tensor:
     """``[B]`` smallest periodic interatomic distance (Å) of each crystal (images n ∈ {−1,0,1}³,
@@ -89,12 +93,14 @@ def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
                 number = float(text)
             except ValueError:
                 raise TopodiffInputError(f"condition {key} expects a number, got {text!r}") from None
+            if not math.isfinite(number):
+                raise TopodiffInputError(f"condition {key} must be a finite number, got {text}")
             if key == "space_group" and not (1 <= number <= 230 and number == int(number)):
                 raise TopodiffInputError(f"space_group must be an integer 1-230, got {text}")
-            if key == "num_atoms" and not (1 <= number and number == int(number)):
-                raise TopodiffInputError(f"num_atoms must be a positive integer, got {text}")
-            if key == "band_gap" and number < 0:
-                raise TopodiffInputError(f"band_gap must be ≥ 0 eV, got {text}")
+            if key == "num_atoms" and not (1 <= number <= MAX_ATOMS and number == int(number)):
+                raise TopodiffInputError(f"num_atoms must be an integer 1-{MAX_ATOMS}, got {text}")
+            if key == "band_gap" and not 0 <= number <= MAX_BAND_GAP:
+                raise TopodiffInputError(f"band_gap must be in [0, {MAX_BAND_GAP:g}] eV, got {text}")
             out[key] = number
     return out
 
@@ -251,6 +257,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
     frames, below = [], 0
+    if "num_atoms" in cond:  # large fixed-size crystals: fewer per batch
+        batch_size = max(1, min(batch_size, PAIR_BUDGET // int(cond["num_atoms"]) ** 2))
     for start in range(0, total, batch_size):
         b = min(batch_size, total - start)
         if "num_atoms" in cond:
@@ -284,6 +292,19 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     return meta
 
 
+def _chunks(jobs: list, sizes: list[int], batch_size: int) -> list[list]:
+    """Consecutive runs of ``jobs`` with at most ``batch_size`` items and Σ size² ≤ :data:`PAIR_BUDGET`
+    (one item always fits)."""
+    out, cur, pairs = [], [], 0
+    for job, n in zip(jobs, sizes):
+        if cur and (len(cur) >= batch_size or pairs + n * n > PAIR_BUDGET):
+            out.append(cur)
+            cur, pairs = [], 0
+        cur.append(job)
+        pairs += n * n
+    return out + ([cur] if cur else [])
+
+
 def read_compositions(path: str | Path) -> list[np.ndarray]:
     """Compositions from a text file of formulas (one per line, ``#`` comments) or a CDVAE-style CSV
     (``cif`` column): each as atomic numbers of one cell, ``[n]``."""
@@ -293,11 +314,18 @@ def read_compositions(path: str | Path) -> list[np.ndarray]:
     from topodiff.crystal.io import is_csv
 
     if is_csv(path):
-        from topodiff.crystal.dataset import load_dataset
+        from topodiff.crystal.dataset import build_arrays
 
-        arrays = load_dataset(path)
+        arrays, skipped = build_arrays(path)  # every row must parse: `index` is the input row
+        if skipped:
+            raise TopodiffInputError(f"{path}: {len(skipped)} row(s) could not be read (first: {skipped[0].source}: "
+                                     f"{skipped[0].error}); fix or remove them so that index matches the input row")
         species = np.asarray(arrays.species)
-        return [species[arrays.atoms_of(i)].copy() for i in range(len(arrays))]
+        out = [species[arrays.atoms_of(i)].copy() for i in range(len(arrays))]
+        big = [i for i, z in enumerate(out) if len(z) > MAX_ATOMS]
+        if big:
+            raise TopodiffInputError(f"{path}: row {big[0]} has {len(out[big[0]])} atoms per cell; at most {MAX_ATOMS}")
+        return out
     from pymatgen.core import Composition, Element
 
     out = []
@@ -312,6 +340,9 @@ def read_compositions(path: str | Path) -> list[np.ndarray]:
             raise TopodiffInputError(f"{path}:{lineno}: not a chemical formula: {text!r}") from None
         if any(abs(v - round(v)) > 1e-6 or v < 1 for v in counts.values()):
             raise TopodiffInputError(f"{path}:{lineno}: formula needs integer atom counts: {text!r}")
+        if sum(counts.values()) > MAX_ATOMS:
+            raise TopodiffInputError(f"{path}:{lineno}: {text!r} has {sum(counts.values()):g} atoms per cell; at "
+                                     f"most {MAX_ATOMS} (the denoiser's cost grows as atoms²)")
         out.append(np.concatenate([np.full(int(round(v)), zs[k]) for k, v in counts.items()]))
     if not out:
         raise TopodiffInputError(f"no compositions in {path}")
@@ -329,8 +360,7 @@ def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None
     jobs = [(i, k) for i in range(len(comps)) for k in range(int(samples))]
     t0 = time.time()
     frames = []
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
+    for chunk in _chunks(jobs, [len(comps[i]) for i, _ in jobs], batch_size):
         num_atoms = torch.tensor([len(comps[i]) for i, _ in chunk], dtype=torch.long)
         species = torch.as_tensor(np.concatenate([comps[i] for i, _ in chunk]), dtype=torch.long)
         batch, _ = sample_guarded(model, num_atoms, species=species, steps=steps, generator=gen)
