@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from topodiff.errors import ModelError, TopodiffInputError
+from topodiff.physics.interop import is_crystal_file
 from topodiff.physics.model import TBModel
 
 __all__ = ["load_model", "read_json_model"]
@@ -68,6 +69,12 @@ def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = Non
             from topodiff.physics.wannier90 import read_hr  # lazy: optional heavy reader
 
             model = read_hr(path)
+        elif is_crystal_file(path):  # its Slater-Koster model, as `topodiff screen` builds it (default options)
+            if params:
+                raise TopodiffInputError("parameters apply only to built-in models, not to crystal files")
+            from topodiff.physics.interop import crystal_model
+
+            model = crystal_model(path)
         elif path.is_file() or _looks_like_path(text):
             if params:
                 raise TopodiffInputError("parameters apply only to built-in models, not to model files")
