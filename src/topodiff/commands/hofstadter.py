@@ -1,0 +1,53 @@
+"""``topodiff hofstadter``: gaps of the square-lattice Hofstadter model and their Chern numbers."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from topodiff.commands._common import check_finite, check_int_range, check_nk, print_json
+from topodiff.errors import TopodiffInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("hofstadter")
+    def hofstadter_cmd(
+        p: int = typer.Option(..., "--p", help="flux numerator: φ = p/q flux quanta per plaquette"),
+        q: int = typer.Option(..., "--q", help="flux denominator (q >= 1, gcd(p, q) = 1)"),
+        t: float = typer.Option(1.0, "--t", help="nearest-neighbour hopping (eV)"),
+        nk: Optional[int] = typer.Option(None, "--nk", help="magnetic-BZ grid per direction (default max(12, 4q))"),
+        butterfly: bool = typer.Option(False, "--butterfly", help="also draw the butterfly (needs --out)"),
+        qmax: int = typer.Option(16, "--qmax", help="with --butterfly: all fluxes p/q with q <= QMAX"),
+        out: Optional[Path] = typer.Option(None, "--out", help="PNG of the butterfly"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    ) -> None:
+        """Open gaps at flux p/q: filling fraction r/q, Chern number (FHS on the magnetic bands), width."""
+        from topodiff.physics.hofstadter import butterfly as butterfly_data
+        from topodiff.physics.hofstadter import MAX_Q, check_flux, hofstadter_gaps
+
+        check_int_range("--q", q, 1, MAX_Q)
+        check_flux(p, q)
+        if check_finite("--t", t) == 0:
+            raise TopodiffInputError("--t must be non-zero")
+        if nk is not None:
+            check_nk(nk, 2)
+        check_int_range("--qmax", qmax, 1, 64)
+        if butterfly != (out is not None):
+            raise TopodiffInputError("--butterfly and --out go together (the butterfly is drawn to --out)")
+        gaps = hofstadter_gaps(p, q, t, nk=nk)
+        result: dict = {"p": p, "q": q, "flux": p / q, "t": t, "gaps": [g.to_dict() for g in gaps]}
+        if butterfly:
+            from topodiff.physics.observable_plots import plot_butterfly
+
+            data = butterfly_data(qmax, t)
+            plot_butterfly(data, out, title=f"Hofstadter butterfly (q ≤ {qmax}), gaps coloured by Chern number")
+            result["butterfly"] = {"qmax": qmax, "fluxes": len(data["flux"])}
+            result["plot"] = str(out)
+            print(f"wrote {out}", file=sys.stderr)
+        if as_json:
+            print_json(result)
+        else:
+            for g in result["gaps"]:
+                print(f"gap {g['filling']}: Chern {g['chern']:+d}, width {g['gap']:.6g} eV")
