@@ -14,14 +14,15 @@ from topodiff.errors import TopodiffInputError
 def register(app: typer.Typer) -> None:
     @app.command("bands")
     def bands_cmd(
-        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, or built-in model name"),
+        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, built-in model name, "
+                               "or crystal file (CIF/POSCAR: the Slater-Koster model `screen` builds)"),
         param: Optional[list[str]] = typer.Option(None, "--param",
                                                help="built-in model parameter KEY=VALUE (repeatable)"),
         filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
         num: int = typer.Option(300, "--num", help="k-points along the path"),
         nk: Optional[int] = typer.Option(None, "--nk", help="k-grid per direction for the gaps"),
-        ribbon: Optional[int] = typer.Option(None, "--ribbon", help="cut a ribbon/slab N cells wide (2D/3D models) "
-                                                                      "and show its edge spectrum"),
+        ribbon: Optional[int] = typer.Option(None, "--ribbon", help="cut a ribbon N cells wide (2D models; "
+                                                                      "3D slabs are not drawn) and show its edge spectrum"),
         efield: float = typer.Option(0.0, "--efield", help="with --ribbon: electric field across it (V/Å), "
                                                              "onsite −e E·r"),
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),

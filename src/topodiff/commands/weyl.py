@@ -12,7 +12,8 @@ from topodiff.errors import TopodiffInputError
 def register(app: typer.Typer) -> None:
     @app.command("weyl")
     def weyl_cmd(
-        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, or built-in model name"),
+        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, built-in model name, "
+                               "or crystal file (CIF/POSCAR: the Slater-Koster model `screen` builds)"),
         filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
         nk: int = typer.Option(20, "--nk", help="coarse search grid per direction"),
         param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
