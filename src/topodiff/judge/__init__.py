@@ -16,7 +16,7 @@ import numpy as np
 
 from topodiff.crystal.catalogue import CLASSES
 
-__all__ = ["CLASSES", "judge_structures"]
+__all__ = ["CLASSES", "add_judgement", "judge_structures"]
 
 
 def _none_row(note: str) -> dict[str, Any]:
@@ -58,3 +58,22 @@ def judge_structures(structures: Sequence[Any], *, model_dir: str | None = None)
             rows[i] = {"catalogue_class": judge.classes[k], "p_topological": float(1.0 - p[judge.classes.index("trivial")]),
                        "probabilities": {c: float(v) for c, v in zip(judge.classes, p)}}
     return [r for r in rows if r is not None]
+
+
+def add_judgement(rows: list[dict[str, Any]], structures: Sequence[Any]) -> list[dict[str, Any]]:
+    """Add ``catalogue_class`` and ``p_topological`` (and ``judge_note`` when None) to each row.
+
+    ``rows[i]`` belongs to ``structures[i]``; rows are updated in place and returned. The judge
+    is loaded once; a judge that cannot be loaded gives None with the reason in ``judge_note``.
+    """
+    if len(rows) != len(structures):
+        raise ValueError(f"{len(rows)} rows for {len(structures)} structures")
+    try:
+        verdicts = judge_structures(structures)
+    except Exception as exc:  # a missing or broken model file must not stop a screen
+        verdicts = [_none_row(f"judge unavailable: {exc}")] * len(rows)
+    for row, v in zip(rows, verdicts):
+        row["catalogue_class"], row["p_topological"] = v["catalogue_class"], v["p_topological"]
+        if v.get("judge_note"):
+            row["judge_note"] = v["judge_note"]
+    return rows

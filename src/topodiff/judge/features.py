@@ -20,6 +20,7 @@ All per-element data come from pymatgen, tabulated once per process (:func:`elem
 from __future__ import annotations
 
 import math
+import warnings
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -65,8 +66,6 @@ def _valence(el: Any) -> tuple[float, float, float, float]:
 @lru_cache(maxsize=1)
 def element_table() -> np.ndarray:
     """``[MAX_Z + 1, len(PROPS)]`` per-element properties (row 0 unused); missing values NaN."""
-    import warnings
-
     from pymatgen.core.periodic_table import Element
 
     table = np.full((MAX_Z + 1, len(PROPS)), np.nan)
@@ -118,10 +117,11 @@ def structure_features(structure: Any) -> np.ndarray:
     zs, counts = np.unique(z_sites, return_counts=True)
     frac = counts / counts.sum()
     props = table[zs]  # [n_el, n_prop]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. X of a noble gas)
         mean = np.nansum(frac[:, None] * props, axis=0)
         dev = np.nansum(frac[:, None] * np.abs(props - mean), axis=0)
-    stats = np.stack([mean, dev, np.nanmin(props, axis=0), np.nanmax(props, axis=0)], axis=1).ravel()
+        stats = np.stack([mean, dev, np.nanmin(props, axis=0), np.nanmax(props, axis=0)], axis=1).ravel()
     nval = mean[PROPS.index("nval")]
     spd = [mean[PROPS.index(k)] / nval if nval > 0 else np.nan for k in ("ns", "np", "nd", "nf")]
     spg, pg_order, inversion, system, n_lattice = _symmetry(structure)
