@@ -46,6 +46,19 @@ def test_build_json_then_up_to_date(capsys, small_csv):
     (["dataset", "synth", "--num", "2", "--out", "x.txt"], ".csv or .extxyz"),
     (["dataset", "synth", "--num", "2", "--out", "x.csv", "--elements", "Bi,Qq"], "unknown element"),
     (["dataset", "stats", str(DATA / "bad_overlap.cif"), "--no-cache"], "no usable structures"),
+    # limits up front (issue #17): finite, in range, capped; exit 2 before any work
+    (["dataset", "synth", "--num", "1000000000", "--out", "x.csv"], "--num must be 1..100000"),
+    (["dataset", "synth", "--num", "1e9", "--out", "x.csv"], "valid integer"),
+    (["dataset", "synth", "--num", "2", "--out", "x.csv", "--prototype-fraction", "nan"], "finite"),
+    (["dataset", "synth", "--num", "2", "--out", "x.csv", "--min-distance", "inf"], "finite"),
+    (["dataset", "synth", "--num", "2", "--out", "x.csv", "--max-atoms", "100000"], "--max-atoms must be"),
+    (["dataset", "synth", "--num", "2", "--out", "x.csv", "--seed", "-3"], "--seed must be"),
+    (["dataset", "synth", "--num", "2", "--out", "x.csv", "--workers", "64"], "--workers must be"),
+    (["dataset", "stats", str(DATA / "perov_small.csv"), "--symprec", "nan"], "--symprec must be a finite"),
+    (["dataset", "stats", str(DATA / "perov_small.csv"), "--symprec", "0"], "--symprec must lie in"),
+    (["dataset", "build", str(DATA / "perov_small.csv"), "--workers", "0"], "--workers must be"),
+    (["dataset", "label", str(DATA / "perov_small.csv"), "--out", "o.csv", "--gap-tol", "nan"], "finite"),
+    (["dataset", "label", str(DATA / "perov_small.csv"), "--out", "o.csv", "--chunk", "0"], "--chunk must be"),
 ])
 def test_bad_input_exit_2_one_line(capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -102,3 +115,22 @@ def test_synth_prototypes_json(capsys, tmp_path):
     records = read_structures(out_csv)
     assert {r.labels["prototype"] for r in records} == set(summary["prototypes"])
     assert {int(r.properties["space_group_number"]) for r in records} <= {216, 225}
+
+
+def test_stats_on_a_read_only_input_dir_writes_nothing_there(capsys, small_csv, tmp_path):
+    """Issue #17: `dataset stats` (like finetune and predictor train, through the same dataset cache)
+    wrote its cache beside the input; now the cache is in the user cache, keyed by content."""
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    shutil.copy(small_csv, ro / "data.csv")
+    os.chmod(ro, 0o555)
+    try:
+        code, out, err = run(capsys, "dataset", "stats", str(ro / "data.csv"), "--json")
+        assert code == 0, err
+        assert json.loads(out)["num_structures"] == 5
+        assert sorted(p.name for p in ro.iterdir()) == ["data.csv"]
+        assert any((Path(os.environ["TOPODIFF_CACHE"]) / "datasets").iterdir())
+    finally:
+        os.chmod(ro, 0o755)

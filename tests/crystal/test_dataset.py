@@ -69,28 +69,29 @@ def test_csv_properties_nan_and_skipped(small_csv):
 
 
 def test_cache_rebuilt_only_when_source_changes(small_csv):
+    before = sorted(p.name for p in small_csv.parent.iterdir())
     load_dataset(small_csv)
-    cache = default_cache_dir(small_csv, "")
-    assert cache == small_csv.with_name(small_csv.name + ".cache") and (cache / "manifest.json").is_file()
-    m1 = json.loads((cache / "manifest.json").read_text())
+    m1 = cache_manifest(small_csv)
+    cache = default_cache_dir(small_csv, m1["source_sha256"])
+    assert cache.parent == Path(os.environ["TOPODIFF_CACHE"]) / "datasets" and (cache / "manifest.json").is_file()
     mtime1 = (cache / "manifest.json").stat().st_mtime_ns
 
     # unchanged source (even with a new mtime): no rebuild
     os.utime(small_csv, None)
     load_dataset(small_csv)
     assert (cache / "manifest.json").stat().st_mtime_ns == mtime1
-    assert json.loads((cache / "manifest.json").read_text())["built_at"] == m1["built_at"]
+    assert cache_manifest(small_csv)["built_at"] == m1["built_at"]
 
-    # changed contents: rebuilt with the new hash and the new data
+    # changed contents: a cache under the new hash with the new data; the old one is untouched
     time.sleep(0.01)
     text = small_csv.read_text().replace("2.76,", "9.99,", 1)
     small_csv.write_text(text)
     data = load_dataset(small_csv)
-    m2 = json.loads((cache / "manifest.json").read_text())
+    m2 = cache_manifest(small_csv)
     assert m2["source_sha256"] != m1["source_sha256"]
-    assert (cache / "manifest.json").stat().st_mtime_ns != mtime1
+    assert default_cache_dir(small_csv, m2["source_sha256"]) != cache
     assert data.properties["heat_all"][0] == pytest.approx(9.99)
-    assert not [p for p in small_csv.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert sorted(p.name for p in small_csv.parent.iterdir()) == before  # nothing written beside the input
 
 
 def test_load_from_cache_dir_and_explicit_cache_dir(small_csv, tmp_path):
@@ -128,6 +129,7 @@ def test_no_usable_rows_and_missing_source(tmp_path):
 
 
 def test_readonly_source_dir_caches_in_home(small_csv, tmp_path, monkeypatch):
+    monkeypatch.delenv("TOPODIFF_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -137,9 +139,24 @@ def test_readonly_source_dir_caches_in_home(small_csv, tmp_path, monkeypatch):
         data = load_dataset(ro / "v.csv")
         assert len(data) == 5
         assert list(ro.iterdir()) == [ro / "v.csv"]
-        assert len(list((tmp_path / "xdg" / "topodiff").iterdir())) == 1
+        assert len(list((tmp_path / "xdg" / "topodiff" / "datasets").iterdir())) == 1
     finally:
         os.chmod(ro, 0o755)
+
+
+def test_unwritable_cache_location_reads_without_a_cache(small_csv, tmp_path, monkeypatch):
+    """A read-only cache location (e.g. a read-only home in a container) is not an error: the data
+    is read directly and nothing is written anywhere."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    monkeypatch.setenv("TOPODIFF_CACHE", str(locked / "cache"))
+    try:
+        data = load_dataset(small_csv)
+        assert len(data) == 5 and not isinstance(data.frac, np.memmap)
+        assert list(locked.iterdir()) == []
+    finally:
+        os.chmod(locked, 0o755)
 
 
 def test_subset_and_concat(small_csv, cif_dir):

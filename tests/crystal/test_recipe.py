@@ -61,3 +61,40 @@ def test_bad_recipes_are_input_errors(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("seed: [1,\n")
     assert main(["dataset", "recipe", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip().startswith("error:")
+
+
+def test_changed_recipe_never_reuses_old_crystals(tmp_path):
+    """Issue #17: `dataset recipe` reused the old crystals after the recipe changed. Now the output
+    directory belongs to one recipe fingerprint: a changed recipe is refused, naming what changed;
+    --overwrite rebuilds from scratch; `workers` alone does not change the fingerprint."""
+    out = tmp_path / "out"
+    quiet = dict(log=lambda m: None)
+    build_from_recipe(_recipe(tmp_path, prototypes={"num": 0}), out, **quiet)
+    rows_before = len(pd.read_csv(out / "unlabelled.csv"))
+    build_from_recipe(_recipe(tmp_path, prototypes={"num": 0}, workers=2), out, **quiet)  # resumes
+    changed = _recipe(tmp_path, prototypes={"num": 3, "names": ["rocksalt"]})
+    with pytest.raises(TopodiffInputError, match="prototypes"):
+        build_from_recipe(changed, out, **quiet)
+    assert len(pd.read_csv(out / "unlabelled.csv")) == rows_before  # refused: nothing touched
+    build_from_recipe(changed, out, overwrite=True, **quiet)
+    table = pd.read_csv(out / "unlabelled.csv")
+    assert len(table) == rows_before + 3 and table["source"].str.startswith("prototypes:rocksalt").sum() == 3
+    # changed real data: refused as well
+    data = tmp_path / "perov.csv"
+    pd.read_csv(DATA).iloc[:4].to_csv(data, index=False)
+    r1 = _recipe(tmp_path, real=[{"name": "perov", "path": str(data)}], prototypes={"num": 0})
+    build_from_recipe(r1, tmp_path / "o2", **quiet)
+    pd.read_csv(DATA).iloc[:5].to_csv(data, index=False)
+    with pytest.raises(TopodiffInputError, match="input contents changed"):
+        build_from_recipe(r1, tmp_path / "o2", **quiet)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"val_fraction": float("nan")}, "val_fraction must be a finite number"),
+    ({"seed": -1}, "seed must be"),
+    ({"synth": {"num": 10**9}}, "synth.num must be"),
+    ({"max_atoms": 0}, "max_atoms must be"),
+])
+def test_recipe_numbers_are_checked_up_front(tmp_path, extra, message):
+    with pytest.raises(TopodiffInputError, match=message):
+        load_recipe(_recipe(tmp_path, **extra))

@@ -13,11 +13,17 @@ from typing import List, Optional
 
 import typer
 
-from topodiff.commands._common import print_json
+from topodiff.commands._common import (check_count, check_finite, check_int_range, check_seed, check_workers,
+                                       print_json)
 from topodiff.errors import TopodiffInputError
 
 dataset_app = typer.Typer(help="Crystal datasets: build the flat-array cache, statistics, synthetic crystals.",
                           no_args_is_help=True)
+
+
+MAX_SYMPREC = 5.0       # Å: spglib tolerances beyond this merge distinct atoms (NaN segfaulted spglib)
+MAX_SYNTH_ATOMS = 200   # atoms in a pyxtal conventional cell
+MAX_DENSITY = 50.0      # g/cm³ (osmium: 22.6)
 
 
 def _log(msg: str) -> None:
@@ -34,8 +40,9 @@ def _split_list(values: Optional[List[str]]) -> Optional[list[str]]:
 @dataset_app.command("build")
 def build(source: Path = typer.Argument(..., help="CIF/POSCAR/extxyz/CDVAE-CSV file, a directory of them, "
                                                   "or a `generate` output directory."),
-          out: Optional[Path] = typer.Option(None, "--out", help="Cache directory (default: SOURCE.cache "
-                                                                 "beside the source, else ~/.cache/topodiff)."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Cache directory (default: in the user cache, "
+                                                                 "$TOPODIFF_CACHE or ~/.cache/topodiff, named by "
+                                                                 "the source's content hash)."),
           standardize: bool = typer.Option(False, "--standardize", help="Store Niggli-reduced primitive cells."),
           force: bool = typer.Option(False, "--force", help="Rebuild even if the cache is current."),
           workers: Optional[int] = typer.Option(None, "--workers", help="Parser processes (default: automatic)."),
@@ -43,6 +50,7 @@ def build(source: Path = typer.Argument(..., help="CIF/POSCAR/extxyz/CDVAE-CSV f
     """Build (or refresh) the flat-array cache of SOURCE; rebuilds only when SOURCE changed."""
     from topodiff.crystal.dataset import cache_manifest, load_dataset
 
+    workers = check_workers(workers)
     t0 = time.perf_counter()
     before = cache_manifest(source, cache_dir=out, standardize=standardize) if source.exists() else None
     data = load_dataset(source, cache_dir=out, standardize=standardize, num_workers=workers, rebuild=force)
@@ -72,8 +80,7 @@ def stats(source: Path = typer.Argument(..., help="Anything `dataset build` acce
     from topodiff.crystal.dataset import build_arrays, cache_manifest, load_dataset
     from topodiff.crystal.stats import dataset_stats, plot_stats
 
-    if symprec <= 0:
-        raise TopodiffInputError(f"--symprec must be > 0, got {symprec}")
+    symprec = check_finite("--symprec", symprec, lo=0.0, hi=MAX_SYMPREC, lo_open=True)
     if no_cache:
         if not source.exists():
             raise TopodiffInputError(f"no such file or directory: {source}")
@@ -135,10 +142,15 @@ def synth(num: int = typer.Option(..., "--num", help="Number of crystals."),
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".extxyz", ".xyz"):
         raise TopodiffInputError(f"--out must end in .csv or .extxyz, got {out.name!r}")
-    if num < 1:
-        raise TopodiffInputError(f"--num must be >= 1, got {num}")
-    if workers < 1:
-        raise TopodiffInputError(f"--workers must be >= 1, got {workers}")
+    num = check_count("--num", num)
+    seed = check_seed(seed)
+    workers = check_workers(workers)
+    max_atoms = check_int_range("--max-atoms", max_atoms, 1, MAX_SYNTH_ATOMS, why="pyxtal cells beyond this "
+                                "take minutes each")
+    min_distance = check_finite("--min-distance", min_distance, lo=0.0, hi=5.0)
+    density_min = check_finite("--density-min", density_min, lo=0.0, hi=MAX_DENSITY)
+    density_max = check_finite("--density-max", density_max, lo=0.0, hi=MAX_DENSITY)
+    prototype_fraction = check_finite("--prototype-fraction", prototype_fraction, lo=0.0, hi=1.0)
     sgs = None
     if space_groups:
         try:
@@ -180,13 +192,14 @@ def synth(num: int = typer.Option(..., "--num", help="Number of crystals."),
 @dataset_app.command("recipe")
 def recipe(path: Path = typer.Argument(..., help="Recipe YAML (e.g. configs/data/default.yaml)."),
            out: Path = typer.Option(..., "--out", help="Output directory (train.csv, val.csv, labels.json, ...)."),
-           workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: the recipe's).")) -> None:
-    """Build a labelled training set from a recipe: real + random + prototype crystals (resumable)."""
+           workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: the recipe's)."),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Clear OUT when it holds another run (another "
+                                                                     "recipe or data) and start afresh.")) -> None:
+    """Build a labelled training set from a recipe: real + random + prototype crystals. Rerunning the
+    same recipe resumes; a changed recipe or changed data is refused (see --overwrite)."""
     from topodiff.crystal.recipe import build_from_recipe
 
-    if workers is not None and workers < 1:
-        raise TopodiffInputError(f"--workers must be >= 1, got {workers}")
-    report = build_from_recipe(path, out, workers=workers, log=_log)
+    report = build_from_recipe(path, out, workers=check_workers(workers), overwrite=overwrite, log=_log)
     print(f"{report['usable']} labelled crystals in {out} ({report['unlabelled_errors']} could not be labelled); "
           f"classes: {report['distributions']['all']['topo_class']}")
 

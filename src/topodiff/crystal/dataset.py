@@ -11,7 +11,9 @@ A dataset of ``n`` crystals with ``N`` atoms in all is stored as
 
 The cache is a directory of ``.npy`` files plus ``manifest.json`` (format, source path, sha256 of
 the source, counts, skipped rows). It is built once, written atomically (temporary directory, then
-rename), memory-mapped on later loads and rebuilt only when the source's hash changes.
+rename), memory-mapped on later loads and rebuilt only when the source's hash changes. By default it
+lives in the user cache (:mod:`topodiff.cache`, ``$TOPODIFF_CACHE``), named by the source's content
+hash — never beside the source; when that place cannot be written the data is loaded without a cache.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from topodiff.cache import writable
 from topodiff.errors import TopodiffInputError
 
 CACHE_FORMAT = "topodiff-crystal-cache/1"
@@ -268,25 +271,12 @@ def source_sha256(source: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _writable(directory: Path) -> bool:
-    """Writable by us *and* not marked read-only (root ignores permission bits; a 0555 data
-    folder is meant to stay untouched)."""
-    try:
-        mode = directory.stat().st_mode
-    except OSError:
-        return False
-    return bool(mode & 0o200) and os.access(directory, os.W_OK)
-
-
 def default_cache_dir(source: str | os.PathLike, sha: str, *, standardize: bool = False) -> Path:
-    """``<source>.cache`` (``.std.cache`` when standardised) beside the source if that directory is
-    writable, else ``~/.cache/topodiff/<hash>``."""
-    source = Path(source).resolve()
-    suffix = ".std.cache" if standardize else ".cache"
-    if _writable(source.parent):
-        return source.with_name(source.name + suffix)
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "topodiff"
-    return root / (sha[:20] + ("-std" if standardize else ""))
+    """``<cache>/datasets/<sha256 of the source>[-std]`` under :func:`topodiff.cache.cache_root`
+    (``$TOPODIFF_CACHE`` or ``~/.cache/topodiff``) — never beside the source."""
+    from topodiff.cache import cache_dir
+
+    return cache_dir("datasets") / (sha[:32] + ("-std" if standardize else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,16 +293,22 @@ def build_arrays(source: str | os.PathLike, *, standardize: bool = False,
     return arrays, skipped
 
 
+def _usable_arrays(source: Path, *, standardize: bool, num_workers: int | None) -> tuple[CrystalArrays, list[Any]]:
+    """:func:`build_arrays`, refusing a source without a single usable structure."""
+    arrays, skipped = build_arrays(source, standardize=standardize, num_workers=num_workers)
+    if len(arrays) == 0:
+        first = f" (first: {skipped[0].source}: {skipped[0].error})" if skipped else ""
+        raise TopodiffInputError(f"{source}: no usable structures{first}")
+    return arrays, skipped
+
+
 def build_cache(source: str | os.PathLike, cache_dir: str | os.PathLike, *, standardize: bool = False,
                 num_workers: int | None = None, sha: str | None = None) -> dict:
     """Build the cache of ``source`` in ``cache_dir`` (atomically) and return its manifest."""
     source = Path(source)
     sha = sha or source_sha256(source)
     t0 = time.perf_counter()
-    arrays, skipped = build_arrays(source, standardize=standardize, num_workers=num_workers)
-    if len(arrays) == 0:
-        first = f" (first: {skipped[0].source}: {skipped[0].error})" if skipped else ""
-        raise TopodiffInputError(f"{source}: no usable structures{first}")
+    arrays, skipped = _usable_arrays(source, standardize=standardize, num_workers=num_workers)
     manifest = {
         "source": str(source.resolve()), "source_sha256": sha, "standardize": bool(standardize),
         "skipped": len(skipped),
@@ -332,7 +328,8 @@ def load_dataset(source: str | os.PathLike, *, cache_dir: str | os.PathLike | No
     Parameters
     ----------
     source : anything :func:`~topodiff.crystal.io.read_structures` accepts, or a built cache directory.
-    cache_dir : where the cache lives (default: :func:`default_cache_dir`).
+    cache_dir : where the cache lives (default: :func:`default_cache_dir`, in the user cache; when
+        that cannot be written, the source is read without a cache).
     standardize : store Niggli-reduced primitive cells (a separate cache from the raw one).
     num_workers : parser processes for large CSVs (``None``: automatic).
     rebuild : force a rebuild even if the cache is current.
@@ -359,6 +356,8 @@ def load_dataset(source: str | os.PathLike, *, cache_dir: str | os.PathLike | No
     current = read_manifest(target)
     if (rebuild or current is None or current.get("source_sha256") != sha
             or bool(current.get("standardize")) != bool(standardize)):
+        if cache_dir is None and not writable(target.parent):  # no usable cache: read the source directly
+            return _usable_arrays(source, standardize=standardize, num_workers=num_workers)[0]
         build_cache(source, target, standardize=standardize, num_workers=num_workers, sha=sha)
     return _load_retrying(target)
 

@@ -15,7 +15,11 @@ A recipe is a small YAML file (see ``configs/data/default.yaml``) read by
 5. splits the usable rows (label found) into ``DIR/train.csv`` and ``DIR/val.csv`` and writes the
    label distribution of every part to ``DIR/labels.json`` and ``DIR/labels.png``.
 
-Every step is seeded, so the same recipe gives the same files.
+Every step is seeded, so the same recipe gives the same files. ``DIR`` is owned by one run
+(:func:`topodiff.io_utils.claim_output_dir`) with the fingerprint of the recipe (every key but
+``workers``), the contents of its real data files and the topodiff version: rerunning the same
+recipe resumes (an interrupted labelling continues); a changed recipe or changed data is refused with
+what differs, and ``--overwrite`` starts afresh — old crystals are never reused for a new recipe.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from topodiff.errors import TopodiffInputError
-from topodiff.io_utils import atomic_write_json
+from topodiff.io_utils import atomic_write, atomic_write_json, claim_output_dir, fingerprint
 
 RECIPE_KEYS = {"seed", "max_atoms", "real", "synth", "prototypes", "val_fraction", "workers"}
 GAP_BINS = (0.0, 1e-6, 0.1, 0.3, 0.6, 1.0, 2.0, 4.0, np.inf)
@@ -55,9 +59,55 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         if not src.is_file():
             raise TopodiffInputError(f"{path}: real data file not found: {entry.get('path')}")
         entry["path"] = str(src)
-        if not 0 <= float(entry.get("holdout", 0.0)) < 1:
-            raise TopodiffInputError(f"{path}: holdout must be in [0, 1)")
+    _check_numbers(recipe, path)
     return recipe
+
+
+def _check_numbers(recipe: dict[str, Any], path: Path) -> None:
+    """Every number of a recipe finite and in range (one error naming the key)."""
+    from topodiff.commands._common import MAX_STRUCTURES, check_finite, check_int_range, check_seed
+
+    def where(key: str) -> str:
+        return f"{path}: {key}"
+
+    check_seed(recipe.get("seed", 0), where("seed"))
+    check_int_range(where("max_atoms"), recipe.get("max_atoms", 16), 1, 200)
+    check_int_range(where("workers"), recipe.get("workers", 2), 1, 256)
+    check_finite(where("val_fraction"), recipe.get("val_fraction", 0.05), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    for kind in ("synth", "prototypes"):
+        spec = recipe.get(kind) or {}
+        if not isinstance(spec, dict):
+            raise TopodiffInputError(f"{path}: {kind} must be a mapping")
+        check_int_range(where(f"{kind}.num"), spec.get("num", 0), 0, MAX_STRUCTURES)
+        if "max_atoms" in spec:
+            check_int_range(where(f"{kind}.max_atoms"), spec["max_atoms"], 1, 200)
+    for entry in recipe.get("real", []) or []:
+        check_finite(where("holdout"), entry.get("holdout", 0.0), lo=0.0, hi=1.0, hi_open=True)
+        for key in ("take", "num_atoms_max"):
+            if key in entry:
+                check_int_range(where(key), entry[key], 0 if key == "take" else 1)
+
+
+def recipe_fingerprint(recipe: dict[str, Any]) -> str:
+    """Fingerprint of what a recipe's output depends on: its keys except ``workers`` (real-data paths
+    replaced by their files' contents) and the topodiff version."""
+    options = {k: v for k, v in recipe.items() if k != "workers"}
+    options["real"] = [{k: v for k, v in e.items() if k != "path"} for e in recipe.get("real", []) or []]
+    return fingerprint(sources=[e["path"] for e in recipe.get("real", []) or []],
+                       options={"job": "dataset-recipe", "recipe": options})
+
+
+def _num_atoms(cif: Any) -> float:
+    """Atoms in a CIF text; ``inf`` when it cannot be read (the row is then left out)."""
+    from pymatgen.core import Structure
+
+    from topodiff.crystal.io import quiet
+
+    try:
+        with quiet():
+            return float(len(Structure.from_str(str(cif), fmt="cif")))
+    except Exception:  # noqa: BLE001 - pymatgen raises many types on a broken CIF
+        return float("inf")
 
 
 def label_distribution(topo_class: list[Any], gap: np.ndarray) -> dict[str, Any]:
@@ -106,8 +156,11 @@ def _plot(dists: dict[str, dict[str, Any]], png: Path) -> None:
 
 
 def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: int | None = None,
-                      log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run a recipe into ``out_dir``; returns the label report (also ``out_dir/labels.json``)."""
+                      overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run a recipe into ``out_dir``; returns the label report (also ``out_dir/labels.json``).
+
+    ``out_dir`` resumes a run of the same recipe and data; another run there is refused unless
+    ``overwrite`` (which clears it; see the module docstring)."""
     import pandas as pd
     from pymatgen.core import Structure
 
@@ -117,8 +170,8 @@ def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: 
     from topodiff.crystal.synth import synthesize
 
     recipe = load_recipe(recipe_path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out_dir, job="dataset-recipe", fingerprint=recipe_fingerprint(recipe),
+                           overwrite=overwrite, resume=True)
     seed = int(recipe.get("seed", 0))
     max_atoms = int(recipe.get("max_atoms", 16))
     workers = int(workers or recipe.get("workers", 2))
@@ -133,14 +186,15 @@ def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: 
             order = np.random.default_rng([seed, k]).permutation(len(df))
             n_hold = int(round(float(entry.get("holdout", 0.0)) * len(df)))
             if n_hold:
-                write_csv_df = df.iloc[np.sort(order[:n_hold])]
-                write_csv_df.to_csv(out / f"heldout_{name}.csv", index=False)
+                held = df.iloc[np.sort(order[:n_hold])]
+                atomic_write(out / f"heldout_{name}.csv", lambda fh, held=held: held.to_csv(fh, index=False))
                 log(f"{name}: {n_hold} rows held out -> {out / f'heldout_{name}.csv'}")
             rest = order[n_hold:]
             if "num_atoms_max" in entry or max_atoms:
                 cap = int(entry.get("num_atoms_max", max_atoms))
-                with quiet():
-                    natoms = np.array([len(Structure.from_str(df["cif"].iloc[i], fmt="cif")) for i in rest])
+                natoms = np.array([_num_atoms(df["cif"].iloc[i]) for i in rest])
+                if np.isinf(natoms).any():
+                    log(f"{name}: {int(np.isinf(natoms).sum())} unreadable CIF rows left out")
                 rest = rest[natoms <= cap]
             take = int(entry.get("take", len(rest)))
             rest = np.sort(rest[:take])
@@ -162,9 +216,8 @@ def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: 
             sources += [f"{kind}:{info[i]['prototype']}" if frac else kind for i in keep]
             cifs += [cif_text(structs[i]) for i in keep]
             log(f"{kind}: {len(keep)} crystals")
-        pd.DataFrame({"material_id": ids, "source": sources, "cif": cifs}).to_csv(unlabelled.with_suffix(".tmp"),
-                                                                                 index=False)
-        unlabelled.with_suffix(".tmp").replace(unlabelled)
+        table = pd.DataFrame({"material_id": ids, "source": sources, "cif": cifs})
+        atomic_write(unlabelled, lambda fh: table.to_csv(fh, index=False))
     labelled = out / "labelled.csv"
     result = label_dataset(unlabelled, labelled, workers=workers, log=log)
     if not result.get("complete", True):
@@ -179,9 +232,8 @@ def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: 
     parts = split_indices(len(usable), seed=seed, fractions=(1 - float(recipe.get("val_fraction", 0.05)),
                                                                  float(recipe.get("val_fraction", 0.05))))
     for name in ("train", "val"):
-        tmp = out / f"{name}.csv.tmp"
-        usable.iloc[parts[name]].to_csv(tmp, index=False)
-        tmp.replace(out / f"{name}.csv")
+        part = usable.iloc[parts[name]]
+        atomic_write(out / f"{name}.csv", lambda fh, part=part: part.to_csv(fh, index=False))
     dists = {"all": label_distribution(list(usable["topo_class"]), usable["gap"].to_numpy())}
     for src in sorted(usable["source"].map(lambda s: str(s).split(":")[0]).unique()):
         sub = usable[usable["source"].map(lambda s: str(s).split(":")[0]) == src]
