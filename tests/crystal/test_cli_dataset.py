@@ -59,6 +59,9 @@ def test_build_json_then_up_to_date(capsys, small_csv):
     (["dataset", "build", str(DATA / "perov_small.csv"), "--workers", "0"], "--workers must be"),
     (["dataset", "label", str(DATA / "perov_small.csv"), "--out", "o.csv", "--gap-tol", "nan"], "finite"),
     (["dataset", "label", str(DATA / "perov_small.csv"), "--out", "o.csv", "--chunk", "0"], "--chunk must be"),
+    (["predictor", "train", "--train", "t.csv", "--val", "v.csv", "--out", "p.ckpt", "--steps", "0"], "--steps must be"),
+    (["predictor", "train", "--train", "t.csv", "--val", "v.csv", "--out", "p.ckpt", "--batch-size", "100000"],
+     "--batch-size must be"),
 ])
 def test_bad_input_exit_2_one_line(capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

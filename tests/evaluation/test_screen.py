@@ -243,13 +243,20 @@ def test_bad_numbers_exit_2_before_screening(tmp_path: Path, capsys: pytest.Capt
     assert out == "" and err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
-def test_nothing_screened_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("command, verb", [("screen", "screened"), ("predict", "predicted")])
+def test_nothing_processed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, command: str, verb: str) -> None:
     """CONTRACTS §3: a batch where no crystal could be processed exits 2 with one error line."""
     from topodiff.cli import main
 
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\n_cell_length_a 1\nthis is not a cif\n")
-    assert main(["screen", str(bad), "--json"]) == 2
+    assert main([command, str(bad), "--json"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith("error: no input crystal could be screened") and err.count("\n") == 1
-    assert main(["screen", str(DATA / "Si.cif"), "--json"]) == 0  # one good crystal: fine
+    assert out == "" and err.startswith(f"error: no input crystal could be {verb}") and err.count("\n") == 1
+    d = tmp_path / "mixed"
+    d.mkdir()
+    shutil.copy(bad, d / "a_bad.cif")
+    shutil.copy(DATA / "Si.cif", d / "b_Si.cif")
+    assert main([command, str(d), "--json"]) == 0  # one good crystal: the batch succeeds
+    rows = json.loads(capsys.readouterr().out)["structures"]
+    assert len(rows) == 2 and "error" in rows[0] and "error" not in rows[1]

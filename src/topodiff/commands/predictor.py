@@ -8,6 +8,9 @@ from typing import Optional
 
 import typer
 
+MAX_STEPS = 10_000_000   # optimiser steps of one predictor training run
+MAX_BATCH = 4096         # crystals per step (memory of the periodic encoder)
+
 predictor_app = typer.Typer(help="Property predictor (topo_class + band gap) for pre-screening and guidance.",
                             no_args_is_help=True)
 
@@ -23,9 +26,12 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object on stdout."),
 ) -> None:
     """Train the predictor on crystals noised by the generator's corruption; report held-out metrics at t = 0."""
-    from topodiff.commands._common import print_json
+    from topodiff.commands._common import check_int_range, check_seed, print_json
     from topodiff.generative.predictor import train_predictor
 
+    steps = check_int_range("--steps", steps, 1, MAX_STEPS)
+    batch_size = check_int_range("--batch-size", batch_size, 1, MAX_BATCH)
+    seed = check_seed(seed)
     command = "topodiff " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _, metrics = train_predictor(train_csv, val_csv, out, steps=steps, batch_size=batch_size, seed=seed,
                                  recipe={"command": command})
@@ -69,9 +75,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predicted topo_class, class probabilities and band gap of each crystal (fast pre-screen)."""
         from topodiff.commands._common import print_json
+        from topodiff.commands.screen import nothing_processed
         from topodiff.generative.predictor import predict_path
 
         rows = predict_path(path, predictor)
+        nothing_processed(rows, lambda r: "error" in r, "predicted")
         if json_out:
             print_json({"structures": rows})
         else:
