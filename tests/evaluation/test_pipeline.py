@@ -54,12 +54,15 @@ def test_pipeline_end_to_end(tmp_path, monkeypatch):
     assert m["num_structures"] == 3
     assert m["uniqueness"] == pytest.approx(2 / 3)                  # NaCl twice
     assert m["structural_validity"] == 1.0
-    assert m["novelty"] == pytest.approx(1 / 3)                     # only Si is new
+    assert m["novelty_vs_reference"] == pytest.approx(1 / 3)        # only Si is new to the reference
+    assert m["novelty"] == 0.0                                      # NaCl and Si are known crystals
     assert m["cov_recall"] == 1.0 and m["cov_precision"] == pytest.approx(2 / 3)
     assert m["wdist_num_elems"] == pytest.approx(1 / 3)             # #elements (2, 1, 2) vs (2)
-    assert m["sun"]["num_sun"] <= 1
+    assert m["sun"]["num_sun"] == 0 and m["sun"]["num_novel"] == 0
+    assert m["hull"]["num_with_e_above_hull"] == 3                  # Na, Cl, Si: all have MP references
     assert m["rmsd_to_relaxed"] is not None and m["rmsd_to_relaxed"] < 0.1   # already near minima
-    assert m["e_above_hull"]["count"] == 3
+    assert m["e_above_hull"]["count"] == 3 and m["e_above_hull"]["max"] < 0.1   # relaxed NaCl, Si: on the DFT hull
+    assert len(res["top_candidates"]) == 2 and not any(c["novel_stable_topological"] for c in res["top_candidates"])
     assert sum(m["topo_class_counts"].values()) == 3
     html = (run / "report.html").read_text()
     assert "trivial_insulator" in html                               # the target shows in the report

@@ -57,9 +57,11 @@ def test_directory_of_structures_is_evaluated_first(tmp_path):
     src.mkdir()
     si().to(filename=str(src / "si.cif"))
     path, s = build_report(src, top_k=0)
-    assert path.exists() and (src / "metrics.json").exists()
+    out = tmp_path / "in_eval"                      # evaluated beside the input, never into it
+    assert sorted(p.name for p in src.iterdir()) == ["si.cif"]
+    assert path == out / "report.html" and path.exists() and (out / "metrics.json").exists()
     assert s["num_structures"] == 1 and s["structural_validity"] == 1.0
-    rows = read_rows(src / "structures.csv")
+    rows = read_rows(out / "structures.csv")
     assert rows[0]["formula"] == "Si" and rows[0]["valid"] is True and rows[0]["space_group"] == 227
 
 
@@ -71,18 +73,25 @@ def test_empty_directory_still_gives_a_report(tmp_path):
     assert any("no" in m and ("structure" in m or "CIF" in m) for m in s["messages"])
 
 
-def test_rank_candidates_prefers_target_then_stability():
+def test_rank_candidates_puts_novel_stable_topological_first():
+    base = {"valid": True, "unique": True, "novel": True}
     rows = [
-        {"index": 0, "valid": True, "unique": True, "topo_class": "metal", "e_above_hull": 0.0},
-        {"index": 1, "valid": True, "unique": True, "topo_class": "strong_ti", "e_above_hull": 0.3},
-        {"index": 2, "valid": True, "unique": True, "topo_class": "strong_ti", "e_above_hull": 0.05},
-        {"index": 3, "valid": False, "unique": True, "topo_class": "strong_ti", "e_above_hull": -1.0},
-        {"index": 4, "valid": True, "unique": True, "topo_class": "trivial_insulator", "e_above_hull": -0.1},
-        {"index": 5, "valid": True, "unique": True, "topo_class": "strong_ti", "e_above_hull": None,
-         "energy_final": -9.0},                                 # stability unknown: after the known ones
+        {**base, "index": 0, "topo_class": "metal", "catalogue_class": "trivial", "e_above_hull": 0.0},
+        {**base, "index": 1, "topo_class": "strong_ti", "catalogue_class": "ti", "p_topological": 0.9,
+         "e_above_hull": 0.3},                                   # topological but unstable
+        {**base, "index": 2, "topo_class": "metal", "catalogue_class": "tci", "p_topological": 0.7,
+         "e_above_hull": 0.05},                                  # novel ∧ stable ∧ topological (learned)
+        {**base, "index": 3, "valid": False, "catalogue_class": "ti", "e_above_hull": -1.0},   # invalid: out
+        {**base, "index": 4, "novel": False, "catalogue_class": "ti", "p_topological": 0.95,
+         "e_above_hull": 0.0},                                   # known compound: not a discovery
+        {**base, "index": 5, "topo_class": "strong_ti", "catalogue_class": None, "e_above_hull": None},
+        {**base, "index": 6, "unique": False, "catalogue_class": "ti", "e_above_hull": 0.0},  # duplicate: out
+        {**base, "index": 7, "topo_class": "strong_ti", "catalogue_class": None, "e_above_hull": 0.02},
     ]
-    assert [r["index"] for r in rank_candidates(rows, None, 4)] == [2, 1, 5, 4]
-    assert [r["index"] for r in rank_candidates(rows, "trivial_insulator", 2)] == [4, 0]
+    # 2 and 7 (no learned verdict: the SK screen's strong_ti counts) are discoveries; then topological
+    # ones by p_topological, unknown stability after known; the trivial one last
+    assert [r["index"] for r in rank_candidates(rows, None, 10)] == [2, 7, 4, 1, 5, 0]
+    assert [r["index"] for r in rank_candidates(rows, "trivial", 3)] == [2, 7, 0]
 
 
 def test_report_cli(tmp_path, capsys):

@@ -194,17 +194,13 @@ def composition_fingerprints(compositions: list[Composition]) -> np.ndarray:
 @lru_cache(maxsize=1)
 def composition_scaler() -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation ``[114]`` of composition fingerprints over Materials Project
-    crystals (the 708 mp_40 compositions in the shipped hull reference table).
+    crystals (the 708 mp_40 test compositions; stored in ``data/composition_scaler.json``).
 
     CDVAE standardises composition fingerprints with fixed MP-20 training statistics for every data
     set (its ``CompScalerMeans/Stds``); this is the same idea with the MP data available here.
     """
-    from topodiff.evaluation.hull import REFERENCE_PATH
-
     import json
+    from pathlib import Path
 
-    doc = json.loads(REFERENCE_PATH.read_text())
-    comps = [Composition(f) for f, _, src in doc["entries"] if str(src).startswith("mp_40:")]
-    fp = composition_fingerprints(comps)
-    sd = fp.std(axis=0)
-    return fp.mean(axis=0), np.where(sd > 1e-12, sd, 1.0)
+    doc = json.loads((Path(__file__).resolve().parent.parent / "data" / "composition_scaler.json").read_text())
+    return np.asarray(doc["mean"], dtype=float), np.asarray(doc["std"], dtype=float)

@@ -172,8 +172,11 @@ def evaluate_energies(compositions: Sequence[Composition | None], energies_per_a
     h = hull or default_hull()
     out = []
     for c, e in zip(compositions, energies_per_atom):
+        missing = [] if c is None else sorted(el.symbol for el in c.elements if el.symbol not in h.references)
         if c is None:
             out.append(HullResult(None, None, 0, "no structure"))
+        elif missing:   # the reason that holds whatever the energy
+            out.append(HullResult(None, None, 0, f"no MP elemental reference for {', '.join(missing)}"))
         elif e is None or not np.isfinite(e):
             out.append(HullResult(None, None, 0, "no energy (not computed or relaxation failed)"))
         else:

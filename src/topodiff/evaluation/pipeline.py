@@ -44,6 +44,19 @@ def parse_conditions(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+CANDIDATE_KEYS = ("index", "formula", "space_group", "novel", "known_match", "e_above_hull", "hull_note",
+                  "topo_class", "z2", "gap", "catalogue_class", "p_topological", "source")
+
+
+def top_candidates(structures_csv: str | Path, k: int) -> list[dict[str, Any]]:
+    """The report's top ``k`` candidates (novel ∧ stable ∧ topological first) as plain dicts."""
+    from topodiff.evaluation.report import is_discovery, rank_candidates, read_rows
+
+    rows = read_rows(structures_csv)
+    return [{**{key: r.get(key) for key in CANDIDATE_KEYS}, "novel_stable_topological": is_discovery(r)}
+            for r in rank_candidates(rows, None, k)]
+
+
 def _default_generate() -> GenerateFn:
     try:
         from topodiff.generative.generate import generate_to_dir
@@ -89,7 +102,8 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     timings["generate_s"] = round(time.time() - t, 2)
 
     t = time.time()
-    log(f"[2/3] evaluating{' + relaxing (CHGNet)' if relax else ''}{' + topology screen' if screen else ''}")
+    log(f"[2/3] evaluating{' + relaxing (CHGNet)' if relax else ''}: DFT hull, novelty"
+        f"{', topology screen' if screen else ''}, learned judge")
     summary, _ = evaluate_path(gen_dir, reference=reference, relax=relax, out_dir=out, screen=screen,
                                progress=progress)
     timings["evaluate_s"] = round(time.time() - t, 2)
@@ -98,12 +112,14 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     log("[3/3] writing the report")
     report, rsum = build_report(out, top_k=top_k, evaluate_if_missing=False)
     timings["report_s"] = round(time.time() - t, 2)
+    top = top_candidates(out / "structures.csv", top_k)
     timings["total_s"] = round(sum(timings.values()), 2)
     result = {"report": str(report), "metrics": str(out / "metrics.json"), "generated": str(gen_dir),
               "num": num, "checkpoint": checkpoint, "conditions": conditions or {}, "seed": seed,
               "relax": relax, "timings": timings,
               "generator": {k: v for k, v in (gen_info or {}).items() if isinstance(v, (str, int, float, bool))},
               "summary": {k: v for k, v in summary.items() if k not in ("reference_distributions",)},
+              "top_candidates": top,
               "messages": rsum.get("messages", [])}
     atomic_write_json(out / "pipeline.json", {k: v for k, v in result.items() if k != "summary"})
     return result

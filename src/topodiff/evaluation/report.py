@@ -3,9 +3,10 @@ URIs, no external resources, opens offline) summarising an evaluated set of crys
 
 Input is a directory holding ``metrics.json`` + ``structures.csv`` (written by ``topodiff
 evaluate`` / ``pipeline``); a directory of structures without them is evaluated first (no
-relaxation). Figures: element and space-group histograms, density and number of elements vs the
-reference, RMSD and energy distributions, topological classes, and a table of the top candidates
-(by target match, then stability) with their Slater-Koster tight-binding band structures.
+relaxation) into ``<DIR>_eval``. Figures: element and space-group histograms, density and number of
+elements vs the reference, RMSD, energy above the DFT hull, both topology verdicts (Slater-Koster
+screen and the learned judge), and a table of the top candidates (novel ∧ stable ∧ topological
+first) with their Slater-Koster tight-binding band structures. Unknown values are shown as unknown.
 """
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from topodiff.errors import TopodiffInputError
+from topodiff.evaluation.summary import summary_lines
+
+__all__ = ["build_report", "rank_candidates", "read_rows", "summary_lines"]
 
 NONTRIVIAL = ("strong_ti", "weak_ti")
-BOOL_COLS = ("structure_valid", "composition_valid", "valid", "unique", "novel", "relax_converged")
-INT_COLS = ("index", "num_atoms", "num_elements", "space_group", "class_label", "relax_steps")
-FLOAT_COLS = ("density", "volume", "min_distance", "energy_initial", "energy_final", "e_above_hull",
-              "rmsd_to_relaxed", "displacement_rmsd", "gap")
+BOOL_COLS = ("structure_valid", "composition_valid", "valid", "unique", "novel", "formula_novel", "structure_novel",
+             "relax_converged")
+INT_COLS = ("index", "num_atoms", "num_elements", "space_group", "class_label", "relax_steps", "hull_num_references")
+FLOAT_COLS = ("density", "volume", "min_distance", "energy_initial", "energy_final", "e_form", "e_above_hull",
+              "rmsd_to_relaxed", "displacement_rmsd", "gap", "p_topological")
 
 
 def _log(msg: str) -> None:
@@ -55,38 +60,6 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
                     out[k] = v
             rows.append(out)
     return rows
-
-
-def summary_lines(s: dict[str, Any]) -> list[str]:
-    """Compact human-readable summary of an evaluation (one metric per line)."""
-    def pct(k: str) -> str:
-        v = s.get(k)
-        return "-" if v is None else f"{100 * v:.1f} %"
-
-    lines = [f"structures            {s.get('num_structures', 0)} ({s.get('num_readable', 0)} readable)",
-             f"structural validity   {pct('structural_validity')}",
-             f"compositional valid.  {pct('compositional_validity')}",
-             f"uniqueness            {pct('uniqueness')}"]
-    if "novelty" in s:
-        lines.append(f"novelty               {pct('novelty')}")
-    if s.get("cov_recall") is not None:
-        lines.append(f"COV-R / COV-P         {pct('cov_recall')} / {pct('cov_precision')}")
-    if s.get("wdist_density") is not None:
-        lines.append(f"W1 density / #elem    {s['wdist_density']:.3f} g/cm3 / {s['wdist_num_elems']:.3f}")
-    if "csp_match_rate" in s:
-        rmse = "-" if s.get("csp_rmse") is None else f"{s['csp_rmse']:.4f}"
-        lines.append(f"CSP match / RMSE      {pct('csp_match_rate')} / {rmse} "
-                     f"({s['csp_num_compositions']} compositions, {s['csp_samples_per_composition']:g} samples each)")
-    if s.get("rmsd_to_relaxed") is not None:
-        lines.append(f"RMSD to relaxed       {s['rmsd_to_relaxed']:.3f} Å (mean)")
-    eh = s.get("e_above_hull")
-    if eh:
-        lines.append(f"E above hull          median {eh['median']:.3f} eV/atom, "
-                     f"{100 * eh.get('fraction_below_threshold', 0):.0f} % < {s['sun']['threshold_ev']} eV/atom")
-        lines.append(f"S.U.N.                {s['sun']['num_sun']} ({100 * s['sun']['sun_rate']:.1f} %)")
-    if s.get("topo_class_counts"):
-        lines.append("topology              " + ", ".join(f"{k}: {v}" for k, v in sorted(s["topo_class_counts"].items())))
-    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,18 +143,34 @@ def _band_png(structure: Any, title: str) -> tuple[str | None, str | None]:
 # --------------------------------------------------------------------------------------------
 # candidates
 # --------------------------------------------------------------------------------------------
+def is_topological(r: dict[str, Any]) -> bool:
+    """The learned judge's verdict (ti / tci / semimetal); the Slater-Koster screen's where it gave none."""
+    from topodiff.evaluation.judging import topological
+
+    learned = topological(r)
+    return learned if learned is not None else r.get("topo_class") in NONTRIVIAL
+
+
+def is_discovery(r: dict[str, Any]) -> bool:
+    """Novel ∧ stable (e_above_hull ≤ 0.1 eV/atom on the DFT hull) ∧ topological; unknown → False."""
+    from topodiff.evaluation.hull import STABLE_THRESHOLD
+
+    eh = r.get("e_above_hull")
+    return bool(r.get("novel")) and eh is not None and eh <= STABLE_THRESHOLD and is_topological(r)
+
+
 def rank_candidates(rows: list[dict[str, Any]], target: str | None = None, k: int = 5) -> list[dict[str, Any]]:
-    """Top ``k`` valid crystals: target topological class first (non-trivial classes when no
-    target), then unique ones, then the lowest energy above hull (unknown last), then the largest
-    gap."""
+    """Top ``k`` valid, unique crystals: novel ∧ stable ∧ topological first, then the target class
+    (``topo_class`` or ``catalogue_class``; when given), then topological ones (higher
+    ``p_topological`` first), then the lowest energy above the DFT hull (unknown last)."""
     def key(r: dict[str, Any]) -> tuple:
-        cls = r.get("topo_class")
-        match = (cls == target) if target else (cls in NONTRIVIAL)
+        match = target is not None and target in (r.get("topo_class"), r.get("catalogue_class"))
         eh = r.get("e_above_hull")
         stab = eh if eh is not None else np.inf      # unknown stability ranks after known
-        return (not match, not r.get("unique", True), stab, -(r.get("gap") or 0.0), r["index"])
+        return (not is_discovery(r), not match, not is_topological(r), -(r.get("p_topological") or 0.0),
+                stab, r["index"])
 
-    pool = [r for r in rows if r.get("valid")]
+    pool = [r for r in rows if r.get("valid") and r.get("unique", True)]
     return sorted(pool, key=key)[:k]
 
 
@@ -198,8 +187,12 @@ def _load_structures(summary: dict[str, Any], out_dir: Path) -> dict[int, Any]:
             for atoms in ase.io.read(relaxed, index=":", format="extxyz"):
                 if "index" in atoms.info:
                     found[int(atoms.info["index"])] = AseAtomsAdaptor.get_structure(atoms)
-    src = summary.get("input")
-    if src and Path(src).exists():
+    src = None                                        # the input, found from the run directory first
+    for cand in (summary.get("input_relative_to_output"), summary.get("input")):
+        if cand and (out_dir / cand).exists():        # (an absolute path stays absolute under "/")
+            src = out_dir / cand
+            break
+    if src is not None:
         from topodiff.evaluation.evaluate import load_entries
 
         try:
@@ -230,37 +223,27 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_missing: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Write ``directory/report.html``; returns its path and the summary it shows.
+def _run_dir(d: Path, evaluate_if_missing: bool, messages: list[str]) -> Path:
+    """The directory holding ``metrics.json``: ``d`` itself, or (a directory of structures) its
+    evaluation in ``<d>_eval`` — never written into the input directory."""
+    if (d / "metrics.json").exists() and (d / "structures.csv").exists() or not evaluate_if_missing:
+        return d
+    from topodiff.evaluation.evaluate import default_out_dir, evaluate_path
+    from topodiff.io_utils import claim_output_dir, fingerprint
 
-    A directory without ``metrics.json`` is evaluated first (``evaluate_if_missing``). Problems
-    with single crystals (unparseable file, overlapping atoms) appear as messages in the report;
-    a directory without any structure still yields a report that says so.
-    """
-    d = Path(directory)
-    if not d.exists():
-        raise TopodiffInputError(f"no such directory: {d}")
-    if not d.is_dir():
-        raise TopodiffInputError(f"{d} is not a directory")
-    messages: list[str] = []
-    metrics, table = d / "metrics.json", d / "structures.csv"
-    if not (metrics.exists() and table.exists()) and evaluate_if_missing:
-        from topodiff.evaluation.evaluate import evaluate_path
+    od = default_out_dir(d)
+    try:       # the same claim as `topodiff evaluate d` with default options
+        fp = fingerprint(sources=[d], options={"relax": False, "dataset": None, "screen": True})
+        claim_output_dir(od, job="evaluate", fingerprint=fp, resume=True)
+        evaluate_path(d, out_dir=od, relax=False, progress=False)
+    except TopodiffInputError as exc:
+        messages.append(str(exc))
+        return od if (od / "metrics.json").exists() else d
+    return od
 
-        try:
-            evaluate_path(d, out_dir=d, relax=False, progress=False)
-        except TopodiffInputError as exc:
-            messages.append(str(exc))
-    summary: dict[str, Any] = json.loads(metrics.read_text()) if metrics.exists() else {}
-    rows = read_rows(table) if table.exists() else []
-    meta_path = d / "metadata.json"
-    if not meta_path.exists() and summary.get("input"):
-        cand = Path(summary["input"]) / "metadata.json"
-        meta_path = cand if cand.exists() else meta_path
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    conditions = meta.get("conditions") or {}
-    target = conditions.get("topo_class") if isinstance(conditions, dict) else None
 
+def _row_messages(rows: list[dict[str, Any]]) -> list[str]:
+    messages = []
     for r in rows:
         if r.get("read_error"):   # later stages only repeat that the crystal is missing or invalid
             messages.append(f"{r.get('source')}: {r['read_error']}")
@@ -268,53 +251,110 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
         for key, what in (("relax_error", "relax"), ("screen_error", "screen")):
             if r.get(key):
                 messages.append(f"{r.get('source')}: {what}: {r[key]}")
-        if r.get("structure_valid") is False and not r.get("read_error") and r.get("min_distance") is not None:
+        if r.get("structure_valid") is False and r.get("min_distance") is not None:
             messages.append(f"{r.get('source')}: atoms {r['min_distance']:.2f} Å apart (structurally invalid)")
-    if not rows and not messages:
-        messages.append(f"{d}: no structures found")
+    return messages
 
+
+def _figures(ok: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, str]]:
     figs: list[tuple[str, str]] = []
-    ok = [r for r in rows if r.get("formula")]
-    if ok:
-        el = Counter(e for r in ok for e in (r.get("elements") or "").split())
-        figs.append(("Elements", _bar(el.most_common(30), "Elements (crystals containing each)", "element")))
-        sg = Counter(str(r["space_group"]) for r in ok if r.get("space_group"))
-        if sg:
-            figs.append(("Space groups", _bar(sg.most_common(20), "Space groups (spglib, symprec 0.1 Å)", "space group")))
-        refd = summary.get("reference_distributions") or {}
-        dens = np.array([r["density"] for r in ok if r.get("density") is not None])
-        if dens.size:
-            rd = np.asarray(refd.get("density", []), dtype=float)
-            figs.append(("Density", _hist_vs(dens, rd if rd.size else None, "Density", "g/cm³")))
-        ne = np.array([r["num_elements"] for r in ok if r.get("num_elements") is not None], dtype=float)
-        if ne.size:
-            rn = np.asarray(refd.get("num_elements", []), dtype=float)
-            figs.append(("#elements", _hist_vs(ne, rn if rn.size else None, "Number of elements", "distinct elements", True)))
-        rm = np.array([r["displacement_rmsd"] for r in ok if r.get("displacement_rmsd") is not None])
-        if rm.size:
-            figs.append(("RMSD", _hist_vs(rm, None, "RMS displacement generated → relaxed (CHGNet)", "Å")))
-        ef = np.array([r["energy_final"] for r in ok if r.get("energy_final") is not None])
-        if ef.size:
-            figs.append(("Energy", _hist_vs(ef, None, "CHGNet energy of relaxed crystals", "eV/atom")))
-        eh = np.array([r["e_above_hull"] for r in ok if r.get("e_above_hull") is not None])
-        if eh.size:
-            figs.append(("E hull", _hist_vs(eh, None, "Energy above CHGNet reference hull", "eV/atom")))
-        tc = Counter(r.get("topo_class") or "unscreened" for r in ok)
-        figs.append(("Topology", _bar(sorted(tc.items()), "Topological class (Slater-Koster TB screen)", "class")))
+    el = Counter(e for r in ok for e in (r.get("elements") or "").split())
+    figs.append(("Elements", _bar(el.most_common(30), "Elements (crystals containing each)", "element")))
+    sg = Counter(str(r["space_group"]) for r in ok if r.get("space_group"))
+    if sg:
+        figs.append(("Space groups", _bar(sg.most_common(20), "Space groups (spglib, symprec 0.1 Å)", "space group")))
+    refd = summary.get("reference_distributions") or {}
+    dens = np.array([r["density"] for r in ok if r.get("density") is not None])
+    if dens.size:
+        rd = np.asarray(refd.get("density", []), dtype=float)
+        figs.append(("Density", _hist_vs(dens, rd if rd.size else None, "Density", "g/cm³")))
+    ne = np.array([r["num_elements"] for r in ok if r.get("num_elements") is not None], dtype=float)
+    if ne.size:
+        rn = np.asarray(refd.get("num_elements", []), dtype=float)
+        figs.append(("#elements", _hist_vs(ne, rn if rn.size else None, "Number of elements", "distinct elements", True)))
+    rm = np.array([r["displacement_rmsd"] for r in ok if r.get("displacement_rmsd") is not None])
+    if rm.size:
+        figs.append(("RMSD", _hist_vs(rm, None, "RMS displacement generated → relaxed (CHGNet)", "Å")))
+    eh = np.array([r["e_above_hull"] for r in ok if r.get("e_above_hull") is not None])
+    if eh.size:
+        unknown = sum(1 for r in ok if r.get("e_above_hull") is None)
+        figs.append(("E hull", _hist_vs(eh, None, f"Energy above the DFT hull (MP){f'; {unknown} unknown' if unknown else ''}",
+                                        "eV/atom (CHGNet e_form vs MP DFT)")))
+    tc = Counter(r.get("topo_class") or "unscreened" for r in ok)
+    figs.append(("Topology SK", _bar(sorted(tc.items()), "Slater-Koster TB screen (topo_class)", "class")))
+    if summary.get("judge_available"):
+        cc = Counter(r.get("catalogue_class") or "unknown" for r in ok)
+        figs.append(("Topology learned", _bar(sorted(cc.items()), "Learned judge (catalogue_class)", "class")))
+    return figs
 
-    cands = rank_candidates(rows, target, top_k)
-    structures = _load_structures(summary, d) if cands else {}
-    cand_html = []
+
+CAND_COLS = (("formula", "formula"), ("space_group", "SG"), ("num_atoms", "atoms"), ("novel", "novel"),
+             ("known_match", "known as"), ("e_above_hull", "E hull DFT (eV/at)"),
+             ("hull_num_references", "DFT refs"), ("topo_class", "SK class"), ("z2", "Z2"), ("gap", "SK gap (eV)"),
+             ("catalogue_class", "learned class"), ("p_topological", "p_topo"))
+
+
+def _candidates_html(cands: list[dict[str, Any]], structures: dict[int, Any], messages: list[str]) -> list[str]:
+    out = []
     for rank, r in enumerate(cands, 1):
         s = structures.get(r["index"])
         img, err = _band_png(s, f"#{rank} {r.get('formula')}") if s is not None else (None, "structure not found")
         if err:
             messages.append(f"candidate {r.get('source')}: {err}")
-        cells = "".join(f"<td>{_fmt(r.get(c))}</td>" for c in
-                        ("formula", "space_group", "num_atoms", "topo_class", "z2", "gap", "e_above_hull",
-                         "energy_final", "rmsd_to_relaxed", "novel"))
+        cells = "".join(f"<td>{_fmt(r.get(c)) if c != 'e_above_hull' or r.get(c) is not None else _fmt(r.get('hull_note') or 'unknown')}</td>"
+                        for c, _ in CAND_COLS)
+        flag = "✔" if is_discovery(r) else ""
         pic = f'<img alt="bands {rank}" src="{img}" width="320">' if img else "–"
-        cand_html.append(f"<tr><td>{rank}</td>{cells}<td class='mono'>{html.escape(str(r.get('source')))}</td><td>{pic}</td></tr>")
+        out.append(f"<tr><td>{rank} {flag}</td>{cells}<td class='mono'>{html.escape(str(r.get('source')))}</td><td>{pic}</td></tr>")
+    return out
+
+
+NOTES = ("<h2>Notes</h2><p>Validity, uniqueness and coverage follow CDVAE/MatterGen definitions. <b>Novel</b>: "
+         "not in the shipped index of known crystals (MP-20 subset, MPTS-52, MP-40, Perov-5, Carbon-24 and the "
+         "formulas of 46,918 MP DFT entries; same reduced formula and a matching RDF fingerprint) nor in any "
+         "--reference; a formula known only as a DFT entry leaves structure novelty unknown (not counted novel). "
+         "<b>E hull</b>: CHGNet energy minus MP elemental references against the DFT convex hull of Materials "
+         "Project formation energies (validated: docs/evaluation.md); stable means ≤ 0.1 eV/atom. "
+         "<b>Topology</b>: the Slater-Koster screen (approximate tight binding; on MP crystals mostly a metal/insulator "
+         "split) and the learned judge trained on DFT catalogues (Materiae, TQC) are both shown; ✔ marks novel ∧ "
+         "stable ∧ topological (learned judge). Per-structure values: <span class='mono'>structures.csv</span>.</p>")
+
+
+def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_missing: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Write ``report.html`` into the run directory; returns its path and the summary it shows.
+
+    A directory of structures without ``metrics.json`` is evaluated first into ``<dir>_eval``
+    (``evaluate_if_missing``) and the report written there. Problems with single crystals
+    (unparseable file, overlapping atoms) appear as messages; a directory without any structure
+    still yields a report that says so.
+    """
+    d = Path(directory)
+    if not d.exists():
+        raise TopodiffInputError(f"no such directory: {d}")
+    if not d.is_dir():
+        raise TopodiffInputError(f"{d} is not a directory")
+    messages: list[str] = []
+    d = _run_dir(d, evaluate_if_missing, messages)
+    metrics, table = d / "metrics.json", d / "structures.csv"
+    try:
+        summary: dict[str, Any] = json.loads(metrics.read_text()) if metrics.exists() else {}
+    except ValueError:
+        raise TopodiffInputError(f"{metrics}: not valid JSON (truncated?); rerun `topodiff evaluate`") from None
+    rows = read_rows(table) if table.exists() else []
+    meta_path = d / "metadata.json"
+    for cand in (summary.get("input_relative_to_output"), summary.get("input")):
+        if not meta_path.exists() and cand and (d / cand / "metadata.json").exists():
+            meta_path = d / cand / "metadata.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    conditions = meta.get("conditions") or {}
+    target = conditions.get("topo_class") or conditions.get("catalogue_class") if isinstance(conditions, dict) else None
+    messages += _row_messages(rows)
+    if not rows and not messages:
+        messages.append(f"{d}: no structures found")
+    ok = [r for r in rows if r.get("formula")]
+    figs = _figures(ok, summary) if ok else []
+    cands = rank_candidates(rows, target, top_k)
+    cand_html = _candidates_html(cands, _load_structures(summary, d) if cands else {}, messages)
 
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>topodiff report</title><style>{CSS}</style></head><body>",
              f"<h1>topodiff discovery report</h1><p class='mono'>{html.escape(str(d.resolve()))}</p>"]
@@ -331,15 +371,12 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
         parts.append("<h2>Distributions</h2><div class='grid'>" + "".join(
             f'<img alt="{html.escape(t)}" src="{u}">' for t, u in figs) + "</div>")
     if cand_html:
-        head = "".join(f"<th>{h}</th>" for h in ("#", "formula", "SG", "atoms", "class", "Z2", "gap (eV)",
-                                                  "E hull (eV/at)", "E (eV/at)", "RMSD (Å)", "novel", "source", "TB bands"))
-        crit = f"target class <b>{html.escape(target)}</b>" if target else "non-trivial classes first"
-        parts.append(f"<h2>Top candidates</h2><p>Ranked by {crit}, then energy above hull. Bands: spinful "
-                     "Slater-Koster sp³ model with atomic SOC (approximate).</p><table><tr>" + head + "</tr>"
-                     + "".join(cand_html) + "</table>")
-    parts.append("<h2>Notes</h2><p>Validity, uniqueness, novelty and coverage follow CDVAE/MatterGen definitions; "
-                 "energies come from CHGNet and the hull from a CHGNet reference set (not DFT). "
-                 "Per-structure values: <span class='mono'>structures.csv</span>.</p></body></html>")
+        head = "".join(f"<th>{h}</th>" for h in ("#", *(h for _, h in CAND_COLS), "source", "TB bands"))
+        crit = (f", then target class <b>{html.escape(target)}</b>" if target else "")
+        parts.append(f"<h2>Top candidates</h2><p>Ranked: novel ∧ stable ∧ topological first (✔){crit}, then "
+                     "topological, then energy above the DFT hull. Bands: spinful Slater-Koster sp³ model with "
+                     "atomic SOC (approximate).</p><table><tr>" + head + "</tr>" + "".join(cand_html) + "</table>")
+    parts.append(NOTES + "</body></html>")
     from topodiff.io_utils import atomic_write_text
 
     out = atomic_write_text(d / "report.html", "".join(parts))

@@ -1,0 +1,150 @@
+"""The index of known crystals used for novelty (shipped: ``data/known_crystals.npz``).
+
+Every known crystal is stored as (reduced formula, space group, a structure fingerprint, id).
+The fingerprint is a scale-free radial distribution function ``g(x)``: pair distances in units of
+the mean interatomic spacing ``r0 = (V/N)^(1/3)`` (so the number density is 1), Gaussian-smeared
+(``SIGMA``) and sampled at ``NUM_BINS`` points of ``x ∈ [R_MIN, R_MAX)``, per atom and divided by
+``4πx²`` (→ 1 for an ideal gas), once plain and once with each pair weighted by ``Z_i Z_j / <Z>²``
+(so that swapping two species between sites changes it); invariant to rotation, translation, cell choice (supercells),
+atom order and isotropic scaling. Two crystals are "the same" when
+they have the same reduced formula and their fingerprints differ by less than ``MATCH_TOL``
+(mean absolute difference per bin); ``benchmarks/build_known_index.py --check`` measures this
+rule against pymatgen's StructureMatcher (ltol 0.2, stol 0.3, angle_tol 5).
+
+Formulas known only as DFT hull entries (compositions without structures) are held apart: a
+crystal with such a formula is not formula-novel, and its structure novelty is unknown — it is
+then *not* counted as novel (no claim the data cannot support).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from pymatgen.core import Structure
+
+from topodiff.errors import TopodiffInputError
+
+INDEX_PATH = Path(__file__).resolve().parent.parent / "data" / "known_crystals.npz"
+FORMAT = "topodiff-known-crystals/1"
+NUM_BINS = 24
+R_MIN, R_MAX, SIGMA = 0.5, 2.9, 0.1      # in units of r0 = (V/N)^(1/3)
+MATCH_TOL = 0.05                         # mean |Δg| over the bins
+SYMPREC = 0.1                            # Å, spglib tolerance for the space group
+
+
+def structure_fingerprint(structure: Structure) -> np.ndarray:
+    """Scale-free radial distributions ``[2 * NUM_BINS]`` (plain, Z-weighted; float64, see the module)."""
+    r0 = (structure.volume / len(structure)) ** (1.0 / 3.0)
+    centres = R_MIN + (np.arange(NUM_BINS) + 0.5) * (R_MAX - R_MIN) / NUM_BINS
+    i, j, _, d = structure.get_neighbor_list((R_MAX + 3 * SIGMA) * r0)
+    x = np.asarray(d, dtype=float) / r0
+    z = np.array([sp.Z for sp in structure.species], dtype=float)
+    zz = z[i] * z[j] / z.mean() ** 2                      # species channel: tells A-X from B-X pairs
+    g = np.exp(-0.5 * ((x[:, None] - centres[None, :]) / SIGMA) ** 2) / (SIGMA * np.sqrt(2 * np.pi))
+    norm = len(structure) * 4.0 * np.pi * centres ** 2
+    return np.concatenate([g.sum(axis=0) / norm, (zz @ g) / norm])
+
+
+def space_group(structure: Structure) -> int:
+    """International space-group number (spglib, ``SYMPREC`` Å); 0 when spglib fails."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(SpacegroupAnalyzer(structure, symprec=SYMPREC).get_space_group_number())
+    except Exception:
+        return 0
+
+
+@dataclass
+class Novelty:
+    """Novelty of one crystal: ``structure_novel`` None = unknown (formula known only from the hull)."""
+
+    formula_novel: bool
+    structure_novel: bool | None
+    match: str | None = None
+    note: str | None = None
+
+    @property
+    def novel(self) -> bool:
+        """Novel = no known crystal matches; unknown counts as not novel."""
+        return self.structure_novel is True
+
+
+class KnownIndex:
+    """Known crystals grouped by reduced formula (see the module docstring)."""
+
+    def __init__(self, formulas: Sequence[str], space_groups: np.ndarray, fingerprints: np.ndarray,
+                 ids: Sequence[str], composition_only: Sequence[str] = (), sources: dict[str, int] | None = None) -> None:
+        self.fingerprints = np.asarray(fingerprints, dtype=np.float64)
+        self.space_groups = np.asarray(space_groups, dtype=int)
+        self.ids = list(ids)
+        self.groups: dict[str, list[int]] = {}
+        for i, f in enumerate(formulas):
+            self.groups.setdefault(str(f), []).append(i)
+        self.composition_only = set(composition_only) - set(self.groups)
+        self.sources = dict(sources or {})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_formulas(self) -> int:
+        return len(self.groups) + len(self.composition_only)
+
+    def query(self, structure: Structure, fingerprint: np.ndarray | None = None) -> Novelty:
+        """Is ``structure`` known? Same reduced formula and fingerprint within ``MATCH_TOL``."""
+        formula = structure.composition.reduced_formula
+        idx = self.groups.get(formula)
+        if idx is None:
+            if formula in self.composition_only:
+                return Novelty(False, None, note="formula known (MP DFT entry) but no structure of it in the index: "
+                                                 "structure novelty unknown")
+            return Novelty(True, True)
+        fp = structure_fingerprint(structure) if fingerprint is None else fingerprint
+        diff = np.abs(self.fingerprints[idx] - fp[None, :]).mean(axis=1)
+        best = int(np.argmin(diff))
+        if diff[best] < MATCH_TOL:
+            return Novelty(False, False, match=self.ids[idx[best]])
+        return Novelty(False, True, note=f"formula known ({len(idx)} structures), this structure not")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index as a compressed npz of plain arrays (no pickles)."""
+        import io
+
+        from topodiff.io_utils import atomic_write
+
+        order = sorted(range(len(self.ids)), key=lambda i: self.ids[i])
+        formulas = np.empty(len(self.ids), dtype=object)
+        for f, idx in self.groups.items():
+            formulas[idx] = f
+        buf = io.BytesIO()
+        np.savez_compressed(buf, format=np.array(FORMAT), formulas=np.array([formulas[i] for i in order], dtype=str),
+                            space_groups=self.space_groups[order].astype(np.int16),
+                            fingerprints=self.fingerprints[order].astype(np.float16),
+                            ids=np.array([self.ids[i] for i in order], dtype=str),
+                            composition_only=np.array(sorted(self.composition_only), dtype=str),
+                            source_names=np.array(list(self.sources), dtype=str),
+                            source_counts=np.array(list(self.sources.values()), dtype=np.int64))
+        return atomic_write(Path(path), lambda fh: fh.write(buf.getvalue()), mode="wb")
+
+
+@lru_cache(maxsize=2)
+def load_index(path: str | None = None) -> KnownIndex:
+    """The shipped index (or another file written by :meth:`KnownIndex.save`)."""
+    p = Path(path) if path else INDEX_PATH
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if str(z["format"]) != FORMAT:
+                raise TopodiffInputError(f"{p}: not a {FORMAT} file")
+            return KnownIndex(z["formulas"].tolist(), z["space_groups"], z["fingerprints"], z["ids"].tolist(),
+                              z["composition_only"].tolist(),
+                              dict(zip(z["source_names"].tolist(), z["source_counts"].tolist())))
+    except (OSError, KeyError, ValueError) as exc:
+        raise TopodiffInputError(f"known-crystal index unreadable: {p} ({exc}); rebuild it with "
+                                 "benchmarks/build_known_index.py") from None
