@@ -52,8 +52,9 @@ def test_bands_json_and_png(tmp_path: Path, capsys) -> None:
 
 
 def test_bands_of_wannier90_file_and_ribbon(tmp_path: Path, capsys) -> None:
-    code, out, _ = run(["bands", str(DATA / "graphene_hr.dat"), "--json"], capsys)
-    assert code == 0 and json.loads(out)["dim"] == 2
+    code, out, _ = run(["bands", str(DATA / "graphene_hr.dat"), "--filling", "1", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["dim"] == 2 and doc["gap_type"] in ("direct", "indirect", "none")
     code, out, _ = run(["bands", "kane_mele", "--ribbon", "8", "--num", "50", "--json"], capsys)
     doc = json.loads(out)
     assert code == 0 and np.asarray(doc["energies"]).shape == (50, 32)

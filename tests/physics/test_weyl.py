@@ -9,7 +9,8 @@ import pytest
 from topodiff.errors import TopodiffInputError
 from topodiff.physics import TBModel, find_weyl_nodes  # noqa: F401
 from topodiff.physics.library import build_model
-from topodiff.physics.weyl import weyl_chirality
+from topodiff.physics.weyl import weyl_chirality, weyl_search
+from topodiff.physics.weyl_search import kspace_symmetries
 
 
 def _det_chirality(m: TBModel, k: np.ndarray, h: float = 1e-6) -> int:
@@ -52,3 +53,70 @@ def test_gapped_and_bad_models() -> None:
         find_weyl_nodes(build_model("qwz"))
     with pytest.raises(TopodiffInputError):
         find_weyl_nodes(build_model("weyl"), nk=2)
+
+
+def close_pair_model(xa: float = 0.20, xb: float = 0.23, s: float = 5.0, m: float = 1.0) -> TBModel:
+    """Two-band model with four Weyl nodes at κ = (±xa, 0, 0), (±xb, 0, 0): the pairs at xa and xb are
+    ``xb − xa`` apart (0.03: closer than the default 1/20 grid) and not symmetry images of each other.
+
+    ``H = sin ky σx + sin kz σy + [s (cos kx − cos ka)(cos kx − cos kb) + m (2 − cos ky − cos kz)] σz``.
+    """
+    ca, cb = math.cos(2 * math.pi * xa), math.cos(2 * math.pi * xb)
+    hops = []
+    for o, sg in ((0, 1), (1, -1)):
+        hops += [(o, o, (2, 0, 0), sg * s / 4), (o, o, (1, 0, 0), -sg * s * (ca + cb) / 2),
+                 (o, o, (0, 1, 0), -sg * m / 2), (o, o, (0, 0, 1), -sg * m / 2)]
+    hops += [(0, 1, (0, 1, 0), -0.5j), (1, 0, (0, 1, 0), -0.5j), (0, 1, (0, 0, 1), -0.5), (1, 0, (0, 0, 1), 0.5)]
+    e0 = s * (0.5 + ca * cb) + 2 * m
+    return TBModel(np.eye(3), np.zeros((2, 3)), [e0, -e0], [h[0] for h in hops], [h[1] for h in hops],
+                   [h[2] for h in hops], [h[3] for h in hops])
+
+
+@pytest.mark.parametrize("use_symmetry", [True, False])
+def test_nodes_closer_than_the_grid_are_all_found(use_symmetry: bool) -> None:
+    m = close_pair_model()
+    res = weyl_search(m, nk=20, use_symmetry=use_symmetry)
+    got = sorted(float(n.k_reduced[0]) for n in res.nodes)
+    np.testing.assert_allclose(got, [0.20, 0.23, 0.77, 0.80], atol=1e-8)
+    for n in res.nodes:
+        np.testing.assert_allclose(n.k_reduced[1:], 0.0, atol=1e-8)
+        assert n.chirality == _det_chirality(m, n.k_reduced) and abs(n.flux - n.chirality) < 1e-3
+    assert res.net_chirality == 0 and res.degeneracies == [] and not res.warnings
+
+
+def test_symmetry_images_complete_a_partial_set() -> None:
+    """Seeds from one half of the zone only: the κ → −κ images are found by the symmetry completion."""
+    from topodiff.physics.weyl import _search
+
+    m = close_pair_model()
+    ops = kspace_symmetries(m)
+    assert any(np.allclose(G, -np.eye(3)) for G in ops)
+    alone = _search(m, 1, 20, 1e-5, 1, [])[0]  # one coarse candidate: a single seed region
+    k, g, _, _ = _search(m, 1, 20, 1e-5, 1, ops)
+    assert len(alone) < 4 and len(k) == 4 and np.all(g < 1e-8)
+
+
+def nodal_line_model() -> TBModel:
+    """``H = (2 − cos kx − cos ky − cos kz + 0.5 ... ) σz + sin kz σx``: a PT-symmetric nodal ring
+    ``cos kx + cos ky = 1.5, kz = 0`` (d_y ≡ 0, so the degeneracy is a line, not points)."""
+    hops = [(0, 0, (1, 0, 0), -0.5), (1, 1, (1, 0, 0), 0.5), (0, 0, (0, 1, 0), -0.5), (1, 1, (0, 1, 0), 0.5),
+            (0, 0, (0, 0, 1), -0.5), (1, 1, (0, 0, 1), 0.5), (0, 1, (0, 0, 1), -0.5j), (1, 0, (0, 0, 1), -0.5j)]
+    e0 = 2.5
+    return TBModel(np.eye(3), np.zeros((2, 3)), [e0, -e0], [h[0] for h in hops], [h[1] for h in hops],
+                   [h[2] for h in hops], [h[3] for h in hops])
+
+
+def test_nodal_line_is_not_a_list_of_weyl_nodes() -> None:
+    m = nodal_line_model()
+    res = weyl_search(m, nk=12)
+    assert res.nodes == [] and res.net_chirality == 0
+    assert res.degeneracies and {d.kind for d in res.degeneracies} == {"nodal_line"}
+    for d in res.degeneracies:  # on the ring: cos kx + cos ky = 1.5, kz = 0
+        kx, ky, kz = 2 * np.pi * d.k_reduced
+        assert abs(np.cos(kx) + np.cos(ky) - 1.5) < 1e-6 and abs(np.sin(kz)) < 1e-6
+
+
+def test_search_result_json_keeps_contract_keys() -> None:
+    j = weyl_search(build_model("weyl")).to_dict()
+    assert {"nodes", "net_chirality", "degeneracies", "search"} <= set(j) and j["net_chirality"] == 0
+    assert all(set(n) == {"k_reduced", "chirality", "gap"} for n in j["nodes"])

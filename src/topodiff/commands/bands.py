@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
                                "or crystal file (CIF/POSCAR: the Slater-Koster model `screen` builds)"),
         param: Optional[list[str]] = typer.Option(None, "--param",
                                                help="built-in model parameter KEY=VALUE (repeatable)"),
-        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
+        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (needed for Wannier90 files; default for others: half filling)"),
         num: int = typer.Option(300, "--num", help="k-points along the path"),
-        nk: Optional[int] = typer.Option(None, "--nk", help="k-grid per direction for the gaps"),
+        nk: Optional[int] = typer.Option(None, "--nk", help="k-grid per direction for the gaps (the path and special points are added)"),
         ribbon: Optional[int] = typer.Option(None, "--ribbon", help="cut a ribbon N cells wide (2D models; "
                                                                       "3D slabs are not drawn) and show its edge spectrum"),
         efield: float = typer.Option(0.0, "--efield", help="with --ribbon: electric field across it (V/Å), "
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         m = load_model(model, filling=filling, params=parse_params(param))
         gaps = band_gaps(m, nk=nk)
         result: dict = {"model": m.name, "dim": m.dim, "num_bands": m.num_bands, "filling": m.occupied,
-                        **gaps.to_dict()}
+                        **gaps.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}
         if ribbon is not None:
             from topodiff.physics.finite import cut, edge_spectrum
 
@@ -77,5 +77,12 @@ def register(app: typer.Typer) -> None:
             print_json(result)
         else:
             print(f"{m.name}: {m.dim}D, {m.num_bands} bands, filling {m.occupied}")
-            print(f"direct gap {gaps.direct:.6g} eV at k = {[round(float(x), 4) for x in gaps.k_direct]}, "
-                  f"indirect gap {gaps.indirect:.6g} eV (VBM {gaps.vbm:.6g}, CBM {gaps.cbm:.6g})")
+            def at(k: object, label: str) -> str:
+                return f"{label} {[round(float(x), 4) for x in k]}"  # type: ignore[union-attr]
+
+            print(f"direct gap {gaps.direct:.6g} eV at {at(gaps.k_direct, gaps.direct_at)}; "
+                  f"{gaps.kind} gap {gaps.indirect:.6g} eV (VBM {gaps.vbm:.6g} at {at(gaps.k_vbm, gaps.vbm_at)}, "
+                  f"CBM {gaps.cbm:.6g} at {at(gaps.k_cbm, gaps.cbm_at)}); {gaps.num_k} k-points (grid, path, "
+                  "special points)")
+        for line in m.notes:
+            print(f"note: {line}", file=sys.stderr)

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     def invariants_cmd(
         model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, built-in model name, "
                                "or crystal file (CIF/POSCAR: the Slater-Koster model `screen` builds)"),
-        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (default: half filling)"),
+        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (needed for Wannier90 files; default for others: half filling)"),
         nk: Optional[int] = typer.Option(None, "--nk", help="k-points per direction (default 200/64/24 in 1D/2D/3D)"),
         param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),

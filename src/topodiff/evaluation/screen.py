@@ -341,6 +341,13 @@ def screen_path(path: str | os.PathLike, *, workers: int | None = None, shard: s
     part = parse_shard(shard)
     records = read_structures(path)
     indices = [i for i in range(len(records)) if part is None or i % part[1] == part[0]]
+    return screen_records(records, workers=workers, indices=indices, log=log, **opts)
+
+
+def screen_records(records: list[Any], *, workers: int | None = None, indices: Iterable[int] | None = None,
+                   log: Callable[[str], None] | None = None, **opts: Any) -> list[dict[str, Any]]:
+    """Screen ``StructureRecord`` s (all, or those at ``indices``): the rows of :func:`screen_path`
+    (also used by ``topodiff.screen`` for in-memory crystals)."""
     rows = []
     for index, row in screen_tasks(records_to_tasks(records, opts, indices), workers=workers, log=log):
         rows.append({"index": index, **row})

@@ -48,7 +48,14 @@ class BandStructure(NamedTuple):
 
 @dataclass
 class GapInfo:
-    """Band gaps at a filling (eV): ``direct`` = min_k [E_f(k) − E_{f−1}(k)]; ``indirect`` = CBM − VBM."""
+    """Band gaps at a filling (eV) from every energy computed (grid, path, special points).
+
+    ``direct`` = min_k [E_f(k) − E_{f−1}(k)] at ``k_direct``; ``indirect`` = CBM − VBM with the band
+    edges at ``k_vbm`` / ``k_cbm``; ``*_at`` name where each was found (a high-symmetry label, or
+    ``"grid"`` / ``"path"`` / ``"special"``). ``kind``: ``"direct"`` (the fundamental gap is the direct
+    gap, e.g. VBM and CBM at one k or at symmetry-equivalent k), ``"indirect"``, or ``"none"`` (bands
+    overlap: metal or semimetal, ``indirect <= 0``).
+    """
 
     direct: float
     indirect: float
@@ -56,10 +63,27 @@ class GapInfo:
     vbm: float
     cbm: float
     filling: int
+    k_vbm: np.ndarray | None = None
+    k_cbm: np.ndarray | None = None
+    direct_at: str = "grid"
+    vbm_at: str = "grid"
+    cbm_at: str = "grid"
+    num_k: int = 0
+
+    @property
+    def kind(self) -> str:
+        if self.indirect <= 0:
+            return "none"
+        return "direct" if self.direct - self.indirect <= 1e-6 * max(1.0, abs(self.indirect)) else "indirect"
 
     def to_dict(self) -> dict[str, object]:
-        return {"direct_gap": self.direct, "indirect_gap": self.indirect, "k_direct": self.k_direct.tolist(),
-                "vbm": self.vbm, "cbm": self.cbm, "filling": self.filling}
+        def k(x: np.ndarray | None) -> list[float] | None:
+            return None if x is None else [float(v) for v in x]
+
+        return {"direct_gap": self.direct, "indirect_gap": self.indirect, "k_direct": k(self.k_direct),
+                "vbm": self.vbm, "cbm": self.cbm, "filling": self.filling, "gap_type": self.kind,
+                "k_vbm": k(self.k_vbm), "k_cbm": k(self.k_cbm), "direct_gap_at": self.direct_at,
+                "vbm_at": self.vbm_at, "cbm_at": self.cbm_at, "gap_kpoints": self.num_k}
 
 
 def reciprocal_lattice(lattice: np.ndarray) -> np.ndarray:
@@ -198,8 +222,31 @@ def _default_nk(dim: int) -> int:
     return {1: 400, 2: 60, 3: 20}[dim]
 
 
-def band_gaps(model: TBModel, filling: int | None = None, nk: int | None = None) -> GapInfo:
-    """Direct and indirect gap between bands ``filling−1`` and ``filling`` on a uniform ``nk^dim`` grid.
+SPECIAL_FRACTIONS = (0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75)
+
+
+def special_points(dim: int) -> np.ndarray:
+    """``[6**dim, dim]`` reduced points with components in {0, 1/4, 1/3, 1/2, 2/3, 3/4}: every TRIM and
+    the corners of hexagonal, cubic and other common zones (K of graphene is (1/3, 1/3) or (1/3, 2/3)
+    depending on the cell), whatever cell the model uses."""
+    return np.stack(np.meshgrid(*[np.asarray(SPECIAL_FRACTIONS)] * dim, indexing="ij"), -1).reshape(-1, dim)
+
+
+def _label(k: np.ndarray, path: KPath, source: str) -> str:
+    """High-symmetry label of ``k`` if it is (modulo a reciprocal vector) a path node, else ``source``."""
+    for piece in path.pieces:
+        for lab, node in piece:
+            d = np.remainder(k - node + 0.5, 1.0) - 0.5
+            if np.abs(d).max() < 1e-9:
+                return lab
+    return source
+
+
+def band_gaps(model: TBModel, filling: int | None = None, nk: int | None = None, *, path_points: int = 300
+              ) -> GapInfo:
+    """Direct and indirect gaps between bands ``filling−1`` and ``filling`` from every energy computed:
+    a uniform ``nk^dim`` grid, the high-symmetry path (``path_points`` points) and the special points
+    (:func:`special_points`), so a Dirac point at K is not missed by a grid that does not hold K.
 
     A negative indirect gap means the bands overlap in energy (a semimetal/metal at this filling).
     """
@@ -209,12 +256,19 @@ def band_gaps(model: TBModel, filling: int | None = None, nk: int | None = None)
     nk = _default_nk(model.dim) if nk is None else int(nk)
     if nk <= 0:
         raise TopodiffInputError(f"nk must be positive, got {nk}")
-    k = k_grid([nk] * model.dim).reshape(-1, model.dim)
+    path = high_symmetry_path(model)
+    k_path = sample_path(path, model.lattice, max(2, path_points))[0]
+    parts = {"grid": k_grid([nk] * model.dim).reshape(-1, model.dim), "path": k_path,
+             "special": special_points(model.dim)}
+    k = np.concatenate(list(parts.values()))
+    source = np.repeat(list(parts), [len(v) for v in parts.values()])
     e = _eigvalsh(model, k)
     d = e[:, f] - e[:, f - 1]
-    i = int(np.argmin(d))
-    vbm, cbm = float(e[:, f - 1].max()), float(e[:, f].min())
-    return GapInfo(float(d[i]), cbm - vbm, k[i], vbm, cbm, f)
+    i, iv, ic = int(np.argmin(d)), int(np.argmax(e[:, f - 1])), int(np.argmin(e[:, f]))
+    return GapInfo(float(d[i]), float(e[ic, f] - e[iv, f - 1]), k[i], float(e[iv, f - 1]), float(e[ic, f]), f,
+                   k_vbm=k[iv], k_cbm=k[ic], direct_at=_label(k[i], path, str(source[i])),
+                   vbm_at=_label(k[iv], path, str(source[iv])), cbm_at=_label(k[ic], path, str(source[ic])),
+                   num_k=len(k))
 
 
 def density_of_states(energies: np.ndarray, *, sigma: float = 0.05, grid: np.ndarray | None = None,

@@ -36,6 +36,15 @@ def _looks_like_path(source: str) -> bool:
     return any(sep in source for sep in ("/", os.sep)) or source.lower().endswith((".json", ".dat"))
 
 
+def _is_hr(path: Path, text: str) -> bool:
+    """Wannier90 ``_hr.dat`` by content when the file exists (any name), else by its name."""
+    from topodiff.physics.wannier90 import looks_like_hr  # lazy: optional heavy reader
+
+    if path.is_file():
+        return looks_like_hr(path)
+    return "_hr.dat" in text
+
+
 def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = None,
                params: Mapping[str, Any] | None = None) -> TBModel:
     """Load a tight-binding model.
@@ -61,14 +70,14 @@ def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = Non
     else:
         text = os.fspath(source)
         path = Path(text)
-        if text.endswith("_hr.dat") or (path.suffix.lower() == ".dat" and path.exists()):
+        if _is_hr(path, text):
             if params:
                 raise TopodiffInputError("parameters apply only to built-in models, not to Wannier90 files")
             if not path.exists():
                 raise TopodiffInputError(f"model file not found: {path}")
             from topodiff.physics.wannier90 import read_hr  # lazy: optional heavy reader
 
-            model = read_hr(path)
+            model = read_hr(path, filling=filling if isinstance(filling, int) and 0 < filling else None)
         elif is_crystal_file(path):  # its Slater-Koster model, as `topodiff screen` builds it (default options)
             if params:
                 raise TopodiffInputError("parameters apply only to built-in models, not to crystal files")

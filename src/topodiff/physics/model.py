@@ -80,6 +80,9 @@ class TBModel:
     hop_i, hop_j : ``[n_hop]`` orbital indices; hop_R ``[n_hop, dim]`` integer cell offsets;
     hop_t : ``[n_hop, ns, ns]`` complex amplitudes of ``t c†_i c_{j,R}`` (h.c. implied).
     filling : occupied bands counted from the bottom (default: half of the states).
+    filling_required : the source (a Wannier90 file) does not say how many bands are occupied, so
+        half filling is no default: :attr:`occupied` raises until a ``filling`` is given.
+    notes : what the reader assumed (e.g. an identity cell), shown to users beside results.
     """
 
     lattice: np.ndarray
@@ -93,6 +96,8 @@ class TBModel:
     filling: int | None = None
     name: str = "model"
     params: dict[str, float] = field(default_factory=dict)
+    filling_required: bool = False
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.lattice = np.atleast_2d(np.asarray(self.lattice, dtype=float))
@@ -128,8 +133,13 @@ class TBModel:
 
     @property
     def occupied(self) -> int:
-        """Number of occupied bands (``filling``, default half filling)."""
-        return int(self.filling) if self.filling is not None else self.num_bands // 2
+        """Number of occupied bands (``filling``, default half filling unless ``filling_required``)."""
+        if self.filling is not None:
+            return int(self.filling)
+        if self.filling_required:
+            raise ModelError(f"model {self.name!r}: the number of occupied bands is unknown (a Wannier90 file "
+                             "does not hold it); pass --filling N (NumOccupied), or put num_elec in seedname.win")
+        return self.num_bands // 2
 
     @property
     def state_positions(self) -> np.ndarray:
@@ -230,7 +240,8 @@ class TBModel:
         """A copy with some fields replaced (validated again)."""
         kw = dict(lattice=self.lattice, orbitals=self.orbitals, onsite=self.onsite, hop_i=self.hop_i,
                   hop_j=self.hop_j, hop_R=self.hop_R, hop_t=self.hop_t, spinful=self.spinful,
-                  filling=self.filling, name=self.name, params=dict(self.params))
+                  filling=self.filling, name=self.name, params=dict(self.params),
+                  filling_required=self.filling_required, notes=self.notes)
         kw.update(changes)
         return TBModel(**kw)
 
@@ -242,7 +253,7 @@ class TBModel:
         return TBModel(self.lattice, self.orbitals, self.onsite[:, 0, 0, None, None] * eye, self.hop_i, self.hop_j,
                        self.hop_R, self.hop_t[:, 0, 0, None, None] * eye, spinful=True,
                        filling=None if self.filling is None else 2 * self.filling, name=self.name,
-                       params=dict(self.params))
+                       params=dict(self.params), filling_required=self.filling_required, notes=self.notes)
 
     # ------------------------------------------------------------------ topodiff-tb/1 I/O
     @classmethod

@@ -7,11 +7,13 @@ import numpy as np
 import torch
 
 from topodiff.errors import ConvergenceError, TopodiffInputError
+from topodiff.physics.bands import band_gaps
 from topodiff.physics.berry import chern_result
 from topodiff.physics.model import TBModel
 from topodiff.physics.oned import berry_phase, winding
 from topodiff.physics.spectra import grid_hamiltonian, resolve_filling
-from topodiff.physics.z2 import z2_result
+from topodiff.physics.z2 import time_reversal_check
+from topodiff.physics.z2_routes import z2_with_routes
 
 __all__ = ["grid_gap", "invariant_summary", "DEFAULT_NK"]
 
@@ -57,9 +59,9 @@ def invariant_summary(model: TBModel, *, nk: int | None = None, filling: int | N
         out["chern"] = None if res.warning else res.chern
         if res.warning:
             warnings.append(f"chern: {res.warning}")
-        out["z2"] = _z2(model, occ, warnings)
+        out["z2"] = _z2(model, occ, out, warnings)
     else:
-        out["z2"] = _z2(model, occ, warnings)
+        out["z2"] = _z2(model, occ, out, warnings)
         planes: dict[str, int | None] = {}
         for ax in range(3):
             for val in (0.0, 0.5):
@@ -69,17 +71,43 @@ def invariant_summary(model: TBModel, *, nk: int | None = None, filling: int | N
                 if res.warning:
                     warnings.append(f"chern plane {key}: {res.warning}")
         out["chern_planes"] = planes
+    if dim >= 2:
+        out["time_reversal"] = time_reversal_check(model).to_dict()
+    if model.notes:
+        out["notes"] = list(model.notes)
     if warnings:
         out["warning"] = "; ".join(warnings)
     return out
 
 
-def _z2(model: TBModel, occ: int, warnings: list[str]) -> int | list[int] | None:
+def _z2(model: TBModel, occ: int, out: dict[str, Any], warnings: list[str]) -> int | list[int] | None:
+    """Z2 (WCC flow, then parity / spin-Chern routes) or None with the reason in ``warnings``.
+
+    Sets ``z2_route`` and, for a filling whose Fermi level lies inside a band (the bands at the
+    filling overlap: no gap anywhere between them), returns None: Z2 is not that material's invariant.
+    """
     if occ % 2:
+        warnings.append(f"z2: needs an even number of occupied bands (Kramers pairs), filling is {occ}")
         return None
-    res = z2_result(model, occ)
+    gaps = band_gaps(model, occ, nk=_gap_nk(model))
+    if gaps.indirect < -FERMI_OVERLAP_TOL:
+        warnings.append(f"z2: the Fermi level at filling {occ} lies inside a band (band {occ} at "
+                        f"{gaps.vbm:.3f} eV overlaps band {occ + 1} at {gaps.cbm:.3f} eV): a metal, no Z2; "
+                        "check --filling")
+        return None
+    res = z2_with_routes(model, occ)
+    out["z2_route"] = res.route if res.converged else None
+    if res.note:
+        out["z2_note"] = res.note
     if res.warning:
         warnings.append(f"z2: {res.warning}")
     if not res.converged:
         return None
     return list(res.z2) if isinstance(res.z2, tuple) else int(res.z2)
+
+
+FERMI_OVERLAP_TOL = 0.05  # eV: semimetals (1T'-WTe2-like) keep a Z2 of the lowest bands; deeper overlap is a metal
+
+
+def _gap_nk(model: TBModel) -> int:
+    return {2: 48, 3: 12}.get(model.dim, 48)

@@ -6,7 +6,8 @@ File layout, exactly as Wannier90 writes it (``hamiltonian_write_hr`` in Wannier
     header line (date)
     num_wann
     nrpts
-    degeneracy weights, 15 per line (nrpts integers)
+    degeneracy weights, 15 per line (nrpts integers; read with any count per line, extra numbers
+    after the nrpts-th ignored, as Wannier90's own list-directed read does)
     R1 R2 R3 m n Re Im        (nrpts × num_wann² rows; m, n are 1-based)
 
 Row ``(R, m, n)`` is ``H_mn(R) = ⟨m, 0|H|n, R⟩`` in eV, and Wannier90's Bloch sum is
@@ -18,11 +19,13 @@ agree (``H(−R) = H(R)†``), and ``R = 0, m = n`` rows become onsite energies.
 
 The lattice comes from ``seedname.win`` (``unit_cell_cart`` block, first line ``bohr`` or ``ang``
 optional) and the orbital positions from ``seedname_centres.xyz`` (Cartesian Å) when those files sit
-beside the ``_hr.dat``; otherwise the cell is the identity and all orbitals sit at the origin.
+beside the ``_hr.dat``; otherwise the cell is the identity (a ``notes`` entry says so) and all
+orbitals sit at the origin. The file type is recognised by content (:func:`looks_like_hr`), so names
+such as ``wannier90_hr.dat_nsymm48`` work. The filling is not in the file: it comes from the caller,
+``num_elec`` in the ``.win`` or ``NumOccupied`` in a WannierTools ``wt.in``; else it is unknown.
 """
 from __future__ import annotations
 
-import io
 import re
 import warnings
 from pathlib import Path
@@ -39,27 +42,36 @@ _HERM_ATOL = 2e-5  # Wannier90 prints F12.6: 5e-7 rounding per entry, before div
 def _seed_path(path: Path, suffix: str) -> Path:
     """``seed_hr.dat`` → ``seed<suffix>`` in the same directory (other names: their stem + suffix)."""
     name = path.name
-    seed = name[: -len("_hr.dat")] if name.endswith("_hr.dat") else path.stem
+    seed = name[: name.index("_hr.dat")] if "_hr.dat" in name else path.stem
     return path.with_name(seed + suffix)
 
 
-def read_win_lattice(path: str | Path) -> np.ndarray:
-    """Lattice vectors ``[3, 3]`` (rows, Å) from the ``unit_cell_cart`` block of a ``.win`` file."""
+def _win_lines(path: Path) -> list[str]:
+    """Lines of a ``.win`` file with comments (``!``, ``#``) removed, lower-cased and stripped."""
+    return [re.split(r"[!#]", ln, maxsplit=1)[0].strip() for ln in path.read_text(errors="replace").splitlines()]
+
+
+def read_win_lattice(path: str | Path) -> np.ndarray | None:
+    """Lattice vectors ``[3, 3]`` (rows, Å) from the ``unit_cell_cart`` block of a ``.win`` file.
+
+    Returns None when the file has no such block (WannierTools' examples ship ``.win`` files
+    holding only projections); a block that is present but malformed is an error.
+    """
     path = Path(path)
-    lines = path.read_text(errors="replace").splitlines()
+    lines = _win_lines(path)
     start = end = None
     for n, line in enumerate(lines):
-        text = re.split(r"[!#]", line, maxsplit=1)[0].strip().lower()
-        words = text.replace(":", " ").split()
+        words = line.lower().replace(":", " ").split()
         if words[:2] == ["begin", "unit_cell_cart"]:
             start = n + 1
         elif words[:2] == ["end", "unit_cell_cart"] and start is not None:
             end = n
             break
-    if start is None or end is None:
-        raise ModelError(f"{path}: no 'begin unit_cell_cart' ... 'end unit_cell_cart' block")
-    rows = [re.split(r"[!#]", ln, maxsplit=1)[0].strip() for ln in lines[start:end]]
-    rows = [(start + 1 + i, r) for i, r in enumerate(rows) if r]
+    if start is None:
+        return None
+    if end is None:
+        raise ModelError(f"{path}: 'begin unit_cell_cart' without 'end unit_cell_cart'")
+    rows = [(start + 1 + i, r) for i, r in enumerate(lines[start:end]) if r]
     scale = 1.0
     if rows and rows[0][1].lower() in ("bohr", "ang", "angstrom"):
         scale = BOHR_ANGSTROM if rows[0][1].lower() == "bohr" else 1.0
@@ -76,6 +88,26 @@ def read_win_lattice(path: str | Path) -> np.ndarray:
             raise ModelError(f"{path}:{lineno}: lattice vector needs 3 numbers, got {len(vec)}")
         out.append(vec)
     return np.asarray(out) * scale
+
+
+def read_filling(directory: Path, win: Path | None) -> tuple[int | None, str | None]:
+    """Occupied bands stated beside a ``_hr.dat``, and where: ``num_elec`` in ``seedname.win`` (a
+    keyword some workflows add; Wannier90 itself does not need it) or ``NumOccupied`` in
+    WannierTools' ``wt.in``. ``(None, None)`` when neither states it."""
+    sources = [(win, "num_elec")] if win is not None and win.exists() else []
+    sources.append((directory / "wt.in", "NumOccupied"))
+    for path, name in sources:
+        key = name.lower()
+        if not path.is_file():
+            continue
+        for line in _win_lines(path):
+            words = line.lower().replace("=", " ").replace(":", " ").split()
+            if len(words) >= 2 and words[0] == key:
+                try:
+                    return int(float(words[1].rstrip(","))), f"{name} in {path.name}"
+                except ValueError:
+                    raise ModelError(f"{path}: {key} must be a number, got {words[1]!r}") from None
+    return None, None
 
 
 def read_centres(path: str | Path, num_wann: int) -> np.ndarray:
@@ -113,17 +145,18 @@ def _first_bad_row(lines: list[str], first_line: int) -> int:
     return first_line + len(lines)
 
 
-def _fast_rows(body: str, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Hopping rows via pandas' C parser: ``(ints [n, 5] int64, values [n, 2] float64)``, or None
-    when the text does not parse cleanly into exactly ``n_rows`` rows (then the slow path explains)."""
+def _fast_rows(path: Path, skip: int, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Hopping rows via pandas' C parser straight from the file (no text copies in memory):
+    ``(ints [n, 5] int64, values [n, 2] float64)``, or None when the rows do not parse cleanly into
+    exactly ``n_rows`` rows (then the slow path names the bad line)."""
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas comes with pymatgen
         return None
     dtypes = {c: (np.int64 if c < 5 else np.float64) for c in range(7)}
     try:
-        df = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, names=list(range(7)), dtype=dtypes,
-                         engine="c", comment=None)
+        df = pd.read_csv(path, sep=r"\s+", header=None, names=list(range(7)), dtype=dtypes, skiprows=skip,
+                         engine="c", comment=None, encoding_errors="replace")
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     if len(df) != n_rows:
@@ -134,8 +167,11 @@ def _fast_rows(body: str, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
     return df[[0, 1, 2, 3, 4]].to_numpy(dtype=np.int64), vals
 
 
-def _numpy_rows(path: Path, body: str, n_rows: int, first_row_line: int) -> tuple[np.ndarray, np.ndarray]:
+def _numpy_rows(path: Path, skip: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Hopping rows via ``np.fromstring``; raises :class:`ModelError` naming the first bad line."""
+    first_row_line = skip + 1
+    with open(path, errors="replace") as fh:
+        body = "".join(fh.readlines()[skip:])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -155,7 +191,11 @@ def _numpy_rows(path: Path, body: str, n_rows: int, first_row_line: int) -> tupl
             bad = first_row_line + int(np.argmax(~np.isfinite(flat)) // 7) if flat.size else first_row_line
         raise ModelError(f"{path}:{bad}: hopping row must be 'R1 R2 R3 m n Re Im'")
     rows = flat.reshape(n_rows, 7)
-    return rows[:, :5], rows[:, 5:]
+    ints_f = rows[:, :5]
+    if np.any(ints_f != np.round(ints_f)):
+        bad = int(np.argmax(np.any(ints_f != np.round(ints_f), axis=1)))
+        raise ModelError(f"{path}:{first_row_line + bad}: R and orbital indices must be integers")
+    return ints_f.astype(np.int64), rows[:, 5:]
 
 
 def _parse_int(text: str, what: str, lineno: int, path: Path) -> int:
@@ -168,60 +208,57 @@ def _parse_int(text: str, what: str, lineno: int, path: Path) -> int:
     return value
 
 
-def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | Path | None = None,
-            filling: int | None = None) -> TBModel:
-    """Read a Wannier90 ``seedname_hr.dat`` into a :class:`TBModel` (energies eV, lengths Å).
-
-    Parameters
-    ----------
-    path : the ``_hr.dat`` file.
-    win : ``seedname.win`` for the lattice; default: the one beside ``path`` if it exists.
-    centres : ``seedname_centres.xyz`` for orbital positions; default: the one beside ``path``.
-    filling : occupied bands (``NumOccupied``); default half filling.
-
-    Returns
-    -------
-    A spinless-basis model with ``num_wann`` orbitals (spin, if any, is part of the Wannier basis).
-    Its dimension is the number of directions along which some non-zero hopping has ``R ≠ 0``.
-
-    Raises
-    ------
-    ModelError
-        Malformed file (with the line number), inconsistent degeneracies, or non-Hermitian data.
-    """
-    path = Path(path)
-    text = path.read_text(errors="replace")
-    parts = text.split("\n", 3)  # header, num_wann, nrpts, rest
-    if len(parts) < 4:
-        raise ModelError(f"{path}: too short for a Wannier90 _hr.dat file (needs header, num_wann, nrpts)")
-    num_wann = _parse_int(parts[1], "num_wann", 2, path)
-    nrpts = _parse_int(parts[2], "nrpts", 3, path)
-    n_deg_lines = -(-nrpts // 15)
-    rest = parts[3].split("\n", n_deg_lines)
-    if len(rest) <= n_deg_lines:
-        raise ModelError(f"{path}: file ends inside the {nrpts} degeneracy weights")
-    deg_words = " ".join(rest[:n_deg_lines]).split()
+def looks_like_hr(path: Path) -> bool:
+    """Whether a file's content starts like a ``_hr.dat`` (a header line, then two lines that each
+    begin with a positive integer) — file type by content, whatever the file is called."""
     try:
-        deg = np.array([int(w) for w in deg_words], dtype=np.int64)
-    except ValueError:
-        raise ModelError(f"{path}:4-{3 + n_deg_lines}: degeneracy weights must be integers") from None
-    if deg.size != nrpts:
-        raise ModelError(f"{path}:4-{3 + n_deg_lines}: expected {nrpts} degeneracy weights (15 per line), "
-                         f"found {deg.size}")
-    if np.any(deg <= 0):
+        with open(path, errors="replace") as fh:
+            head = [fh.readline() for _ in range(3)]
+    except OSError:
+        return False
+    if head[0].lstrip().startswith(("{", "[")):
+        return False
+    return all(len(h.split()) >= 1 and h.split()[0].isdigit() and int(h.split()[0]) > 0 for h in head[1:])
+
+
+def _read_header(path: Path) -> tuple[int, int, np.ndarray, int]:
+    """``(num_wann, nrpts, deg [nrpts], skip)``; ``skip`` = lines before the first hopping row.
+
+    The weights are read as Wannier90 reads them (Fortran list-directed: as many lines as it takes
+    to hold ``nrpts`` integers, any count per line); numbers after the ``nrpts``-th on the last
+    weight line are ignored, as Wannier90 ignores them.
+    """
+    with open(path, errors="replace") as fh:
+        head = [fh.readline() for _ in range(3)]
+        if not head[2]:
+            raise ModelError(f"{path}: too short for a Wannier90 _hr.dat file (needs header, num_wann, nrpts)")
+        num_wann = _parse_int(head[1], "num_wann", 2, path)
+        nrpts = _parse_int(head[2], "nrpts", 3, path)
+        deg: list[int] = []
+        lineno = 3
+        while len(deg) < nrpts:
+            line = fh.readline()
+            if not line:
+                raise ModelError(f"{path}: file ends inside the {nrpts} degeneracy weights")
+            lineno += 1
+            try:
+                deg.extend(int(w) for w in line.split())
+            except ValueError:
+                raise ModelError(f"{path}:{lineno}: degeneracy weights must be integers (expected {nrpts} "
+                                 f"of them), got {line.strip()[:60]!r}") from None
+    weights = np.asarray(deg[:nrpts], dtype=np.int64)
+    if np.any(weights <= 0):
         raise ModelError(f"{path}: degeneracy weights must be positive")
-    first_row_line = 4 + n_deg_lines
-    body = rest[n_deg_lines]
+    return num_wann, nrpts, weights, lineno
+
+
+def _hr_blocks(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(Rpts [nrpts, 3], H [nrpts, nw, nw])`` of a ``_hr.dat``, each block divided by its degeneracy."""
+    num_wann, nrpts, deg, skip = _read_header(path)
+    first_row_line = skip + 1
     n_rows = nrpts * num_wann * num_wann
-    parsed = _fast_rows(body, n_rows)
-    if parsed is None:
-        ints_f, vals = _numpy_rows(path, body, n_rows, first_row_line)
-        if np.any(ints_f != np.round(ints_f)):
-            bad = int(np.argmax(np.any(ints_f != np.round(ints_f), axis=1)))
-            raise ModelError(f"{path}:{first_row_line + bad}: R and orbital indices must be integers")
-        ints = ints_f.astype(np.int64)
-    else:
-        ints, vals = parsed
+    parsed = _fast_rows(path, skip, n_rows)
+    ints, vals = parsed if parsed is not None else _numpy_rows(path, skip, n_rows)
     R = ints[:, :3]
     m = ints[:, 3] - 1
     n = ints[:, 4] - 1
@@ -249,8 +286,13 @@ def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | P
         b = int(np.argmax(np.any(seen != 1, axis=1)))
         raise ModelError(f"{path}: R-point {Rpts[b].tolist()} does not list every (m, n) pair exactly once")
     H /= deg[:, None, None]
+    return Rpts, H
 
-    # Hermiticity: H(-R) = H(R)^dagger, R-point by R-point.
+
+def _hermitian_hoppings(path: Path, Rpts: np.ndarray, H: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Check ``H(−R) = H(R)†`` and keep one of each pair: ``(onsite, i, j, R, t)``."""
+    nrpts, num_wann = H.shape[0], H.shape[1]
     key = {tuple(r): idx for idx, r in enumerate(Rpts.tolist())}
     partner = np.array([key.get(tuple(-x for x in r), -1) for r in Rpts.tolist()], dtype=np.int64)
     scale = max(1.0, float(np.abs(H).max()))
@@ -265,7 +307,6 @@ def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | P
         r = Rpts[has][b].tolist()
         raise ModelError(f"{path}: not Hermitian: H_{i + 1},{j + 1}(R={r}) != conj(H_{j + 1},{i + 1}(-R)) "
                          f"(difference {diff.max():.3g} eV)")
-    # Symmetrise and keep one of each (R, m, n) / (-R, n, m) pair.
     Hs = H.copy()
     Hs[has] = 0.5 * (H[has] + np.conj(np.swapaxes(H[partner[has]], 1, 2)))
     nz = Rpts != 0
@@ -281,31 +322,80 @@ def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | P
         keep_mask[z] = np.triu(np.ones((num_wann, num_wann), dtype=bool), k=1)
     keep_mask &= Hs != 0
     b_idx, i_idx, j_idx = np.nonzero(keep_mask)
-    hop_R = Rpts[b_idx]
-    hop_t = Hs[b_idx, i_idx, j_idx]
+    return onsite, i_idx, j_idx, Rpts[b_idx], Hs[b_idx, i_idx, j_idx]
 
-    # Dimension: directions along which some non-zero hopping has R != 0.
-    periodic = np.flatnonzero(np.any(hop_R != 0, axis=0)) if len(hop_R) else np.zeros(0, dtype=np.int64)
-    if periodic.size == 0:
-        raise ModelError(f"{path}: no hopping between different cells: not a periodic model")
 
+def _geometry(path: Path, num_wann: int, win: str | Path | None, centres: str | Path | None
+              ) -> tuple[np.ndarray, np.ndarray, list[str], Path]:
+    """Lattice ``[3, 3]`` (Å), reduced centres ``[num_wann, 3]``, notes on what was assumed, .win path."""
     win_path = Path(win) if win is not None else _seed_path(path, ".win")
+    if win is None and not win_path.exists() and (path.parent / "wannier90.win").exists():
+        win_path = path.parent / "wannier90.win"  # WannierTools' examples: any name beside wannier90.win
     centres_path = Path(centres) if centres is not None else _seed_path(path, "_centres.xyz")
     if win is not None and not win_path.exists():
         raise ModelError(f"{win_path}: .win file not found")
     if centres is not None and not centres_path.exists():
         raise ModelError(f"{centres_path}: centres file not found")
-    lattice3 = read_win_lattice(win_path) if win_path.exists() else np.eye(3)
+    notes: list[str] = []
+    lattice3 = read_win_lattice(win_path) if win_path.exists() else None
+    if lattice3 is None:
+        why = f"{win_path.name} has no unit_cell_cart block" if win_path.exists() else "no .win beside the file"
+        notes.append(f"lattice: identity cell ({why}); integer invariants do not depend on it, Cartesian "
+                     "quantities (k-path lengths, sphere radii) are in reduced units")
+        lattice3 = np.eye(3)
     if abs(np.linalg.det(lattice3)) < 1e-10:
         raise ModelError(f"{win_path}: lattice vectors are linearly dependent")
     if centres_path.exists():
-        cart = read_centres(centres_path, num_wann)
-        reduced3 = cart @ np.linalg.inv(lattice3)  # r = τ · A  (rows of A are lattice vectors)
+        reduced3 = read_centres(centres_path, num_wann) @ np.linalg.inv(lattice3)  # r = τ · A
     else:
         reduced3 = np.zeros((num_wann, 3))
+    return lattice3, reduced3, notes, win_path
+
+
+def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | Path | None = None,
+            filling: int | None = None) -> TBModel:
+    """Read a Wannier90 ``seedname_hr.dat`` into a :class:`TBModel` (energies eV, lengths Å).
+
+    Parameters
+    ----------
+    path : the ``_hr.dat`` file (any name: the type is read from the content).
+    win : ``seedname.win`` for the lattice; default: the one beside ``path`` (or ``wannier90.win``).
+    centres : ``seedname_centres.xyz`` for orbital positions; default: the one beside ``path``.
+    filling : occupied bands (``NumOccupied``); default: ``num_elec`` in the ``.win`` or
+        ``NumOccupied`` in a WannierTools ``wt.in`` beside the file, else unknown
+        (``filling_required``: :attr:`TBModel.occupied` then asks for it, no half-filling guess).
+
+    Returns
+    -------
+    A spinless-basis model with ``num_wann`` orbitals (spin, if any, is part of the Wannier basis).
+    Its dimension is the number of directions along which some non-zero hopping has ``R ≠ 0``;
+    ``notes`` say what was assumed (identity cell, where the filling came from).
+
+    Raises
+    ------
+    ModelError
+        Malformed file (with the line number), inconsistent degeneracies, or non-Hermitian data.
+    """
+    path = Path(path)
+    Rpts, H = _hr_blocks(path)
+    num_wann = H.shape[1]
+    onsite, i_idx, j_idx, hop_R, hop_t = _hermitian_hoppings(path, Rpts, H)
+    del H
+    # Dimension: directions along which some non-zero hopping has R != 0.
+    periodic = np.flatnonzero(np.any(hop_R != 0, axis=0)) if len(hop_R) else np.zeros(0, dtype=np.int64)
+    if periodic.size == 0:
+        raise ModelError(f"{path}: no hopping between different cells: not a periodic model")
+    lattice3, reduced3, notes, win_path = _geometry(path, num_wann, win, centres)
+    if filling is None:
+        filling, source = read_filling(path.parent, win_path)
+        if filling is not None:
+            notes.append(f"filling {filling} from {source}")
+    if filling is not None and not 0 < filling < num_wann:
+        raise ModelError(f"{path}: filling must be between 1 and {num_wann - 1}, got {filling}")
     return TBModel(lattice=lattice3[periodic], orbitals=reduced3[:, periodic], onsite=onsite,
                    hop_i=i_idx, hop_j=j_idx, hop_R=hop_R[:, periodic], hop_t=hop_t, spinful=False,
-                   filling=filling, name=_seed_path(path, "").name or "wannier90")
+                   filling=filling, name=_seed_path(path, "").name or "wannier90",
+                   filling_required=filling is None, notes=tuple(notes))
 
 
 def write_hr(path: str | Path, Rs: np.ndarray, H: np.ndarray, deg: np.ndarray | None = None,
