@@ -74,7 +74,10 @@ class ScreenResult:
     formula, space_group : reduced formula; spglib space-group number (tolerance 1e-3 Å) or None.
     gap : indirect gap (eV, ≥ 0) on the screen's k-mesh; ``direct_gap`` the direct one (eV).
     z2 : ``[ν0, ν1, ν2, ν3]`` in the basis of the screened cell, or None.
-    topo_class : ``trivial_insulator`` / ``strong_ti`` / ``weak_ti`` / ``metal``, None on failure.
+    topo_class : ``trivial_insulator`` / ``strong_ti`` / ``weak_ti`` / ``metal`` (the Slater-Koster
+        verdict), None on failure.
+    catalogue_class, p_topological : the judge trained on DFT catalogues (``trivial`` / ``ti`` /
+        ``tci`` / ``semimetal``; probability of a non-trivial class), None when unavailable.
     error : why the crystal could not be screened (None when it was).
     row : the full row exactly as the CLI prints it (:meth:`to_dict`).
     """
@@ -85,6 +88,8 @@ class ScreenResult:
     gap: float | None
     z2: list[int] | None
     topo_class: str | None
+    catalogue_class: str | None = None
+    p_topological: float | None = None
     direct_gap: float | None = None
     error: str | None = None
     row: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -95,7 +100,8 @@ class ScreenResult:
 
         item = json_row(dict(row))
         return cls(item["source"], item["formula"], item["space_group"], item["gap"], item["z2"], item["topo_class"],
-                   item.get("direct_gap"), item.get("error"), item)
+                   item.get("catalogue_class"), item.get("p_topological"), item.get("direct_gap"), item.get("error"),
+                   item)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``topodiff screen --json`` row of this crystal (a copy)."""
@@ -120,14 +126,13 @@ def screen(crystals: Any, *, workers: int | None = 1, basis: str = "sp3", soc: b
     -------
     One :class:`ScreenResult` per crystal, in input order; failures carry ``error``.
     """
-    from topodiff.evaluation.screen import records_to_tasks, screen_tasks
+    from topodiff.evaluation.screen import screen_records
 
     ensure_threads()
     opts: dict[str, Any] = {"basis": basis, "soc": bool(soc), "metal_rule": metal_rule, "gap_tol": float(gap_tol)}
     if symmetrize is not None:
         opts["symmetrize"] = float(symmetrize)
-    rows = [row for _, row in screen_tasks(records_to_tasks(_records(crystals), opts), workers=workers)]
-    return [ScreenResult.from_row(r) for r in rows]
+    return [ScreenResult.from_row(r) for r in screen_records(_records(crystals), workers=workers, **opts)]
 
 
 # --------------------------------------------------------------------------------------------- generate
