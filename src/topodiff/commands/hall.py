@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
                         "refinement_levels": res.levels,
                         "sigma_xy_unrefined": float(res.coarse[0, -1] * (res.layer or math.nan)) if m.dim == 3
                         else float(res.coarse[0, 0])}
+        if not res.resolved:
+            result["warning"] = (f"a band crossing near the Fermi level is not resolved on the {res.nk}-point grid "
+                                 "(semimetal or tiny gap): sigma_xy converges slowly there; raise --nk")
         if m.dim == 3:
             result["sigma"] = res.tensor_s_per_cm()[0].tolist()
             result["sigma_unit"] = "S/cm"

@@ -15,14 +15,14 @@ degenerate pairs (equal occupations cancel), so it is evaluated for all bands at
   ``σ_xy · d`` (e²/h per layer of thickness ``d = V/|a1×a2|``) when a3 is the only vector out of the xy plane.
 
 Bloch convention II (orbital positions) is used: the physical curvature, whose integral inside a
-band depends on it. Integration: midpoint rule on a uniform grid, then cells where one cell carries
-a curvature peak narrower than the cell (near band crossing) or a sharp Fermi surface are split
-into ``split^d`` sub-cells, repeatedly; gapped smooth regions keep the (spectrally accurate) uniform grid.
+band depends on it. Integration: midpoint rule on a uniform grid (spectrally accurate for a smooth
+periodic integrand), doubled near band crossings until the narrowest curvature peak is resolved;
+cells holding a sharp (T = 0) Fermi surface are then split ``split^d`` times, repeatedly.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,12 +30,13 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.model import COMPLEX, REAL, TBModel, bloch_hamiltonian
 
-__all__ = ["HallResult", "hall_conductivity", "hall_scan", "velocity_matrices", "fermi_dirac", "KB_EV"]
+__all__ = ["HallResult", "hall_conductivity", "hall_scan", "velocity_matrices", "fermi_dirac", "KB_EV",
+           "E2_H_SIEMENS"]
 
 KB_EV = 8.617333262e-5  # Boltzmann constant (eV/K)
 E2_H_SIEMENS = 3.874045865e-5  # e²/h in S
 TWO_PI = 2.0 * math.pi
-REACH = 16.0  # a near crossing is refined out to ~REACH cell widths (curvature tails), see _integrand
+RESOLVE = 2.0  # the uniform grid is doubled until the narrowest curvature peak spans RESOLVE cells
 
 
 def fermi_dirac(e: torch.Tensor, mu: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -73,17 +74,19 @@ def _pairs(model: TBModel) -> tuple[list[tuple[int, int]], np.ndarray]:
 
 
 def _integrand(model: TBModel, k: np.ndarray, mu: torch.Tensor, temperature: float, width: float, chunk: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``Σ_n f_n Ω_n`` ``[n_k, n_pairs, n_mu]`` and which cells of half-width ``width`` need refining ``[n_k]``.
+               ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``Σ_n f_n Ω_n`` ``[n_k, n_pairs, n_mu]``, the cells of half-width ``width`` holding a sharp Fermi
+    surface ``[n_k, n_mu]``, and the narrowest curvature peak on the points (reduced units).
 
-    A cell is refined when a Berry-curvature peak is narrower than it (a pair of bands with different
-    occupations closer than ``|∇(E_n − E_m)| · REACH · width``: a near crossing and its tails) or when it may hold a
-    Fermi surface not smoothed by the temperature (``|E_n − μ|`` and ``k_B T`` below ``|∇E_n| · width``).
+    Fermi surface: ``|E_n − μ| < 2√d |∇E_n| · width`` (the cell's corners, with a margin for curved
+    bands) while ``k_B T < |∇E_n| · width`` (a step the temperature does not smooth). Peak width:
+    ``min (E_m − E_n) / (|∇E_n| + |∇E_m|)`` over pairs with different occupations (a near crossing
+    of an occupied and an empty band makes ``Ω`` a peak of about that width).
     """
     pairs, J = _pairs(model)
     Jt = torch.as_tensor(J, dtype=COMPLEX)
     kT = KB_EV * temperature
-    out, flags = [], []
+    out, flags, narrow = [], [], math.inf
     for s in range(0, len(k), chunk):
         kt = torch.as_tensor(k[s:s + chunk], dtype=REAL)
         H, dH = velocity_matrices(model, kt)
@@ -97,12 +100,13 @@ def _integrand(model: TBModel, k: np.ndarray, mu: torch.Tensor, temperature: flo
         df = f[:, :, None, :] - f[:, None, :, :]  # [n, nb, nb, n_mu]
         out.append(torch.stack([-torch.einsum("nij,nijm->nm", (Dc[a] * Dc[b].mT).imag * inv2, df)
                                 for a, b in pairs], dim=1))
-        reach = (grad[:, :, None] + grad[:, None, :]) * REACH * width  # [n, nb, nb]
-        crossing = ((df.abs() > 1e-3) & (de.abs() < reach)[..., None]).flatten(1).any(1)
-        near = (e[..., None] - mu).abs() < grad[..., None] * width
-        fermi = (near & (grad[..., None] * width > kT)).flatten(1).any(1)
-        flags.append(crossing | fermi)
-    return torch.cat(out), torch.cat(flags)
+        peak = de.abs() / (grad[:, :, None] + grad[:, None, :]).clamp_min(1e-12)
+        mixed = (df.abs() > 1e-3).any(-1)
+        if mixed.any():
+            narrow = min(narrow, float(peak[mixed].min()))
+        near = (e[..., None] - mu).abs() < grad[..., None] * width * 2 * math.sqrt(k.shape[1])  # corner + curvature
+        flags.append((near & (grad[..., None] * width > kT)).any(1))
+    return torch.cat(out), torch.cat(flags), narrow
 
 
 @dataclass
@@ -110,8 +114,9 @@ class HallResult:
     """σ at one or more Fermi levels.
 
     fermi ``[n_mu]`` (eV); sigma ``[n_mu, n_pairs]`` in e²/h (2D, one pair xy) or e²/h per Å
-    (3D: yz, zx, xy, Cartesian); coarse: the same on the unrefined grid; nk: base grid; points:
-    k-points evaluated in all; levels: refinement levels used.
+    (3D: yz, zx, xy, Cartesian); coarse: the same on the first grid (no refinement); nk: the
+    uniform grid used after doubling; points: k-points evaluated in all; levels: Fermi-surface
+    refinement levels used; resolved: the narrowest curvature peak spans at least one cell.
     """
 
     fermi: np.ndarray
@@ -121,9 +126,8 @@ class HallResult:
     points: int
     levels: int
     dim: int
-    volume: float = 1.0
+    resolved: bool
     layer: float | None = None
-    extra: dict = field(default_factory=dict)
 
     def sigma_xy(self) -> np.ndarray:
         """``[n_mu]`` σ_xy: e²/h (2D) or the sheet value per layer in e²/h (3D; NaN if no layer)."""
@@ -147,18 +151,25 @@ def _layer_thickness(model: TBModel) -> float | None:
     return None
 
 
+def _uniform(dim: int, nk: int) -> np.ndarray:
+    axes = (np.arange(nk) + 0.5) / nk
+    return np.stack(np.meshgrid(*[axes] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
+
+
 def hall_conductivity(model: TBModel, fermi: float | np.ndarray, *, temperature: float = 0.0, nk: int | None = None,
-                      levels: int = 3, split: int = 4, cell_tol: float = 1e-4, max_points: int = 400_000,
-                      chunk: int | None = None) -> HallResult:
+                      max_nk: int | None = None, levels: int = 3, split: int = 4,
+                      max_points: int = 400_000, chunk: int | None = None) -> HallResult:
     """Anomalous Hall conductivity at Fermi level(s) ``fermi`` (eV) and ``temperature`` (K).
 
-    Parameters
-    ----------
-    nk : base grid per direction (default 128 in 2D, 24 in 3D).
-    levels, split, cell_tol : adaptive refinement — up to ``levels`` times, every cell that holds
-        a near band crossing or a sharp Fermi surface (see :func:`_integrand`) and carries more than
-        ``cell_tol`` (e²/h) is split into ``split^dim`` sub-cells (at most ``max_points`` new
-        k-points per level, largest contributions first).
+    Two refinements, as the integrand needs them:
+
+    * near band crossings: the uniform midpoint grid (spectrally accurate for a smooth periodic
+      integrand) is doubled from ``nk`` (default 128 in 2D, 24 in 3D) up to ``max_nk`` (default
+      ``min(8 nk, 1024)`` in 2D, ``2 nk`` in 3D, lowered for many bands) until the narrowest
+      curvature peak spans ``RESOLVE`` cells (a semimetal's nodes never do: ``resolved`` is False);
+    * Fermi surfaces (T = 0 steps): up to ``levels`` times, every cell that may hold one is split
+      into ``split^dim`` sub-cells, for that Fermi level only (at most ``max_points`` new k-points
+      per level, largest contributions first).
     """
     dim = model.dim
     _pairs(model)
@@ -167,38 +178,44 @@ def hall_conductivity(model: TBModel, fermi: float | np.ndarray, *, temperature:
         raise TopodiffInputError(f"nk must be at least 2, got {nk}")
     if temperature < 0 or not math.isfinite(temperature):
         raise TopodiffInputError(f"temperature must be a finite number >= 0 K, got {temperature}")
+    budget = int((3e9 / model.num_bands ** 3) ** (1 / dim))
+    max_nk = max(nk, max_nk or min(min(8 * nk, 1024) if dim == 2 else 2 * nk, budget))
     mu = torch.as_tensor(np.atleast_1d(np.asarray(fermi, dtype=float)), dtype=REAL)
     chunk = chunk or max(256, (1 << 22) // (model.num_bands ** 2 * max(1, len(mu))))
-    axes = (np.arange(nk) + 0.5) / nk
-    centres = np.stack(np.meshgrid(*[axes] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
-    width = 1.0 / nk
-    g, flag = _integrand(model, centres, mu, temperature, width / 2, chunk)
+    points, first = 0, None
+    while True:
+        centres, width = _uniform(dim, nk), 1.0 / nk
+        g, flag, narrow = _integrand(model, centres, mu, temperature, width / 2, chunk)
+        points += len(centres)
+        first = g.sum(0) * width ** dim if first is None else first
+        resolved = narrow >= RESOLVE * width
+        if resolved or 2 * nk > max_nk:
+            break
+        nk *= 2
     total = g.sum(0) * width ** dim
-    coarse = total.clone()
-    points, used = len(centres), 0
     offsets = (np.arange(split) + 0.5) / split - 0.5
     sub = np.stack(np.meshgrid(*[offsets] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
-    for _ in range(levels):
-        score = g.abs().amax(dim=(1, 2)) * width ** dim / TWO_PI
-        idx = torch.nonzero(flag & (score > cell_tol)).reshape(-1)
+    used, active = 0, torch.ones_like(flag)
+    for _ in range(levels):  # per Fermi level: only its own Fermi-surface cells are refined
+        score = g.abs().amax(dim=1)  # [n_k, n_mu]: priority when capped
+        sel = active & flag
+        idx = torch.nonzero(sel.any(1)).reshape(-1)
         if idx.numel() == 0:
             break
         cap = max(1, max_points // len(sub))
         if idx.numel() > cap:
-            idx = idx[torch.argsort(score[idx], descending=True)[:cap]]
-        total = total - g[idx].sum(0) * width ** dim
+            idx = idx[torch.argsort((score * sel).amax(1)[idx], descending=True)[:cap]]
+        total = total - (g[idx] * sel[idx, None, :]).sum(0) * width ** dim
         centres = (centres[idx.numpy()][:, None, :] + width * sub[None]).reshape(-1, dim)
+        active = sel[idx].repeat_interleave(len(sub), dim=0)
         width = width / split
-        g, flag = _integrand(model, centres, mu, temperature, width / 2, chunk)
-        total = total + g.sum(0) * width ** dim
+        g, flag, _ = _integrand(model, centres, mu, temperature, width / 2, chunk)
+        total = total + (g * active[:, None, :]).sum(0) * width ** dim
         points += len(centres)
         used += 1
-    norm = TWO_PI if dim == 2 else 1.0
-    vol = abs(float(np.linalg.det(model.lattice[:, :dim]))) if dim == 3 else 1.0
-    sigma = (total / norm).T.numpy() if dim == 2 else (total * TWO_PI / vol).T.numpy()
-    coarse_s = (coarse / norm).T.numpy() if dim == 2 else (coarse * TWO_PI / vol).T.numpy()
-    return HallResult(mu.numpy(), sigma, coarse_s, nk, points, used, dim, vol,
-                      _layer_thickness(model) if dim == 3 else None)
+    scale = 1 / TWO_PI if dim == 2 else TWO_PI / abs(float(np.linalg.det(model.lattice[:, :3])))
+    return HallResult(mu.numpy(), (total * scale).T.numpy(), (first * scale).T.numpy(), nk, points, used, dim,
+                      bool(resolved), _layer_thickness(model) if dim == 3 else None)
 
 
 def hall_scan(model: TBModel, emin: float, emax: float, num: int, **options: object) -> HallResult:
