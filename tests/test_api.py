@@ -188,3 +188,19 @@ def test_cli_env_defaults_follow_the_same_rule(monkeypatch):
         threads.requested_threads()
     with pytest.raises(TopodiffInputError):
         topodiff.set_threads(0)
+
+
+# --------------------------------------------------------------------------------------------- the notebook doc
+def test_python_api_doc_runs_as_written(monkeypatch):
+    """docs/python-api.md's ```python blocks, executed in order in one namespace from the repo root
+    (its own asserts check the printed results; generate/evaluate write only to temporary dirs)."""
+    import re
+
+    text = (REPO / "docs" / "python-api.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    assert len(blocks) >= 5
+    monkeypatch.chdir(REPO)
+    namespace: dict = {}
+    for n, block in enumerate(blocks):
+        exec(compile(block, f"docs/python-api.md[block {n}]", "exec"), namespace)  # noqa: S102 - our own doc
+    assert namespace["rows"][2].z2 == [1, 0, 0, 0]
