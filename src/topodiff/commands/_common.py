@@ -18,10 +18,7 @@ def parse_params(items: list[str] | None) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise TopodiffInputError(f"--param expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            raise TopodiffInputError(f"--param {key}: {value!r} is not a number") from None
+        out[key.strip()] = check_finite(f"--param {key.strip()}", value)
     return out
 
 
@@ -43,6 +40,11 @@ SEED_MAX = 2**32 - 1
 MAX_STRUCTURES = 100_000      # --num / --samples per run (memory of the sampler batch, files written)
 MAX_CSP_ATOMS = 200           # atoms in one CSP composition (the denoiser's attention is O(N^2))
 MAX_NK_1D, MAX_NK_2D, MAX_NK_3D = 100_000, 1024, 128   # k-grid side per dimension (memory of eigenvectors)
+NK_ELEMENT_BUDGET = 2 ** 25   # nk^dim × bands² of one grid (~4 GB of eigenvectors and work arrays at ~128 B each,
+#                               measured: Haldane nk = 1024 peaked at 0.8 GB)
+MIN_NK = 4                    # below 4 points per direction discrete Berry phases/fluxes alias
+#                               (Haldane at nk = 2: Chern 0 instead of -1)
+MIN_NK_WHY = "coarser grids alias the discrete Berry phases (Haldane at --nk 2 gives Chern 0, not -1)"
 
 
 def _fmt(value: Any) -> str:
@@ -57,7 +59,7 @@ def check_finite(name: str, value: Any, *, lo: float | None = None, hi: float | 
     except (TypeError, ValueError):
         raise TopodiffInputError(f"{name}: {value!r} is not a number") from None
     if not math.isfinite(x):
-        raise TopodiffInputError(f"{name} must be a finite number, got {_fmt(value)}")
+        raise TopodiffInputError(f"{name} must be a finite number, got {value}")
     low_bad = lo is not None and (x <= lo if lo_open else x < lo)
     high_bad = hi is not None and (x >= hi if hi_open else x > hi)
     if low_bad or high_bad:
@@ -105,16 +107,21 @@ def check_count(name: str, value: Any, hi: int = MAX_STRUCTURES, lo: int = 1) ->
     return check_int_range(name, value, lo, hi, why=f"cap {hi:,} per run; split larger jobs")
 
 
-def check_nk(value: Any, dim: int, *, lo: int = 2, name: str = "--nk", why_lo: str = "") -> int:
-    """A k-grid side for a ``dim``-dimensional model: at least ``lo`` (what the computed invariant needs,
-    explained by ``why_lo``), at most the cap that keeps the eigenvector grid in memory."""
+def check_nk(value: Any, dim: int, *, num_bands: int | None = None, lo: int = MIN_NK, name: str = "--nk",
+             why_lo: str = MIN_NK_WHY) -> int:
+    """A k-grid side for a ``dim``-dimensional model with ``num_bands`` bands: at least ``lo`` (what the
+    invariant needs, explained by ``why_lo``), at most what keeps the states of the whole grid within
+    :data:`NK_ELEMENT_BUDGET` matrix elements (and the per-dimension caps)."""
     hi = {1: MAX_NK_1D, 2: MAX_NK_2D}.get(dim, MAX_NK_3D)
+    if num_bands:
+        hi = max(lo, min(hi, int((NK_ELEMENT_BUDGET / num_bands ** 2) ** (1.0 / max(dim, 1)) + 1e-9)))
     n = check_int_range(name, value, 1)
     if n < lo:
-        raise TopodiffInputError(f"{name} must be at least {lo}{f' ({why_lo})' if why_lo else ''}, got {n}")
+        raise TopodiffInputError(f"{name} must be at least {lo}, got {n}{f'; {why_lo}' if why_lo else ''}")
     if n > hi:
-        raise TopodiffInputError(f"{name} must be at most {hi} for a {dim}D model (larger grids do not fit "
-                                 f"in memory), got {n}")
+        bands = f" with {num_bands} bands" if num_bands else ""
+        raise TopodiffInputError(f"{name} must be at most {hi} for this {dim}D model{bands} (larger grids do not "
+                                 f"fit in memory), got {n}")
     return n
 
 

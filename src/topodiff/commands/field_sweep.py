@@ -7,8 +7,10 @@ from typing import Optional
 
 import typer
 
-from topodiff.commands._common import parse_params, print_json
+from topodiff.commands._common import check_finite, check_int_range, check_nk, parse_params, print_json
 from topodiff.errors import TopodiffInputError
+
+MAX_SCAN_POINTS = 1001  # scan points before bisection (bisection then reaches a relative resolution of 1e-6)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,13 +35,11 @@ def register(app: typer.Typer) -> None:
         from topodiff.physics.io import load_model
         from topodiff.physics.library import list_models
 
-        a, b = field_range
+        a, b = (check_finite("--range", v) for v in field_range)
         if not a < b:
             raise TopodiffInputError(f"--range A B needs A < B, got {a:g} {b:g}")
-        if num < 2:
-            raise TopodiffInputError(f"--num must be at least 2, got {num}")
-        if nk <= 0:
-            raise TopodiffInputError(f"--nk must be positive, got {nk}")
+        num = check_int_range("--num", num, 2, MAX_SCAN_POINTS)
+        nk = check_nk(nk, 2)
         params = parse_params(param)
         base = load_model(model, params=params)
         if base.dim != 2:

@@ -6,8 +6,7 @@ from typing import Optional
 
 import typer
 
-from topodiff.commands._common import parse_params, print_json
-from topodiff.errors import TopodiffInputError
+from topodiff.commands._common import check_nk, parse_params, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -24,9 +23,9 @@ def register(app: typer.Typer) -> None:
         from topodiff.physics.io import load_model
         from topodiff.physics.summary import invariant_summary
 
-        if nk is not None and nk <= 0:
-            raise TopodiffInputError(f"--nk must be positive, got {nk}")
         m = load_model(model, filling=filling, params=parse_params(param))
+        if nk is not None:
+            nk = check_nk(nk, m.dim, num_bands=m.num_bands)
         result = invariant_summary(m, nk=nk)
         if as_json:
             print_json(result)

@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from topodiff.commands._common import parse_params, print_json
+from topodiff.commands._common import check_int_range, check_nk, parse_params, print_json
+
+MAX_AXIS_POINTS = 1001  # parameter values per axis
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +28,9 @@ def register(app: typer.Typer) -> None:
         from topodiff.physics.phase_diagram import Axis, chern_phase_diagram, haldane_boundary
 
         fixed = parse_params(param)
+        nk = check_nk(nk, 2)
+        for flag, axis in (("--x", x), ("--y", y)):
+            check_int_range(f"{flag} N", axis[3], 2, MAX_AXIS_POINTS)
         pd = chern_phase_diagram(model, Axis(*x), Axis(*y), nk=nk, params=fixed, filling=filling)
         doc = pd.to_dict()
         if out is not None:

@@ -31,12 +31,14 @@ def register(app: typer.Typer) -> None:
         from topodiff.hpc.slurm import SlurmJob, render_script
         from topodiff.io_utils import atomic_write_text
 
-        if config is not None:
-            from topodiff.training.config import load_config
+        from topodiff.io_utils import check_output_file
+        from topodiff.training.config import load_config
 
-            if not config.is_file():
-                raise TopodiffInputError(f"config file not found: {config}")
-            load_config(config, overrides)  # fail now, not in the queue
+        if config is not None and not config.is_file():
+            raise TopodiffInputError(f"config file not found: {config}")
+        load_config(config, overrides)  # the whole training config is checked now, not in the queue
+        if out is not None:
+            check_output_file(out, overwrite=True)
         job = SlurmJob(nodes=nodes, gpus_per_node=gpus_per_node, time=time, partition=partition, account=account,
                        config=str(config) if config else None, overrides=list(overrides or []),
                        cpus_per_task=cpus_per_task, job_name=job_name, requeue=requeue, setup=list(setup or []))

@@ -61,7 +61,7 @@ def _read(path: Path) -> dict[str, Any]:
     except TopodiffInputError:
         raise
     except ValueError as exc:  # truncated or corrupt
-        raise TopodiffInputError(str(exc)) from None
+        raise TopodiffInputError(str(exc).replace("unreadable checkpoint", "cannot read checkpoint", 1)) from None
     except OSError as exc:
         raise TopodiffInputError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if not isinstance(data, dict):

@@ -172,7 +172,7 @@ def load_predictor(path_or_name: str | os.PathLike | None = None, device: str | 
     except TopodiffInputError:
         raise
     except ValueError as exc:  # truncated or corrupt
-        raise TopodiffInputError(str(exc)) from None
+        raise TopodiffInputError(str(exc).replace("unreadable checkpoint", "cannot read predictor", 1)) from None
     except OSError as exc:
         raise TopodiffInputError(f"cannot read predictor {path}: {exc.strerror}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -214,7 +214,8 @@ def _golden_min(f: Callable[[float], float], lo: float, hi: float, xtol: float,
 
 
 def field_sweep(source: Source, field: str, values: Sequence[float], invariant: str = "z2", *,
-                nk: int = 48, gap_nk: int = 60, xtol: float | None = None, max_iter: int = 60) -> SweepResult:
+                nk: int = 48, gap_nk: int = 60, xtol: float | None = None, rtol: float = 1e-6,
+                max_iter: int = 200) -> SweepResult:
     """Scan ``field`` over ``values``, then bisect every interval where the invariant changes.
 
     Parameters
@@ -222,7 +223,9 @@ def field_sweep(source: Source, field: str, values: Sequence[float], invariant: 
     source : see :func:`model_builder`.
     values : increasing field values (units of the field: eV for ``staggered``/``zeeman_*``).
     invariant : ``"z2"`` or ``"chern"`` (see :func:`invariant_function`).
-    xtol : bisection stops when the bracket is narrower (default ``1e-6 × (max − min)``).
+    xtol, rtol : bisection stops when the bracket is narrower than ``xtol`` (field units; default
+        1e-9) or than ``rtol`` × the larger bracket end in magnitude — a resolution relative to the
+        critical field itself, so a wide range (``0 … 1e12``) still locates a transition at 0.29.
 
     Returns
     -------
@@ -246,7 +249,11 @@ def field_sweep(source: Source, field: str, values: Sequence[float], invariant: 
 
     invs = [evaluate(float(v)) for v in vals]
     gaps = np.array([band_gaps(build(float(v)), nk=gap_nk).direct for v in vals])
-    xtol = 1e-6 * float(vals[-1] - vals[0]) if xtol is None else float(xtol)
+    xtol = 1e-9 if xtol is None else float(xtol)
+
+    def narrow(lo: float, hi: float) -> bool:
+        return hi - lo <= max(xtol, rtol * max(abs(lo), abs(hi)))
+
     transitions = []
     for a in range(len(vals) - 1):
         ia, ib = invs[a], invs[a + 1]
@@ -254,7 +261,7 @@ def field_sweep(source: Source, field: str, values: Sequence[float], invariant: 
             continue
         lo, hi = float(vals[a]), float(vals[a + 1])
         for _ in range(max_iter):
-            if hi - lo <= xtol:
+            if narrow(lo, hi):
                 break
             mid = 0.5 * (lo + hi)
             im = evaluate(mid)
@@ -265,8 +272,9 @@ def field_sweep(source: Source, field: str, values: Sequence[float], invariant: 
             else:  # undetermined (gap closes on the grid) or a third phase: resolution reached
                 break
         method = "bisection"
-        if hi - lo > xtol:  # the invariant is undetermined near the closing: minimise the gap instead
-            crit, gap_c = _golden_min(lambda v: band_gaps(build(v), nk=gap_nk).direct, lo, hi, xtol)
+        if not narrow(lo, hi):  # the invariant is undetermined near the closing: minimise the gap instead
+            tol = max(xtol, rtol * max(abs(lo), abs(hi)))
+            crit, gap_c = _golden_min(lambda v: band_gaps(build(v), nk=gap_nk).direct, lo, hi, tol)
             method = "bisection+gap-minimum"
         else:
             crit = 0.5 * (lo + hi)

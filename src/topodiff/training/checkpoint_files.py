@@ -91,15 +91,18 @@ def safe_load(path: str | os.PathLike) -> Any:
             raise UnsafeCheckpointError(
                 f"refusing to load {path}: it holds Python objects other than tensors and plain data "
                 "(topodiff never unpickles code from a file)") from None
-        raise ValueError(f"unreadable checkpoint {path}: UnpicklingError: {_first_line(exc)}") from None
+        raise ValueError(f"unreadable checkpoint {path}: corrupt or not a checkpoint ({_detail(exc)})") from None
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as exc:  # truncated zip, not a torch file, ...
-        raise ValueError(f"unreadable checkpoint {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise ValueError(f"unreadable checkpoint {path}: {type(exc).__name__}: {_detail(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _detail(exc: BaseException) -> str:
+    """The informative line of a load error (for torch's weights-only errors, the unpickler's own line)."""
     text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
     return text.splitlines()[0] if text else ""
 
 
