@@ -148,6 +148,8 @@ def label_dataset(source: str | os.PathLike, out: str | os.PathLike, *, workers:
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise TopodiffInputError(f"--out must be a .csv file, got {out}")
+    if not Path(source).exists():
+        raise TopodiffInputError(f"no such file or directory: {source}")
     screen_opts = dict(screen_opts or {})
     fp = fingerprint(sources=[source], options={"job": JOB, "screen": _jsonable(screen_opts)})
     _claim(out, fp, overwrite)

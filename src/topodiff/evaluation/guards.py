@@ -48,7 +48,7 @@ class CrystalLimits:
 
     max_atoms: int = 250
     max_memory_gb: float = 4.0
-    max_volume_ratio: float = 3.0
+    max_volume_ratio: float = 4.0
     max_neighbors_per_atom: float = 400.0
     graph_cutoff: float = 6.0
 
