@@ -196,3 +196,37 @@ def test_bad_structures_raise() -> None:
         structure_to_tb(Structure(lat, [DummySpecies("X")], [[0, 0, 0]]))
     with pytest.raises(TopodiffInputError, match="basis"):
         structure_to_tb(load("Si"), basis="spd")
+
+
+def _rutile_tio2():
+    from pymatgen.core import Lattice, Structure
+
+    u = 0.305
+    return Structure(Lattice.tetragonal(4.594, 2.959), ["Ti", "Ti", "O", "O", "O", "O"],
+                     [[0, 0, 0], [0.5, 0.5, 0.5], [u, u, 0], [1 - u, 1 - u, 0], [0.5 + u, 0.5 - u, 0.5],
+                      [0.5 - u, 0.5 + u, 0.5]])
+
+
+def test_ionic_transfer_counts_donated_d_and_f_electrons() -> None:
+    from topodiff.physics.sk_params import ionic_transfer
+    from topodiff.physics.slater_koster import sp_filling
+
+    assert ionic_transfer((("O", 2), ("Ti", 1))) == {"Ti": 2}  # Ti4+: 4s2 + 3d2 to O 2p
+    assert ionic_transfer((("Fe", 3), ("O", 4))) == {"Fe": 2}  # mixed valence: 8 − 3·2
+    assert ionic_transfer((("La", 1), ("Sb", 1))) == {"La": 1}  # La3+: 6s2 + 5d1
+    assert ionic_transfer((("Bi", 2), ("Se", 3))) == {}  # Bi3+ keeps its 6s2 in the sp basis
+    assert ionic_transfer((("Al", 1), ("Ni", 1))) == {}  # intermetallic: no oxidation states
+    species = ["Ti", "Ti", "O", "O", "O", "O"]
+    assert sp_filling(species) == 32 and sp_filling(species, ionic=False) == 28
+
+
+def test_rutile_is_a_trivial_insulator_only_with_the_ionic_count() -> None:
+    """O 2p bands are full in TiO2 (Materiae: trivial insulator, PBE gap 1.8 eV); counting Ti's
+    4s² alone leaves them partly empty, a spurious metal."""
+    from topodiff.evaluation.screen import screen_structure
+
+    tio2 = _rutile_tio2()
+    ionic = screen_structure(tio2)
+    assert ionic["topo_class"] == "trivial_insulator" and ionic["gap"] > 0.5
+    sp_only = screen_structure(tio2, params={"filling": "sp"})
+    assert sp_only["topo_class"] == "metal"

@@ -292,3 +292,54 @@ def find_shell_fit(elements: set[str]) -> ShellFit | None:
         if fit.elements == key:
             return fit
     return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Ionic electron count: d/f electrons that a cation gives to its anions
+# ------------------------------------------------------------------------------------------------
+def _localised_electrons(symbol: str) -> int:
+    """Electrons of the neutral atom's outer d and f shells, outside the sp basis (Ti 2, Fe 6, Cu 10, Ce 2)."""
+    el = _element(symbol)
+    n_s, _, _ = _valence_shells(symbol)
+    return int(sum(c for n, l, c in el.full_electronic_structure
+                   if (l == "d" and n == n_s - 1) or (l == "f" and n == n_s - 2)))
+
+
+@lru_cache(maxsize=4096)
+def ionic_transfer(composition: tuple[tuple[str, int], ...]) -> dict[str, int]:
+    """d/f electrons per formula unit that the ionic picture moves into the sp bands.
+
+    A cation of oxidation state q whose neutral atom has only ``n_sp < q`` valence s + p electrons
+    gives ``q − n_sp`` electrons from its d or f shell to the anions (Ti⁴⁺: 4s² and 3d²; La³⁺: 6s²
+    and 5d¹). The sp basis has no d/f orbitals, so without this the anion p bands of TiO2 stay
+    partly empty and the screen calls a wide-gap insulator a metal. Oxidation states: the most
+    probable guess of pymatgen's ``Composition.oxi_state_guesses`` (bond-valence statistics of the
+    ICSD); none (an intermetallic) → no transfer. A mixed-valence element counts by its total
+    charge per formula unit (Fe3O4: 8 − 3·2 = 2 electrons). Never more than the atom's own
+    localised d/f electrons.
+
+    Parameters
+    ----------
+    composition : ((symbol, atoms per formula unit), ...), e.g. ``(("O", 2), ("Ti", 1))``.
+
+    Returns
+    -------
+    {symbol: electrons per formula unit} for the elements that give any.
+    """
+    import warnings
+
+    from pymatgen.core import Composition
+
+    comp = Composition(dict(composition))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guesses = comp.oxi_state_guesses(max_sites=-50) if len(comp) > 1 else ()
+    if not guesses:
+        return {}
+    out = {}
+    for symbol, count in composition:
+        q_total = guesses[0].get(symbol, 0.0) * count
+        extra = q_total - valence_sp_electrons(symbol) * count
+        if extra > 0.5 and abs(extra - round(extra)) < 1e-6:
+            out[symbol] = int(min(round(extra), _localised_electrons(symbol) * count))
+    return {k: v for k, v in out.items() if v > 0}

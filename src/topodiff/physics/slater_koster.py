@@ -15,7 +15,9 @@ the site pattern match; ``params={"fit": "none"}`` forces Harrison's integrals. 
 (outside a shell fit) is multiplied by a cosine taper that takes it smoothly to
 zero between ``r_on`` and ``r_off``. Onsite energies are atomic term values; on-site spin-orbit
 coupling ``ζ L·S`` acts on the p shell in the ``(px, py, pz) ⊗ (↑, ↓)`` basis. The filling is the
-number of valence s + p electrons (d and f electrons are localised and outside the basis).
+number of valence s + p electrons plus the d/f electrons that cations give to anions in the ionic
+picture (Ti⁴⁺ in TiO2 gives its two 3d electrons to the O 2p bands); the d and f electrons that
+stay on the atom are localised and outside the basis.
 
 What it is: a physically grounded, vectorised screen that separates metals from insulators and
 finds the band inversions of strongly spin-orbit-coupled sp materials where the parameters are
@@ -32,7 +34,8 @@ import numpy as np
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.model import TBModel
 from topodiff.physics.sk_params import (HARRISON_ETA, HBAR2_OVER_M, CompoundFit, ShellFit, covalent_radius,
-                                        find_fit, find_shell_fit, soc_zeta, term_values, valence_sp_electrons)
+                                        find_fit, find_shell_fit, ionic_transfer, soc_zeta, term_values,
+                                        valence_sp_electrons)
 
 BASES: dict[str, tuple[str, ...]] = {"sp3": ("s", "px", "py", "pz"), "sp3s*": ("s", "px", "py", "pz", "s*")}
 MIN_DISTANCE = 0.5  # Å, closer atoms are "overlapping" (CDVAE structural-validity threshold)
@@ -232,6 +235,19 @@ def soc_blocks(zeta: float) -> np.ndarray:
     return 0.5 * zeta * np.einsum("kab,kst->abst", -1j * eps, sigma)
 
 
+def sp_filling(species: list[str], *, ionic: bool = True) -> int:
+    """Electrons in the sp bands: valence s + p electrons of every atom, plus (``ionic``) the d/f
+    electrons the ionic picture moves to the anions (:func:`~topodiff.physics.sk_params.ionic_transfer`,
+    e.g. two per Ti in TiO2, whose O 2p bands are full)."""
+    filling = int(sum(valence_sp_electrons(s) for s in species))
+    if not ionic:
+        return filling
+    symbols, counts = np.unique(np.asarray(species), return_counts=True)
+    unit = int(np.gcd.reduce(counts))
+    extra = ionic_transfer(tuple((str(s), int(c) // unit) for s, c in zip(symbols, counts)))
+    return filling + unit * sum(extra.values())
+
+
 def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cutoff: float | None = None,
                     params: dict[str, Any] | None = None) -> TBModel:
     """Spinful Slater-Koster tight-binding model of a periodic crystal.
@@ -247,13 +263,14 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
     params : optional overrides: ``fit`` (``"auto"`` default, ``"none"`` forces Harrison),
         ``eta`` (dict of Harrison η), ``onsite`` ({element: {"s", "p", "s*"}} in eV),
         ``soc`` ({element: ζ} in eV), ``soc_scale`` (multiplies every ζ), ``pair_scale``
-        ({"A-B": factor} multiplies the integrals of that element pair).
+        ({"A-B": factor} multiplies the integrals of that element pair), ``filling`` (``"ionic"``
+        default, see :func:`sp_filling`; ``"sp"`` counts valence s + p electrons only).
 
     Returns
     -------
     TBModel, 3D, spinful, ``n_atoms × n_orb_per_atom`` orbitals at the atoms' fractional positions
     (wrapped to [0, 1)), basis order ``atom-major, then orbital (s, px, py, pz[, s*]), then spin``;
-    ``filling`` = number of valence s + p electrons. ``model.params`` records ``n_atoms``.
+    ``filling`` = electrons in the sp bands (:func:`sp_filling`). ``model.params`` records ``n_atoms``.
     """
     params = dict(params or {})
     layout = orbital_layout(basis)
@@ -348,7 +365,7 @@ def structure_to_tb(structure: Any, *, basis: str = "sp3", soc: bool = True, cut
         hop_R.append(bonds.S[b_idx])
         hop_t.append(blocks[keep][:, None, None] * np.eye(2)[None])
 
-    filling = int(sum(valence_sp_electrons(s) for s in species))
+    filling = sp_filling(species, ionic=params.get("filling", "ionic") == "ionic")
     n_states = 2 * n_at * n_o
     if filling <= 0 or filling >= n_states:
         raise TopodiffInputError(f"{filling} s/p valence electrons in {n_states} states: the sp basis "
