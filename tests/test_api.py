@@ -130,7 +130,7 @@ def test_invariants_of_a_crystal_file_and_pythtb_chern():
 
 
 # --------------------------------------------------------------------------------------------- generate / evaluate
-def test_generate_returns_structures_and_evaluate_takes_them(tmp_path):
+def test_generate_returns_structures_and_evaluate_takes_them(tmp_path, capsys):
     from pymatgen.core import Structure
 
     out = topodiff.generate(num=2, seed=1, steps=20, out_dir=tmp_path / "gen")
@@ -139,6 +139,15 @@ def test_generate_returns_structures_and_evaluate_takes_them(tmp_path):
     ev = topodiff.evaluate(list(out) + [silicon()], screen=False, progress=False)
     assert ev["num_structures"] == 3 and 0 <= ev["structural_validity"] <= 1
     assert len(ev.structures) == 3 and ev.structures[2]["formula"] == "Si"
+    from topodiff.evaluation.outputs import JSON_ROW_KEYS
+
+    assert list(ev.to_dict()["structures"][0]) == list(JSON_ROW_KEYS)  # the --json row keys
+    assert len(ev.rows) == 3 and "structure_valid" in ev.rows[0]
+    extxyz = tmp_path / "gen" / "structures.extxyz"
+    cli = cli_json(["evaluate", str(extxyz), "--no-screen", "--json", "--out", str(tmp_path / "cli")], capsys)
+    api = topodiff.evaluate(extxyz, screen=False, progress=False, out_dir=tmp_path / "api").to_dict()
+    assert set(api) == set(cli) and api["structures"] == cli["structures"]
+    assert api["structural_validity"] == cli["structural_validity"]
     assert "outputs" not in ev.summary  # temporary directory: nothing left to point at
 
 

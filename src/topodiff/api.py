@@ -184,11 +184,16 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
 # --------------------------------------------------------------------------------------------- evaluate
 @dataclass
 class Evaluation:
-    """``topodiff evaluate`` results: ``summary`` (the ``--json`` object's metrics) and ``structures``
-    (one row per crystal, the ``structures.csv`` columns), with ``outputs`` naming the files written."""
+    """``topodiff evaluate`` results: ``summary`` (the ``--json`` object's metrics), ``structures``
+    (its ``"structures"`` rows, one per crystal) and ``rows`` (every ``structures.csv`` column);
+    :meth:`to_dict` is the whole ``--json`` object, ``outputs`` names the files written."""
 
     summary: dict[str, Any]
     structures: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary, "structures": [dict(r) for r in self.structures]}
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -215,6 +220,7 @@ def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = N
     """
     from topodiff.crystal.io import write_structures
     from topodiff.evaluation.evaluate import evaluate_path
+    from topodiff.evaluation.outputs import json_rows
 
     ensure_threads()
     refs = [Path(r) for r in reference] if reference is not None else None
@@ -234,7 +240,7 @@ def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = N
     summary = {k: v for k, v in summary.items() if k != "reference_distributions"}
     if out_dir is None and not isinstance(crystals, (str, os.PathLike)):
         summary.pop("outputs", None)  # written to a temporary directory, now removed
-    return Evaluation(summary, rows)
+    return Evaluation(summary, json_rows(rows), rows)
 
 
 # --------------------------------------------------------------------------------------------- models
