@@ -10,7 +10,8 @@ export MKL_NUM_THREADS ?= 1
 
 $(BIN)/topodiff: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test]'
+	# CC=g++: GPAW (the `dft` extra) compiles C++17 sources; gcc as its C compiler fails
+	CC=g++ $(BIN)/pip install -q -e '.[test,dft]'
 	touch $(BIN)/topodiff
 
 install: $(BIN)/topodiff
