@@ -255,6 +255,11 @@ def _worker(args: tuple[dict, int, list[int], bool, dict]) -> list[tuple[int, An
     return out
 
 
+def _crashed_job(job: tuple[dict, int, list[int], bool, dict], message: str) -> list[tuple[int, Any, dict]]:
+    """Result of a job whose worker died (:func:`topodiff.process_pool.resilient_map`)."""
+    return [(i, None, {"crashed": message}) for i in job[2]]
+
+
 def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0, max_atoms: int = 20,
                min_distance: float = 1.0, density_range: tuple[float, float] | None = (0.5, 25.0),
                charge_balance: bool = False, space_groups: Sequence[int] | None = None,
@@ -318,15 +323,18 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
                     results[i] = (s, info)
                     bar.update(1)
         else:
-            import concurrent.futures as cf
+            from topodiff.process_pool import resilient_map
 
-            with cf.ProcessPoolExecutor(max_workers=num_workers) as pool:
-                for part in pool.map(_worker, jobs):
-                    for i, s, info in part:
-                        results[i] = (s, info)
-                        bar.update(1)
+            for _, part in resilient_map(_worker, jobs, workers=num_workers, on_crash=_crashed_job):
+                for i, s, info in part:
+                    results[i] = (s, info)
+                    bar.update(1)
     finally:
         bar.close()
+    crashed = [i for i in range(num) if results[i][1] is not None and "crashed" in results[i][1]]
+    if crashed:
+        raise RuntimeError(f"a worker process died while generating crystals {crashed[0]}..{crashed[-1]}: "
+                           f"{results[crashed[0]][1]['crashed']}")
     failed = [i for i in range(num) if results[i][0] is None]
     if failed:
         raise TopodiffInputError(f"could not generate {len(failed)} of {num} crystals passing the filters "
