@@ -245,30 +245,33 @@ def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = N
 
 # --------------------------------------------------------------------------------------------- models
 def load_model(source: Any, *, filling: int | None = None, params: Mapping[str, Any] | None = None,
-               basis: str = "sp3", soc: bool = True) -> Any:
+               basis: str | None = None, soc: bool | None = None) -> Any:
     """A :class:`~topodiff.physics.model.TBModel` from any model source (see the module docstring).
 
     ``filling``: occupied bands (default: the source's, else half filling). ``params``: built-in model
-    parameters. ``basis``/``soc``: the Slater-Koster options when ``source`` is a crystal.
+    parameters. ``basis`` (``"sp3"`` or ``"sp3s*"``) and ``soc`` (on-site spin-orbit coupling): the
+    Slater-Koster options of ``topodiff screen`` when ``source`` is a crystal (defaults ``"sp3"``,
+    True); an error for other sources. The physics commands call this too.
     """
     from topodiff.physics import interop
     from topodiff.physics.io import load_model as load_file_or_name
     from topodiff.physics.model import TBModel
 
     ensure_threads()
-    if isinstance(source, TBModel) or (isinstance(source, (str, os.PathLike)) and not interop.is_crystal_file(source)):
-        return load_file_or_name(source, filling=filling, params=params)
-    if params:
-        raise TopodiffInputError("params apply only to built-in models")
-    if interop.is_pythtb_model(source):
-        model = interop.from_pythtb(source)
-    elif interop.is_tbmodels_model(source):
-        model = interop.from_tbmodels(source)
-    elif _is_crystal(source) or isinstance(source, (str, os.PathLike)):
-        model = interop.crystal_model(source, basis=basis, soc=soc)
-    else:
+    crystal = _is_crystal(source) or (isinstance(source, (str, os.PathLike)) and interop.is_crystal_file(source))
+    if not crystal and (basis is not None or soc is not None):
+        raise TopodiffInputError("--basis / --no-soc apply only to crystals (their Slater-Koster model)")
+    if crystal or interop.is_pythtb_model(source) or interop.is_tbmodels_model(source):
+        if params:
+            raise TopodiffInputError("--param applies only to built-in models")
+        if crystal:
+            model = interop.crystal_model(source, basis=basis or "sp3", soc=True if soc is None else bool(soc))
+        else:
+            model = (interop.from_pythtb if interop.is_pythtb_model(source) else interop.from_tbmodels)(source)
+        return load_file_or_name(model, filling=filling)
+    if not isinstance(source, (str, os.PathLike, TBModel)):
         raise TopodiffInputError(f"cannot make a tight-binding model from {type(source).__name__}")
-    return load_file_or_name(model, filling=filling)
+    return load_file_or_name(source, filling=filling, params=params)
 
 
 def invariants(model: Any, *, nk: int | None = None, filling: int | None = None) -> dict[str, Any]:

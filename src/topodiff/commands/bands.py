@@ -26,17 +26,20 @@ def register(app: typer.Typer) -> None:
         efield: float = typer.Option(0.0, "--efield", help="with --ribbon: electric field across it (V/Å), "
                                                              "onsite −e E·r"),
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),
+        basis: Optional[str] = typer.Option(None, "--basis", help="crystal files: orbital basis sp3 or sp3s* (as `screen`)"),
+        no_soc: bool = typer.Option(False, "--no-soc", help="crystal files: no on-site spin-orbit coupling (as `screen`)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
         """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
         from topodiff.physics.bands import band_gaps, band_structure
-        from topodiff.physics.io import load_model
+        from topodiff.api import load_model  # any model source, crystals with the screen's options
 
         if num < 2:
             raise TopodiffInputError(f"--num must be at least 2, got {num}")
         if nk is not None and nk <= 0:
             raise TopodiffInputError(f"--nk must be positive, got {nk}")
-        m = load_model(model, filling=filling, params=parse_params(param))
+        m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
+                       soc=False if no_soc else None)
         gaps = band_gaps(m, nk=nk)
         result: dict = {"model": m.name, "dim": m.dim, "num_bands": m.num_bands, "filling": m.occupied,
                         **gaps.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}

@@ -18,15 +18,18 @@ def register(app: typer.Typer) -> None:
         filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (needed for Wannier90 files; default for others: half filling)"),
         nk: int = typer.Option(20, "--nk", help="coarse search grid per direction"),
         param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
+        basis: Optional[str] = typer.Option(None, "--basis", help="crystal files: orbital basis sp3 or sp3s* (as `screen`)"),
+        no_soc: bool = typer.Option(False, "--no-soc", help="crystal files: no on-site spin-orbit coupling (as `screen`)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
         """Find Weyl nodes (gap minima) and their chiralities (Berry flux through a small sphere)."""
-        from topodiff.physics.io import load_model
+        from topodiff.api import load_model  # any model source, crystals with the screen's options
         from topodiff.physics.weyl import weyl_search
 
         if nk < 4:
             raise TopodiffInputError(f"--nk must be at least 4, got {nk}")
-        m = load_model(model, filling=filling, params=parse_params(param))
+        m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
+                       soc=False if no_soc else None)
         res = weyl_search(m, nk=nk)
         result = {**res.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}
         if as_json:
