@@ -210,3 +210,26 @@ def test_real_tbmodels_output_round_trips(name):
     back = from_tbmodels(_Stored(doc))
     assert back.occupied == ours.occupied
     np.testing.assert_allclose(bands(back, k), np.array(doc["eigenvalues"]), atol=1e-10)
+
+
+def test_physics_commands_take_a_crystal_file_with_the_screen_options(capsys):
+    """``topodiff bands|invariants|weyl x.cif`` use the screen's Slater-Koster model (issue #18)."""
+    import json
+
+    from topodiff.cli import main
+
+    si = str(Path(__file__).resolve().parents[1] / "data" / "sk" / "Si.cif")
+
+    def run(*args):
+        capsys.readouterr()
+        code = main(list(args))
+        return code, capsys.readouterr()
+
+    code, out = run("bands", si, "--nk", "4", "--num", "20", "--json")
+    assert code == 0 and json.loads(out.out)["model"] == "sk-sp3:Si" and json.loads(out.out)["direct_gap"] > 1
+    code, out = run("invariants", si, "--nk", "4", "--no-soc", "--json")
+    assert code == 0 and json.loads(out.out)["z2"] == [0, 0, 0, 0]
+    code, out = run("weyl", si, "--nk", "4", "--basis", "sp3", "--json")
+    assert code == 0 and json.loads(out.out)["nodes"] == []
+    code, out = run("invariants", "haldane", "--no-soc")
+    assert code == 2 and out.err.startswith("error: ") and len(out.err.strip().splitlines()) == 1
