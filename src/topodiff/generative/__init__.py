@@ -4,3 +4,7 @@ Entry points: :class:`~topodiff.generative.model.CrystalDiffusion` (``loss``, ``
 :class:`~topodiff.generative.config.ModelConfig`, :func:`~topodiff.generative.checkpoint.load_generator`,
 :func:`~topodiff.generative.generate.generate_to_dir`, :func:`~topodiff.generative.generate.csp_to_dir`.
 """
+
+from topodiff.threads import ensure_threads
+
+ensure_threads()  # the CLI's threading default for script users too (topodiff.threads; overridable)
