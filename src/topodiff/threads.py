@@ -18,7 +18,8 @@ Two routes apply the same value: :func:`set_env_defaults` writes the environment
 numpy/torch are imported (the ``topodiff`` executable does this first thing), and
 :func:`ensure_threads` sets the pools of libraries already loaded — ``torch.set_num_threads`` and
 ``threadpoolctl`` for numpy's OpenBLAS and OpenMP — once per process, at the first heavy API call
-(``topodiff.generate``, ``topodiff.screen``, ..., or importing :mod:`topodiff.physics`).
+(``topodiff.generate``, ``topodiff.screen``, ..., or importing :mod:`topodiff.physics`,
+:mod:`topodiff.generative` or :mod:`topodiff.evaluation`).
 """
 from __future__ import annotations
 
