@@ -136,6 +136,11 @@ def test_generate_returns_structures_and_evaluate_takes_them(tmp_path, capsys):
     out = topodiff.generate(num=2, seed=1, steps=20, out_dir=tmp_path / "gen")
     assert len(out) == 2 and all(isinstance(s, Structure) for s in out)
     assert out.metadata["num_structures"] == 2 and (tmp_path / "gen" / "structures.extxyz").is_file()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a topodiff run")
+    with pytest.raises(TopodiffInputError, match="foreign"):  # output directories are owned as by the CLI
+        topodiff.generate(num=1, steps=2, out_dir=foreign)
     ev = topodiff.evaluate(list(out) + [silicon()], screen=False, progress=False)
     assert ev["num_structures"] == 3 and 0 <= ev["structural_validity"] <= 1
     assert len(ev.structures) == 3 and ev.structures[2]["formula"] == "Si"

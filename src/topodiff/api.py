@@ -146,7 +146,7 @@ class GeneratedStructures(list):
 
 def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, checkpoint: str | None = None,
              seed: int = 0, steps: int | None = None, guidance: float | None = None, batch_size: int = 500,
-             out_dir: str | os.PathLike | None = None, **options: Any) -> GeneratedStructures:
+             out_dir: str | os.PathLike | None = None, overwrite: bool = False, **options: Any) -> GeneratedStructures:
     """Generate crystals with the diffusion model (``topodiff generate``) as pymatgen Structures.
 
     Parameters
@@ -157,7 +157,8 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
     checkpoint : a checkpoint path or shipped name (None: the shipped default).
     seed, steps, guidance, batch_size : as the CLI options.
     out_dir : keep ``structures.extxyz``, ``cif/`` and ``metadata.json`` there (None: a temporary
-        directory, removed afterwards).
+        directory, removed afterwards). As with the CLI's ``--out``, a non-empty directory of another
+        run is refused unless ``overwrite`` (:func:`topodiff.io_utils.claim_output_dir`).
     options : other keyword arguments of :func:`topodiff.generative.generate.generate_to_dir`
         (``guide_options``, ``prescreen``, ``predictor``).
 
@@ -172,7 +173,8 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
     ensure_threads()
     conds = {str(k): str(v) for k, v in (conditions or {}).items()}
     with tempfile.TemporaryDirectory(prefix="topodiff-generate-") as tmp:
-        target = Path(out_dir) if out_dir is not None else Path(tmp)
+        target = Path(tmp) if out_dir is None else _claim(out_dir, "generate", overwrite, options={
+            "num": num, "conditions": conds, "checkpoint": checkpoint, "seed": seed, "steps": steps})
         meta = generate_to_dir(target, num=num, checkpoint=checkpoint, conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, **options)
         records = read_structures(target / "structures.extxyz")
@@ -205,7 +207,7 @@ class Evaluation:
 
 def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = None, relax: bool = False,
              screen: bool = True, dataset: str | None = None, out_dir: str | os.PathLike | None = None,
-             progress: bool = True) -> Evaluation:
+             progress: bool = True, overwrite: bool = False) -> Evaluation:
     """Validity, uniqueness, novelty, coverage, relaxation and topology (``topodiff evaluate``).
 
     Parameters
@@ -215,20 +217,25 @@ def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = N
     reference : reference sets (CDVAE CSV / extxyz / CIF directory) for novelty and coverage.
     relax : relax with CHGNet (energies in eV/atom, RMSD in Å, energy above hull).
     screen : run the Slater-Koster topology screen (``--no-screen`` when False).
-    out_dir : where metrics.json / structures.csv go (None: as the CLI for a path; a temporary
-        directory, removed afterwards, for in-memory crystals).
+    out_dir : where metrics.json / structures.csv go (None: ``<PATH>_eval`` as the CLI for a path; a
+        temporary directory, removed afterwards, for in-memory crystals); claimed as the CLI claims
+        ``--out`` (``overwrite`` clears another run's directory).
     """
     from topodiff.crystal.io import write_structures
-    from topodiff.evaluation.evaluate import evaluate_path
+    from topodiff.evaluation.evaluate import default_out_dir, evaluate_path
     from topodiff.evaluation.outputs import json_rows
 
     ensure_threads()
     refs = [Path(r) for r in reference] if reference is not None else None
     with tempfile.TemporaryDirectory(prefix="topodiff-evaluate-") as tmp:
+        options = {"relax": relax, "dataset": dataset, "screen": screen}
         if isinstance(crystals, (str, os.PathLike)):
-            path, od = Path(crystals), out_dir
+            path = Path(crystals)
+            if not path.exists():
+                raise TopodiffInputError(f"no such file or directory: {path}")
+            od = _claim(out_dir or default_out_dir(path), "evaluate", overwrite, [path, *(refs or [])], options)
         else:
-            od = Path(out_dir) if out_dir is not None else Path(tmp)
+            od = Path(tmp) if out_dir is None else _claim(out_dir, "evaluate", overwrite, refs or [], options)
             records = _records(crystals)
             bad = [r.source for r in records if r.structure is None and r.raw is None]
             if bad:
@@ -241,6 +248,15 @@ def evaluate(crystals: Any, *, reference: Iterable[str | os.PathLike] | None = N
     if out_dir is None and not isinstance(crystals, (str, os.PathLike)):
         summary.pop("outputs", None)  # written to a temporary directory, now removed
     return Evaluation(summary, json_rows(rows), rows)
+
+
+def _claim(out_dir: str | os.PathLike, job: str, overwrite: bool, sources: Iterable[Any] = (),
+           options: dict[str, Any] | None = None) -> Path:
+    """Own ``out_dir`` for this run as the CLI owns ``--out`` (``claim_run_output``)."""
+    from topodiff.commands._common import claim_run_output
+
+    return Path(claim_run_output(Path(out_dir), job, sources=list(sources), options=options, overwrite=overwrite,
+                                 resume=job == "evaluate"))
 
 
 # --------------------------------------------------------------------------------------------- models
