@@ -29,8 +29,8 @@ import numpy as np
 MAX_Z = 103
 PROPS = ("Z", "group", "row", "X", "radius", "mendeleev", "nval", "ns", "np", "nd", "nf")
 STATS = ("mean", "dev", "min", "max")
-#: Elements whose fraction is a feature: every element Z ≤ 83 plus the actinides Th, U.
-ELEMENT_COLUMNS = tuple(range(1, 84)) + (90, 92)
+#: Elements whose fraction is a feature: H to Pu (every element of the training pools).
+ELEMENT_COLUMNS = tuple(range(1, 95))
 _NOBLE = (0, 2, 10, 18, 36, 54, 86)
 _EXTRA = ("frac_s", "frac_p", "frac_d", "frac_f", "n_elements", "n_atoms_prim", "nelec_prim", "nelec_prim_mod2",
           "nelec_prim_mod4", "nelec_fu", "nelec_fu_mod2", "spg", "pg_order", "inversion", "crystal_system",

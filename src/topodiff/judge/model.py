@@ -83,6 +83,11 @@ def load_judge(directory: str | None = None) -> JudgeModel:
     if not model_path.is_file() or not recipe_path.is_file():
         raise TopodiffInputError(f"no topology judge in {d} (expected {MODEL_FILE} and {RECIPE_FILE})")
     recipe = json.loads(recipe_path.read_text())
+    from topodiff.judge.features import feature_names
+
+    if tuple(recipe.get("features", ())) != feature_names():
+        raise TopodiffInputError(f"{recipe_path}: the judge was trained on other features than this version "
+                                 "computes; retrain it (scripts/train_judge.py)")
     booster = lightgbm.Booster(model_str=model_path.read_text())
     cal = recipe["calibration"]
     return JudgeModel(booster=booster, classes=tuple(recipe["classes"]), features=tuple(recipe["features"]),
