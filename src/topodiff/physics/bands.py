@@ -119,24 +119,28 @@ def _path_2d(lattice: np.ndarray) -> KPath:
     return KPath([[("Γ", G), ("X", X), ("M", M), ("Γ", G), ("Y", Y)]])
 
 
-def _path_3d(lattice: np.ndarray) -> KPath:
+def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = None,
+             symprec: float = 1e-3) -> KPath:
     import seekpath
 
     A = np.asarray(lattice, dtype=float)[:, :3]
     if A.shape != (3, 3):
         raise TopodiffInputError("a 3D model needs three 3-component lattice vectors for a k-path")
-    res = seekpath.get_path((A, [[0.0, 0.0, 0.0]], [1]), with_time_reversal=True)
+    cell = (A, [[0.0, 0.0, 0.0]], [1]) if atoms is None else (A, np.mod(atoms[0], 1.0), list(atoms[1]))
+    res = seekpath.get_path(cell, with_time_reversal=True, symprec=symprec)
     P = np.asarray(res["primitive_lattice"], dtype=float)
     rot = np.asarray(res.get("rotation_matrix", np.eye(3)), dtype=float)
-    M = None
+    N = None
     for Rm in (rot, rot.T, np.eye(3)):
-        cand = (P @ Rm) @ np.linalg.inv(A)  # P_orig = M A with M integer, |det M| = 1
-        if np.allclose(cand, np.round(cand), atol=1e-5) and abs(abs(np.linalg.det(cand)) - 1) < 1e-5:
-            M = np.round(cand)
+        inv = A @ np.linalg.inv(P @ Rm)  # A = N P: the model cell is an integer supercell of seekpath's
+        if np.allclose(inv, np.round(inv), atol=0.1 if atoms is not None else 1e-5) and abs(np.linalg.det(np.round(inv))) >= 1:
+            N = np.round(inv)  # (idealised at symprec: the rounding removes the strain of a slightly off crystal)
             break
-    if M is None:  # pragma: no cover - seekpath always returns a primitive cell of the same lattice
-        raise TopodiffInputError("could not map seekpath's k-path onto the model's lattice")
-    to_model = np.linalg.inv(M).T  # κ_model = κ_seekpath @ M^{-T}
+    if N is None:
+        if atoms is not None:  # the atoms' cell is not a supercell of the symmetric one: the lattice's own path
+            return _path_3d(lattice)
+        raise TopodiffInputError("could not map seekpath's k-path onto the model's lattice")  # pragma: no cover
+    to_model = N.T  # κ_model = κ_seekpath @ N^T
 
     def conv(label: str) -> Node:
         name = "Γ" if label == "GAMMA" else label
@@ -151,8 +155,14 @@ def _path_3d(lattice: np.ndarray) -> KPath:
     return KPath(pieces)
 
 
-def high_symmetry_path(model_or_lattice: TBModel | np.ndarray) -> KPath:
-    """Standard high-symmetry path for a model (or a ``[dim, n_cart]`` lattice); see module docstring."""
+def high_symmetry_path(model_or_lattice: TBModel | np.ndarray, *, atoms: tuple[np.ndarray, np.ndarray] | None = None,
+                       symprec: float = 1e-3) -> KPath:
+    """Standard high-symmetry path for a model (or a ``[dim, n_cart]`` lattice); see module docstring.
+
+    ``atoms = (frac [n, 3], atomic numbers [n])`` of a crystal in the model's cell (3D): seekpath then
+    uses the crystal's space group at ``symprec`` (Å), not only its lattice, so the path matches the
+    space group found at that tolerance.
+    """
     lattice = model_or_lattice.lattice if isinstance(model_or_lattice, TBModel) else np.atleast_2d(
         np.asarray(model_or_lattice, dtype=float))
     dim = lattice.shape[0]
@@ -161,7 +171,7 @@ def high_symmetry_path(model_or_lattice: TBModel | np.ndarray) -> KPath:
     if dim == 2:
         return _path_2d(lattice)
     if dim == 3:
-        return _path_3d(lattice)
+        return _path_3d(lattice, atoms, symprec)
     raise TopodiffInputError(f"no k-path for dimension {dim}")
 
 
