@@ -1,4 +1,4 @@
-"""Observables side by side in one run: σ_xy vs a PythTB 1.8.0 Berry-flux evaluation, the Sancho-Rubio
+"""Observables side by side in one run: σ_xy vs a PythTB 1.8.0 Berry-flux evaluation and WannierBerri, the Sancho-Rubio
 surface Green's function vs a hand-built slab diagonalisation, and real-space / Hofstadter timings.
 
 Run: ``nice .venv/bin/python benchmarks/bench_observables.py [--quick]`` (one BLAS thread, one process).
@@ -80,6 +80,40 @@ def bench_hall(quick: bool) -> None:
         print(f"| {label} | time (s) | {t_ours:.2f} ({res.points} k) | {t_ref:.2f} ({(n_ref + 1) ** 2} k) | |")
 
 
+def bench_wannierberri(quick: bool) -> None:
+    """3D Weyl model: σ tensor vs WannierBerri 26.10 (``AHC``, Fermi sea, same grid, no refinement there)."""
+    from topodiff.physics.hall import E2_H_SIEMENS, hall_conductivity
+    from topodiff.physics.library import build_model
+
+    ref_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ref", "wberri")
+    print("\n## σ (S/cm), Weyl semimetal k0 = π/3 (3D): topodiff vs WannierBerri 26.10, NK = 48³")
+    if not os.path.isdir(os.path.join(ref_dir, "wannierberri")):
+        print(f"WannierBerri not installed: pip install --no-deps --target {ref_dir} wannierberri==26.10 "
+              "wannier90io==0.1.0b1 colorama termcolor numba llvmlite (it pulls no torch)")
+        return
+    sys.path.insert(0, ref_dir)
+    import wannierberri as wb
+
+    m = build_model("weyl", k0=math.pi / 3)
+    ef = np.array([-0.5, 0.0, 0.3])
+    nk = 24 if quick else 48
+    t0 = time.perf_counter()
+    ours = hall_conductivity(m, ef, nk=nk).tensor_s_per_cm()[:, 1, 2]
+    t_ours = time.perf_counter() - t0
+    system = wb.system.System_PythTB(to_pythtb(m))
+    t0 = time.perf_counter()
+    res = wb.run(system, grid=wb.Grid(system, NK=nk), calculators={"ahc": wb.calculators.static.AHC(Efermi=ef)},
+                 print_Kpoints=False, adpt_num_iter=0)
+    t_ref = time.perf_counter() - t0
+    theirs = -res.results["ahc"].data[:, 0] / 100.0  # O_x = −σ_yz in S/m → σ_yz in S/cm
+    exact = (1 - 1 / 3) * E2_H_SIEMENS * 1e8
+    print("| E_F (eV) | topodiff σ_yz | WannierBerri σ_yz | analytic at E_F = 0 |")
+    print("|---|---|---|---|")
+    for e, a_, b_ in zip(ef, ours, theirs):
+        print(f"| {e:+.2f} | {a_:.1f} | {b_:.1f} | {f'{-exact:.1f}' if e == 0 else ''} |")
+    print(f"| time (s) | {t_ours:.1f} | {t_ref:.1f} (incl. numba JIT) | |")
+
+
 def slab_end_weight(model, edge: str, k: np.ndarray, E: np.ndarray, eta: float, cells: int) -> np.ndarray:
     """End-cell spectral weight ``[n_E, n_k]`` of a ``cells``-thick slab (dense eigh per k)."""
     from topodiff.physics.finite import cut
@@ -141,6 +175,7 @@ def main() -> None:
 
     print(f"# torch {torch.__version__}, PythTB {pythtb.__version__}, 1 thread, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     bench_hall(args.quick)
+    bench_wannierberri(args.quick)
     bench_surface(args.quick)
     bench_real_space(args.quick)
 

@@ -87,3 +87,13 @@ def test_cli_bott_json_map_and_sweep(capsys, tmp_path) -> None:
 def test_cli_bott_bad_input(capsys, argv) -> None:
     code, out, err = _run(capsys, *argv)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+
+
+def test_topological_anderson_insulator_in_trivial_qwz() -> None:
+    """QWZ at u = 2.2 is trivial; disorder renormalises u below 2 (δu ∝ −W²) and the Bott index
+    becomes that of 0 < u < 2 (−1) at intermediate W, before strong disorder localises everything."""
+    m = build_model("qwz", u=2.2)
+    assert chern_number(m, 48) == 0
+    mid = real_space_invariants(m, 10, 4.5, seeds=[0, 1, 2, 3], marker=False)
+    assert np.mean(mid.bott) <= -0.5
+    assert np.all(real_space_invariants(m, 10, 0.5, seeds=[0, 1], marker=False).bott == 0)
