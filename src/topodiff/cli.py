@@ -6,6 +6,7 @@ parse arguments and call the library. Errors a user can cause exit with code 2 a
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import pkgutil
@@ -79,6 +80,17 @@ def _input_error_text(exc: BaseException) -> str:
     return str(exc)
 
 
+def _internal_failure(exc: Exception) -> int:
+    """One line and exit 1 (``TOPODIFF_DEBUG=1`` re-raises for the traceback)."""
+    if os.environ.get("TOPODIFF_DEBUG"):
+        raise exc
+    if isinstance(exc, MemoryError):
+        _error("out of memory (reduce the problem size, e.g. --num, --nk or --batch-size)")
+    else:
+        _error(f"internal failure: {type(exc).__name__}: {exc}")
+    return EXIT_FAILURE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``topodiff`` executable: every outcome is exit code 0 (success), 1 (internal
     failure, or a check that failed), 2 (bad input or usage) or 130 (interrupted), with one
@@ -110,16 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     except (TopodiffInputError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         _error(_input_error_text(exc))
         return EXIT_INPUT
-    except MemoryError:
-        if os.environ.get("TOPODIFF_DEBUG"):
-            raise
-        _error("out of memory (reduce the problem size, e.g. --num, --nk or --batch-size)")
-        return EXIT_FAILURE
-    except Exception as exc:  # internal failure: one line, exit 1 (set TOPODIFF_DEBUG=1 for the traceback)
-        if os.environ.get("TOPODIFF_DEBUG"):
-            raise
-        _error(f"internal failure: {type(exc).__name__}: {exc}")
-        return EXIT_FAILURE
+    except OSError as exc:
+        if exc.errno == errno.EROFS:  # a read-only place to write to: the user's choice
+            _error(_input_error_text(exc))
+            return EXIT_INPUT
+        return _internal_failure(exc)
+    except Exception as exc:
+        return _internal_failure(exc)
     return _exit_code(rv)
 
 

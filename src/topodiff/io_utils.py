@@ -1,6 +1,7 @@
 """Atomic file writes (temporary file in the same directory, then rename) and run-owned output directories."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -34,11 +35,21 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _user_path_error(exc: OSError, path: Path) -> OSError:
+    """The same kind of error, naming ``path`` (the user's file) instead of a temporary name."""
+    return type(exc)(exc.errno, exc.strerror, str(path))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode: str = "w") -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path``, fsync, rename it into place, fsync the directory."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the user's path, not a temporary file
+        raise _user_path_error(exc, path) from None
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
@@ -48,9 +59,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _user_path_error(exc, path) from None
         raise
     fsync_dir(path.parent)
     return path
