@@ -30,9 +30,9 @@ __all__ = ["generate", "screen", "evaluate", "load_model", "invariants", "chern_
 
 # --------------------------------------------------------------------------------------------- inputs
 def _is_crystal(obj: Any) -> bool:
-    from pymatgen.core import Structure
+    from topodiff.physics.interop import is_crystal_object
 
-    return isinstance(obj, Structure) or (type(obj).__name__ == "Atoms" and hasattr(obj, "get_cell"))
+    return is_crystal_object(obj)
 
 
 def _records(crystals: Any) -> list[Any]:

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
         from topodiff.physics.bands import band_gaps, band_structure
+        from topodiff.physics.interop import crystal_path
         from topodiff.api import load_model  # any model source, crystals with the screen's options
 
         if num < 2:
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
         else:
             if efield:
                 raise TopodiffInputError("--efield needs --ribbon (a uniform field is not periodic)")
-            bs = band_structure(m, n=num)
+            bs = band_structure(m, path=crystal_path(model), n=num)  # crystal file: seekpath with its atoms
             result.update({"labels": bs.labels, "ticks": bs.ticks.tolist(), "x": bs.x.tolist(),
                            "energies": bs.energies.tolist()})
             if out is not None:

@@ -112,7 +112,9 @@ def _hist_vs(gen: np.ndarray, ref: np.ndarray | None, title: str, xlabel: str, d
 def _band_png(structure: Any, title: str) -> tuple[str | None, str | None]:
     """Slater-Koster TB band structure figure of a crystal; (data URI, error)."""
     try:
+        from topodiff.evaluation.known import SYMPREC
         from topodiff.physics.bands import band_structure
+        from topodiff.physics.interop import crystal_path
         from topodiff.physics.slater_koster import structure_to_tb
     except ImportError as exc:
         return None, f"band structure unavailable ({exc})"
@@ -120,7 +122,7 @@ def _band_png(structure: Any, title: str) -> tuple[str | None, str | None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = structure_to_tb(structure)
-            bs = band_structure(model, n=120)
+            bs = band_structure(model, path=crystal_path(structure, symprec=SYMPREC), n=120)  # the SG shown
     except Exception as exc:
         return None, f"band structure failed: {type(exc).__name__}: {exc}"
     e = np.asarray(bs.energies)

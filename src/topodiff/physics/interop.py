@@ -27,7 +27,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.physics.model import TBModel
 
 __all__ = ["TBBuilder", "from_pythtb", "to_pythtb", "from_tbmodels", "to_tbmodels", "tbmodels_arguments",
-           "crystal_model", "is_crystal_file", "is_pythtb_model", "is_tbmodels_model", "as_structure"]
+           "crystal_model", "crystal_path", "is_crystal_file", "is_crystal_object", "is_pythtb_model", "is_tbmodels_model", "as_structure"]
 
 _PAULI = np.array([np.eye(2), [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)
 
@@ -277,6 +277,27 @@ def crystal_model(source: Any, *, basis: str = "sp3", soc: bool = True, symmetri
     if symmetrize is not None:
         structure, _ = symmetrized(structure, float(symmetrize))
     return structure_to_tb(structure, basis=basis, soc=soc)
+
+
+def crystal_path(source: Any, *, symprec: float = 0.1) -> Any:
+    """The high-symmetry k-path of a crystal's model from seekpath *with its atoms* (its space group at
+    ``symprec`` Å — 0.1, the tolerance of the space group ``evaluate`` and the report show), in the
+    reduced basis of the crystal's cell; None when ``source`` is not a crystal (Structure, Atoms, file).
+    """
+    from topodiff.physics.bands import high_symmetry_path
+
+    if not (isinstance(source, (str, os.PathLike)) and is_crystal_file(source)) and not is_crystal_object(source):
+        return None
+    s = as_structure(source)
+    return high_symmetry_path(np.asarray(s.lattice.matrix), atoms=(np.asarray(s.frac_coords), np.asarray(s.atomic_numbers)),
+                              symprec=symprec)
+
+
+def is_crystal_object(obj: Any) -> bool:
+    """True for a pymatgen ``Structure`` or an ASE ``Atoms``."""
+    from pymatgen.core import Structure
+
+    return isinstance(obj, Structure) or (type(obj).__name__ == "Atoms" and hasattr(obj, "get_cell"))
 
 
 def is_crystal_file(path: str | os.PathLike) -> bool:
