@@ -233,3 +233,35 @@ def test_physics_commands_take_a_crystal_file_with_the_screen_options(capsys):
     assert code == 0 and json.loads(out.out)["nodes"] == []
     code, out = run("invariants", "haldane", "--no-soc")
     assert code == 2 and out.err.startswith("error: ") and len(out.err.strip().splitlines()) == 1
+
+
+def test_crystal_path_follows_the_space_group_and_folds_onto_the_primitive_bands():
+    """seekpath with the atoms: a hexagonal supercell of rhombohedral Bi2Se3 (R-3m) gets the
+    rhombohedral path, and at every labelled point the primitive cell's bands are among the
+    supercell's (band folding: the mapping into the supercell's basis is right)."""
+    import warnings
+
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from topodiff.physics.bands import high_symmetry_path
+    from topodiff.physics.interop import crystal_path
+    from topodiff.physics.slater_koster import structure_to_tb
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prim = Structure.from_file(Path(__file__).resolve().parents[1] / "data" / "sk" / "Bi2Se3.cif")
+        conv = SpacegroupAnalyzer(prim, symprec=0.01).get_conventional_standard_structure()
+    assert len(conv) == 3 * len(prim)
+    lattice_labels = {n for piece in high_symmetry_path(conv.lattice.matrix).pieces for n, _ in piece}
+    p_prim, p_conv = crystal_path(prim), crystal_path(conv)
+    labels = [[n for n, _ in piece] for piece in p_conv.pieces]
+    assert labels == [[n for n, _ in piece] for piece in p_prim.pieces]
+    assert "K" in lattice_labels and "K" not in {n for piece in labels for n in piece}  # hexagonal → rhombohedral
+    m_prim, m_conv = structure_to_tb(prim), structure_to_tb(conv)
+    nodes_prim = {n: k for piece in p_prim.pieces for n, k in piece}
+    for name, k in {n: k for piece in p_conv.pieces for n, k in piece}.items():
+        e_prim = bands(m_prim, nodes_prim[name][None])[0]
+        e_conv = bands(m_conv, k[None])[0]
+        assert np.abs(e_conv[None, :] - e_prim[:, None]).min(axis=1).max() < 1e-6, name
+    assert crystal_path("haldane") is None
