@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from topodiff.crystal.catalogue import CLASSES
-from topodiff.judge.features import ELEMENT_COLUMNS, feature_names
+from topodiff.judge.features import feature_names
 from topodiff.judge.metrics import balanced_accuracy, f1_scores
 from topodiff.judge.topogivity import fit_topogivity, topogivity
 from topodiff.judge.train import DEFAULT_ROUNDS, oof_proba, train_split
@@ -85,5 +85,3 @@ def run_cv(pool: dict[str, np.ndarray], out: Path, log: Callable[[str], None]) -
         print(f"{name:48s} {r['balanced_accuracy']:8.3f}  {f1}")
     return results
 
-
-__all__ = ["run_cv", "ELEMENT_COLUMNS"]
