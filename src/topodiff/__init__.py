@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     **{name: "topodiff.api" for name in ("generate", "screen", "evaluate", "load_model", "invariants",
-                                         "chern_number", "z2_invariant", "weyl_nodes", "band_gaps",
+                                         "chern_number", "z2_invariant", "weyl_nodes", "band_structure", "band_gaps",
                                          "ScreenResult", "Evaluation", "GeneratedStructures")},
     **{name: "topodiff.physics.interop" for name in ("TBBuilder", "from_pythtb", "to_pythtb", "from_tbmodels",
                                                      "to_tbmodels", "crystal_model")},

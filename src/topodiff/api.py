@@ -25,7 +25,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.threads import ensure_threads
 
 __all__ = ["generate", "screen", "evaluate", "load_model", "invariants", "chern_number", "z2_invariant",
-           "weyl_nodes", "band_gaps", "ScreenResult", "Evaluation", "GeneratedStructures"]
+           "weyl_nodes", "band_structure", "band_gaps", "ScreenResult", "Evaluation", "GeneratedStructures"]
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -317,6 +317,16 @@ def weyl_nodes(model: Any, *, nk: int = 20, filling: int | None = None) -> list[
     from topodiff.physics.weyl import find_weyl_nodes
 
     return list(find_weyl_nodes(load_model(model, filling=filling), nk=nk))
+
+
+def band_structure(model: Any, *, n: int = 300, filling: int | None = None) -> Any:
+    """Bands (eV) along the high-symmetry path, about ``n`` k-points: a ``BandStructure`` (``x`` in Å⁻¹,
+    ``energies [n_k, n_bands]``, ``ticks``, ``labels``). A crystal's path follows its space group
+    (seekpath with the atoms, :func:`topodiff.physics.interop.crystal_path`); others use the lattice's."""
+    from topodiff.physics.bands import band_structure as bands
+    from topodiff.physics.interop import crystal_path
+
+    return bands(load_model(model, filling=filling), path=crystal_path(model), n=n)
 
 
 def band_gaps(model: Any, *, nk: int | None = None, filling: int | None = None) -> dict[str, Any]:
