@@ -137,5 +137,15 @@ def test_spin_chern_route_agrees() -> None:
     m = build_model("bhz", A=3.645, B=-68.6, D=-51.1, M=-0.00015)
     up = spin_up_states(m)
     assert up is not None and up.sum() == 2
-    assert spin_chern_z2(m, 2, up) == (1, spin_chern_z2(m, 2, up)[1]) and abs(spin_chern_z2(m, 2, up)[1]) == 1
+    z2, c_up = spin_chern_z2(m, 2, up)
+    assert z2 == 1 and abs(c_up) == 1
     assert spin_up_states(build_model("kane_mele")) is None  # Rashba mixes spins
+
+
+def test_lattice_from_wanniertools_input(tmp_path: Path) -> None:
+    shutil.copy(DATA / "graphene_hr.dat", tmp_path / "wannier90_hr.dat")
+    (tmp_path / "wt.in").write_text("&SYSTEM\nNumOccupied = 1\n/\n\nLATTICE\nAngstrom\n2.46 0 0\n1.23 2.130422 0\n"
+                                    "0 0 20\n\nATOM_POSITIONS\n")
+    model = load_model(str(tmp_path / "wannier90_hr.dat"))
+    np.testing.assert_allclose(np.linalg.norm(model.lattice, axis=1), [2.46, 2.46], atol=1e-5)
+    assert model.occupied == 1 and any("LATTICE card of wt.in" in n for n in model.notes)

@@ -119,4 +119,5 @@ def test_nodal_line_is_not_a_list_of_weyl_nodes() -> None:
 def test_search_result_json_keeps_contract_keys() -> None:
     j = weyl_search(build_model("weyl")).to_dict()
     assert {"nodes", "net_chirality", "degeneracies", "search"} <= set(j) and j["net_chirality"] == 0
-    assert all(set(n) == {"k_reduced", "chirality", "gap"} for n in j["nodes"])
+    assert all({"k_reduced", "chirality", "gap"} <= set(n) for n in j["nodes"])
+    assert all(0 < n["velocity_ratio"] <= 1 for n in j["nodes"])

@@ -18,7 +18,7 @@ kept (``R`` lexicographically positive, or ``R = 0`` with ``m < n``) after check
 agree (``H(−R) = H(R)†``), and ``R = 0, m = n`` rows become onsite energies.
 
 The lattice comes from ``seedname.win`` (``unit_cell_cart`` block, first line ``bohr`` or ``ang``
-optional) and the orbital positions from ``seedname_centres.xyz`` (Cartesian Å) when those files sit
+optional; else the ``LATTICE`` card of a WannierTools ``wt.in`` beside the file) and the orbital positions from ``seedname_centres.xyz`` (Cartesian Å) when those files sit
 beside the ``_hr.dat``; otherwise the cell is the identity (a ``notes`` entry says so) and all
 orbitals sit at the origin. The file type is recognised by content (:func:`looks_like_hr`), so names
 such as ``wannier90_hr.dat_nsymm48`` work. The filling is not in the file: it comes from the caller,
@@ -88,6 +88,24 @@ def read_win_lattice(path: str | Path) -> np.ndarray | None:
             raise ModelError(f"{path}:{lineno}: lattice vector needs 3 numbers, got {len(vec)}")
         out.append(vec)
     return np.asarray(out) * scale
+
+
+def read_wt_lattice(path: Path) -> np.ndarray | None:
+    """Lattice rows ``[3, 3]`` (Å) from the ``LATTICE`` card of a WannierTools ``wt.in`` (first line
+    ``Angstrom`` or ``Bohr``, then three vectors), or None when the card is absent."""
+    lines = [ln for ln in _win_lines(path) if ln]
+    for n, line in enumerate(lines):
+        if line.upper() == "LATTICE" and n + 4 < len(lines):
+            unit = lines[n + 1].lower()
+            scale = BOHR_ANGSTROM if unit.startswith("bohr") else 1.0
+            try:
+                rows = np.array([[float(x) for x in lines[n + 2 + i].split()[:3]] for i in range(3)])
+            except ValueError:
+                raise ModelError(f"{path}: LATTICE card must hold three vectors of three numbers") from None
+            if rows.shape != (3, 3):
+                raise ModelError(f"{path}: LATTICE card must hold three vectors of three numbers")
+            return rows * scale
+    return None
 
 
 def read_filling(directory: Path, win: Path | None) -> tuple[int | None, str | None]:
@@ -338,6 +356,11 @@ def _geometry(path: Path, num_wann: int, win: str | Path | None, centres: str | 
         raise ModelError(f"{centres_path}: centres file not found")
     notes: list[str] = []
     lattice3 = read_win_lattice(win_path) if win_path.exists() else None
+    wt_in = path.parent / "wt.in"
+    if lattice3 is None and win is None and wt_in.is_file():
+        lattice3 = read_wt_lattice(wt_in)
+        if lattice3 is not None:
+            notes.append("lattice from the LATTICE card of wt.in (WannierTools input beside the file)")
     if lattice3 is None:
         why = f"{win_path.name} has no unit_cell_cart block" if win_path.exists() else "no .win beside the file"
         notes.append(f"lattice: identity cell ({why}); integer invariants do not depend on it, Cartesian "

@@ -25,7 +25,7 @@ from topodiff.physics.berry import _plaquettes
 from topodiff.physics.model import TBModel
 from topodiff.physics.spectra import eigh_fast, resolve_filling
 from topodiff.physics.weyl_search import (gap_grid, kspace_symmetries, local_minima, newton_refine,
-                                          periodic_distance, wrap, zoom_seeds)
+                                          periodic_distance, slice_minima, wrap, zoom_seeds)
 
 __all__ = ["WeylNode", "Degeneracy", "WeylSearch", "weyl_search", "find_weyl_nodes", "weyl_chirality",
            "sphere_flux"]
@@ -33,16 +33,18 @@ __all__ = ["WeylNode", "Degeneracy", "WeylSearch", "weyl_search", "find_weyl_nod
 
 @dataclass
 class WeylNode:
-    """A node: ``k_reduced [3]``, ``chirality`` (±1, or another integer for multi-Weyl), ``gap`` (eV), ``flux`` (/2π)."""
+    """A node: ``k_reduced [3]``, ``chirality`` (±1, or another integer for multi-Weyl), ``gap`` (eV),
+    ``flux`` (/2π) and ``velocity_ratio`` (σ_min/σ_max of ∂d/∂κ: ≈ 0 for a point on a nodal line)."""
 
     k_reduced: np.ndarray
     chirality: int
     gap: float
     flux: float
+    velocity_ratio: float = 1.0
 
     def to_dict(self) -> dict[str, object]:
         return {"k_reduced": [float(x) for x in self.k_reduced], "chirality": int(self.chirality),
-                "gap": float(self.gap)}
+                "gap": float(self.gap), "velocity_ratio": float(self.velocity_ratio)}
 
 
 @dataclass
@@ -126,6 +128,10 @@ def weyl_chirality(model: TBModel, k_reduced: np.ndarray, filling: int | None = 
 
 
 
+MERGE_TOL = 1e-4  # reduced distance below which two refined degeneracies are one
+NEAR_LINE_RATIO = 3e-3  # WTe2's type-II nodes have 7e-3; IrF4's nodal-chain points 2e-4..1.4e-3
+
+
 def _bmin(model: TBModel) -> float:
     """Length of the shortest reciprocal vector (1/Å)."""
     return float(np.linalg.norm(2 * math.pi * np.linalg.inv(model.lattice).T, axis=1).min())
@@ -141,15 +147,22 @@ def _dedupe(k: np.ndarray, g: np.ndarray, ratio: np.ndarray, tol: float) -> list
 
 
 def _seeds(model: TBModel, occ: int, nk: int, max_candidates: int) -> np.ndarray:
-    """Coarse-grid minima (gap < a quarter of the median) and the minima of zoom grids around them."""
+    """Newton starts: coarse-grid 3D minima (gap < a quarter of the median) and the minima of zoom
+    grids around them, plus minima within lattice planes (:func:`slice_minima`) elsewhere."""
     ax = np.arange(nk) / nk
     gap = gap_grid(model, occ, [ax, ax, ax])
     threshold = 0.25 * float(np.median(gap))  # a node inside a cell leaves a small gap at its corners
-    idx = np.argwhere(local_minima(gap, periodic=True) & (gap < threshold))
-    idx = idx[np.argsort(gap[tuple(idx.T)])][:max_candidates]
-    coarse = idx / nk
-    fine = zoom_seeds(model, occ, coarse, half_width=1.0 / nk, m=6, threshold=threshold)
-    seeds = np.concatenate([coarse, fine]) if len(fine) else coarse
+    low = gap < threshold
+    minima = local_minima(gap, periodic=True) & low
+
+    def lowest(mask: np.ndarray) -> np.ndarray:
+        idx = np.argwhere(mask)
+        return idx[np.argsort(gap[tuple(idx.T)])][:max_candidates] / nk
+
+    coarse = lowest(minima)
+    fine = zoom_seeds(model, occ, coarse, half_width=1.0 / nk, m=7, threshold=threshold)
+    planar = lowest(slice_minima(gap) & low & ~minima)
+    seeds = np.concatenate([coarse, fine.reshape(-1, 3), planar])
     keep = _dedupe(seeds, np.zeros(len(seeds)), np.zeros(len(seeds)), 0.1 / nk)
     return seeds[keep]
 
@@ -162,7 +175,7 @@ def _refine_points(model: TBModel, occ: int, seeds: np.ndarray, nk: int, gap_tol
     k, g, r = newton_refine(model, occ, seeds, max_step=0.5 / nk)
     ok = g < gap_tol
     k, g, r = k[ok], g[ok], r[ok]
-    keep = _dedupe(k, g, r, 1e-5)
+    keep = _dedupe(k, g, r, MERGE_TOL)
     return k[keep], g[keep], r[keep]
 
 
@@ -201,7 +214,7 @@ def _classify(model: TBModel, occ: int, k: np.ndarray, g: np.ndarray, ratio: np.
         if chi == 0:
             other.append(Degeneracy(k[i], "zero_flux", float(g[i]), flux))
         else:
-            nodes.append(WeylNode(k[i], chi, float(g[i]), flux))
+            nodes.append(WeylNode(k[i], chi, float(g[i]), flux, float(ratio[i])))
     return nodes, _thin_lines(other, 1.0 / nk)
 
 
@@ -224,14 +237,14 @@ def _search(model: TBModel, occ: int, nk: int, gap_tol: float, max_candidates: i
     starts = len(seeds)
     if len(k) and ops:
         images = wrap(np.concatenate([k @ G.T for G in ops]))
-        new = np.array([periodic_distance(k, x).min() > 1e-5 for x in images], dtype=bool)
+        new = np.array([periodic_distance(k, x).min() > MERGE_TOL for x in images], dtype=bool)
         images = images[new]
         if len(images):
-            images = images[_dedupe(images, np.zeros(len(images)), np.zeros(len(images)), 1e-5)]
+            images = images[_dedupe(images, np.zeros(len(images)), np.zeros(len(images)), MERGE_TOL)]
             ki, gi, ri = _refine_points(model, occ, images, nk, gap_tol)
             starts += len(images)
             k, g, r = np.concatenate([k, ki]), np.concatenate([g, gi]), np.concatenate([r, ri])
-            keep = _dedupe(k, g, r, 1e-5)
+            keep = _dedupe(k, g, r, MERGE_TOL)
             k, g, r = k[keep], g[keep], r[keep]
     return k, g, r, starts
 
@@ -266,13 +279,18 @@ def weyl_search(model: TBModel, filling: int | None = None, *, nk: int = 20, gap
         used_nk = 2 * nk
         k2, g2, r2, s2 = _search(model, occ, used_nk, gap_tol, max_candidates, ops)
         k, g, r = np.concatenate([k, k2]), np.concatenate([g, g2]), np.concatenate([r, r2])
-        keep = _dedupe(k, g, r, 1e-5)
+        keep = _dedupe(k, g, r, MERGE_TOL)
         nodes, other = _classify(model, occ, k[keep], g[keep], r[keep], used_nk, gap_tol, radius)
         starts += s2
         net = sum(n.chirality for n in nodes)
         if net != 0:
             warnings.append(f"chiralities sum to {net:+d}, not 0, after a second search at nk = {used_nk}: "
                             "a node is missing (outside the searched bands' minima, or too close to another)")
+    soft = sum(n.velocity_ratio < NEAR_LINE_RATIO for n in nodes)
+    if soft:
+        warnings.append(f"{soft} node(s) have a nearly singular velocity (sigma_min/sigma_max < {NEAR_LINE_RATIO:g}): "
+                        "they may be points of a nodal line that small symmetry breaking in the Hamiltonian "
+                        "splits into Weyl nodes")
     nodes.sort(key=lambda nd: tuple(np.round(nd.k_reduced, 8)))
     other.sort(key=lambda d: (d.kind, tuple(np.round(d.k_reduced, 8))))
     return WeylSearch(nodes, other, len(ops), starts, used_nk, warnings)

@@ -23,7 +23,7 @@ import torch
 from topodiff.physics.model import REAL, TBModel
 from topodiff.physics.spectra import grid_hamiltonian
 
-__all__ = ["gap_grid", "local_minima", "zoom_seeds", "newton_refine", "kspace_symmetries", "periodic_distance", "wrap"]
+__all__ = ["gap_grid", "local_minima", "slice_minima", "zoom_seeds", "newton_refine", "kspace_symmetries", "periodic_distance", "wrap"]
 
 
 def periodic_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -56,6 +56,22 @@ def local_minima(gap: np.ndarray, *, periodic: bool) -> np.ndarray:
         if s != (0, 0, 0):
             mask &= g <= np.roll(g, shift=s, axis=(0, 1, 2))
     return mask if periodic else mask[1:-1, 1:-1, 1:-1]
+
+
+def slice_minima(gap: np.ndarray) -> np.ndarray:
+    """Points of a periodic grid that are minima among their 8 neighbours in at least one of the three
+    lattice planes through them (nodes pinned to a mirror plane sit in a valley of that plane whose
+    3D minimum can lie far off the plane)."""
+    mask = np.zeros_like(gap, dtype=bool)
+    for normal in range(3):
+        m = np.ones_like(gap, dtype=bool)
+        for s in itertools.product((-1, 0, 1), repeat=2):
+            if s != (0, 0):
+                shift = list(s)
+                shift.insert(normal, 0)
+                m &= gap <= np.roll(gap, shift=shift, axis=(0, 1, 2))
+        mask |= m
+    return mask
 
 
 def zoom_seeds(model: TBModel, occ: int, centres: np.ndarray, half_width: float, m: int,
@@ -96,8 +112,20 @@ def _newton_step(model: TBModel, occ: int, k: np.ndarray, max_step: float
     d = torch.zeros(len(k), 3, dtype=REAL)
     d[:, 2] = -torch.as_tensor(g) / 2  # in the band basis d = (0, 0, −gap/2)
     step = -(torch.linalg.pinv(J, rtol=1e-8) @ d[..., None])[..., 0].numpy()
-    scale = np.maximum(1.0, np.abs(step).max(-1) / max_step)
-    return g, sv[:, -1] / np.maximum(sv[:, 0], 1e-300), k + step / scale[:, None]
+    step = step / np.maximum(1.0, np.abs(step).max(-1) / max_step)[:, None]
+    return g, sv[:, -1] / np.maximum(sv[:, 0], 1e-300), k + _backtrack(model, occ, k, step, g)[:, None] * step
+
+
+def _backtrack(model: TBModel, occ: int, k: np.ndarray, step: np.ndarray, g: np.ndarray,
+               fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)) -> np.ndarray:
+    """Largest fraction of each Newton step that lowers the gap (the smallest one if none does), so a
+    seed between two close nodes is not thrown out of its node's basin by an anisotropic cone."""
+    f = np.asarray(fractions)
+    trial = (k[None] + f[:, None, None] * step[None]).reshape(-1, 3)
+    e = torch.linalg.eigvalsh(model.hamiltonian(trial, convention=1)).numpy()
+    gt = (e[:, occ] - e[:, occ - 1]).reshape(len(f), len(k))
+    ok = gt < g[None]
+    return np.where(ok.any(0), f[np.argmax(ok, axis=0)], f[-1])
 
 
 def newton_refine(model: TBModel, occ: int, seeds: np.ndarray, *, max_step: float, iters: int = 30,
@@ -151,14 +179,10 @@ def _point_group_candidates(lattice: np.ndarray) -> list[np.ndarray]:
     """Integer 3x3 matrices G (entries −1, 0, 1, |det| = 1) with ``G`` preserving the reciprocal metric."""
     B = 2 * math.pi * np.linalg.inv(lattice).T  # rows b_i
     gstar = B @ B.T
-    out = []
-    for entries in itertools.product((-1, 0, 1), repeat=9):
-        G = np.array(entries, dtype=float).reshape(3, 3)
-        if abs(abs(np.linalg.det(G)) - 1) > 1e-9:
-            continue
-        if np.allclose(G @ gstar @ G.T, gstar, atol=1e-6 * np.abs(gstar).max()):  # κ' = κ G^T preserves |k|
-            out.append(G)
-    return out
+    G = np.array(list(itertools.product((-1, 0, 1), repeat=9)), dtype=float).reshape(-1, 3, 3)
+    G = G[np.abs(np.abs(np.linalg.det(G)) - 1) < 1e-9]
+    err = np.abs(G @ gstar @ np.swapaxes(G, 1, 2) - gstar).max(axis=(1, 2))  # κ' = κ G^T preserves |k|
+    return list(G[err <= 1e-6 * np.abs(gstar).max()])
 
 
 def kspace_symmetries(model: TBModel, *, rel_tol: float = 1e-3, n_test: int = 4) -> list[np.ndarray]:
