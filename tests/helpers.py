@@ -54,3 +54,18 @@ def load_sk_crystal(name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Structure.from_file(Path(__file__).resolve().parent / "data" / "sk" / f"{name}.cif")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``topodiff ARGV`` in-process through ``topodiff.cli.main``: (exit code, stdout, stderr)."""
+    from topodiff.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(code: int, out: str, err: str) -> None:
+    """Bad input: exit code 2, nothing on stdout, exactly one ``error: ...`` line on stderr."""
+    assert code == 2, (code, err)
+    assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err

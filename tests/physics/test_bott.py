@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_usage_error, run_cli
 import torch
 
-from topodiff.cli import main
 from topodiff.physics.berry import chern_number
 from topodiff.physics.bott import real_space_invariants, supercell_hamiltonian
 from topodiff.physics.library import build_model
@@ -61,21 +61,16 @@ def test_disorder_realisation_is_reproducible() -> None:
     assert a.bott_raw[0] == b.bott_raw[0] and a.gap[0] == b.gap[0] and a.gap[0] != c.gap[0]
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_bott_json_map_and_sweep(capsys, tmp_path) -> None:
     png = tmp_path / "m.png"
-    code, out, err = _run(capsys, "bott", "qwz", "--size", "8", "--disorder", "0.5", "--seed", "3",
+    code, out, err = run_cli(capsys, "bott", "qwz", "--size", "8", "--disorder", "0.5", "--seed", "3",
                           "--out", str(png), "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["bott"] == 1 and isinstance(doc["bott"], int) and doc["local_chern_marker_bulk"] == pytest.approx(1, abs=0.1)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, err = _run(capsys, "bott", "qwz", "--size", "6", "--sweep", "20", "3", "--seeds", "2", "--json")
+    code, out, err = run_cli(capsys, "bott", "qwz", "--size", "6", "--sweep", "20", "3", "--seeds", "2", "--json")
     sw = json.loads(out)["sweep"]
     assert code == 0 and sw["W"] == [0.0, 10.0, 20.0] and sw["bott_mean"][0] == 1.0
 
@@ -85,8 +80,7 @@ def test_cli_bott_json_map_and_sweep(capsys, tmp_path) -> None:
                                   ["bott", "bi2se3", "--size", "4"], ["bott", "qwz", "--size", "500"],
                                   ["bott", "qwz", "--size", "4", "--sweep", "1", "0"]])
 def test_cli_bott_bad_input(capsys, argv) -> None:
-    code, out, err = _run(capsys, *argv)
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert_usage_error(*run_cli(capsys, *argv))
 
 
 def test_topological_anderson_insulator_in_trivial_qwz() -> None:

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from helpers import assert_usage_error, run_cli
 
-from topodiff.cli import main
 from topodiff.physics import TBModel
 from topodiff.physics.berry import chern_result
 from topodiff.physics.hall import E2_H_SIEMENS, hall_conductivity
@@ -97,21 +97,16 @@ def test_stack_of_chern_layers_gives_c_per_layer() -> None:
     assert res.tensor_s_per_cm()[0][0, 1] == pytest.approx(E2_H_SIEMENS * 1e8 / c, rel=1e-6)
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_hall_json_scan_and_plot(capsys, tmp_path) -> None:
     png = tmp_path / "s.png"
-    code, out, err = _run(capsys, "hall", "haldane", "--nk", "48", "--scan", "-3", "3", "13", "--out", str(png), "--json")
+    code, out, err = run_cli(capsys, "hall", "haldane", "--nk", "48", "--scan", "-3", "3", "13", "--out", str(png), "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["sigma_xy"] == pytest.approx(-1.0, abs=1e-6) and doc["in_gap"] is True
     assert len(doc["scan"]["sigma_xy"]) == 13 and abs(doc["scan"]["sigma_xy"][0]) < 0.01
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, _ = _run(capsys, "hall", "weyl", "--nk", "12", "--json")
+    code, out, _ = run_cli(capsys, "hall", "weyl", "--nk", "12", "--json")
     doc = json.loads(out)
     assert code == 0 and np.asarray(doc["sigma"]).shape == (3, 3) and doc["layer_thickness"] == pytest.approx(1.0)
 
@@ -120,5 +115,4 @@ def test_cli_hall_json_scan_and_plot(capsys, tmp_path) -> None:
                                   ["hall", "qwz", "--fermi", "nan"], ["hall", "ssh"],
                                   ["hall", "qwz", "--scan", "1", "0", "5"]])
 def test_cli_hall_bad_input(capsys, argv) -> None:
-    code, out, err = _run(capsys, *argv)
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert_usage_error(*run_cli(capsys, *argv))

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_usage_error, run_cli
 
-from topodiff.cli import main
 from topodiff.physics.berry import chern_result
 from topodiff.physics.hofstadter import butterfly, hofstadter_gaps, hofstadter_model
 from topodiff.physics.model import k_grid
@@ -59,15 +59,10 @@ def test_butterfly_data() -> None:
     assert all(-4.0 - 1e-9 <= lo <= hi <= 4.0 + 1e-9 for bands in data["bands"] for lo, hi in bands)
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_hofstadter_json_and_butterfly(capsys, tmp_path) -> None:
     png = tmp_path / "b.png"
-    code, out, err = _run(capsys, "hofstadter", "--p", "1", "--q", "3", "--butterfly", "--qmax", "5",
+    code, out, err = run_cli(capsys, "hofstadter", "--p", "1", "--q", "3", "--butterfly", "--qmax", "5",
                           "--out", str(png), "--json")
     assert code == 0, err
     doc = json.loads(out)
@@ -82,5 +77,4 @@ def test_cli_hofstadter_json_and_butterfly(capsys, tmp_path) -> None:
                                   ["hofstadter", "--p", "1", "--q", "3", "--t", "nan"],
                                   ["hofstadter", "--p", "1", "--q", "3", "--butterfly"]])
 def test_cli_hofstadter_bad_input(capsys, argv) -> None:
-    code, out, err = _run(capsys, *argv)
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert_usage_error(*run_cli(capsys, *argv))

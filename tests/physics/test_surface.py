@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_usage_error, run_cli
 import torch
 
-from topodiff.cli import main
 from topodiff.errors import TopodiffInputError
 from topodiff.physics import TBModel
 from topodiff.physics.finite import cut
@@ -102,15 +102,10 @@ def test_surface_basis_is_unimodular_and_parses_miller() -> None:
             surface_basis(model, bad)
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_surface_json_and_plots(capsys, tmp_path) -> None:
     png, cec = tmp_path / "a.png", tmp_path / "c.png"
-    code, out, err = _run(capsys, "surface", "bi2se3", "--edge", "0,0,1", "--nk", "24", "--num", "30", "--ne", "30",
+    code, out, err = run_cli(capsys, "surface", "bi2se3", "--edge", "0,0,1", "--nk", "24", "--num", "30", "--ne", "30",
                           "--kpath=-0.05,0;0,0;0.05,0", "--energy", "0.1", "--out", str(png), "--contour", str(cec),
                           "--json")
     assert code == 0, err
@@ -123,5 +118,4 @@ def test_cli_surface_json_and_plots(capsys, tmp_path) -> None:
                                   ["surface", "qwz", "--edge", "0,1", "--eta", "0"],
                                   ["surface", "qwz", "--edge", "0,1", "--kpath", "0.1"], ["surface", "ssh", "--edge", "0,1"]])
 def test_cli_surface_bad_input(capsys, argv) -> None:
-    code, out, err = _run(capsys, *argv)
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert_usage_error(*run_cli(capsys, *argv))

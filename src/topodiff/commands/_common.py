@@ -154,3 +154,17 @@ def claim_run_output(out: Any, job: str, *, sources: Any = (), options: dict[str
     before computing anything."""
     fp = fingerprint(sources=[s for s in sources if s is not None], options=options)
     return claim_output_dir(out, job=job, fingerprint=fp, overwrite=overwrite, resume=resume)
+
+
+def record_plot(result: dict[str, Any], key: str, path: Any) -> None:
+    """Note a written figure ``path`` under ``result[key]`` and say so on stderr."""
+    result[key] = str(path)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def emit(result: dict[str, Any], as_json: bool, summary: str) -> None:
+    """Print ``result`` as one JSON object with ``--json``, else the one-line human ``summary``."""
+    if as_json:
+        print_json(result)
+    else:
+        print(summary)

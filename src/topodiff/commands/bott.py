@@ -1,13 +1,12 @@
 """``topodiff bott``: Bott index and local Chern marker of (disordered) supercells."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from topodiff.commands._common import check_finite, check_int_range, check_seed, parse_params, print_json
+from topodiff.commands._common import check_finite, check_int_range, check_seed, emit, parse_params, record_plot
 
 
 def register(app: typer.Typer) -> None:
@@ -55,10 +54,6 @@ def register(app: typer.Typer) -> None:
                                 title=f"{m.name}: Bott index vs disorder ({size}x{size}, {seeds} seeds)")
             else:
                 plot_marker_map(res.marker[0], out, title=f"{m.name}: local Chern marker, {size}x{size}, W = {disorder:g} eV")
-            result["plot"] = str(out)
-            print(f"wrote {out}", file=sys.stderr)
-        if as_json:
-            print_json(result)
-        else:
-            print(f"{m.name}: Bott index {result['bott']} (raw {result['bott_raw']:.6f}), "
-                  f"bulk Chern marker {result['local_chern_marker_bulk']:.4f}")
+            record_plot(result, "plot", out)
+        emit(result, as_json, f"{m.name}: Bott index {result['bott']} (raw {result['bott_raw']:.6f}), "
+                              f"bulk Chern marker {result['local_chern_marker_bulk']:.4f}")

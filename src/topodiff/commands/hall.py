@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from topodiff.commands._common import check_finite, check_int_range, check_nk, parse_params, print_json
+from topodiff.commands._common import check_finite, check_int_range, check_nk, emit, parse_params, record_plot
 from topodiff.errors import TopodiffInputError
 
 
@@ -73,11 +72,8 @@ def register(app: typer.Typer) -> None:
 
                 plot_hall_scan(sc.fermi, sc.sigma_xy(), out, title=f"{m.name}: anomalous Hall conductivity",
                                gap=(gaps.vbm, gaps.cbm), unit="e²/h" if m.dim == 2 else "e²/h per layer")
-                result["plot"] = str(out)
-                print(f"wrote {out}", file=sys.stderr)
+                record_plot(result, "plot", out)
         elif out is not None:
             raise TopodiffInputError("--out draws σ_xy(E_F): give --scan EMIN EMAX N")
-        if as_json:
-            print_json(result)
-        else:
-            print(f"{m.name}: sigma_xy = {result['sigma_xy']} {result['unit']} at E_F = {ef:.6g} eV, T = {temperature:g} K")
+        emit(result, as_json, f"{m.name}: sigma_xy = {result['sigma_xy']} {result['unit']} at E_F = {ef:.6g} eV, "
+                              f"T = {temperature:g} K")

@@ -1,13 +1,12 @@
 """``topodiff hofstadter``: gaps of the square-lattice Hofstadter model and their Chern numbers."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from topodiff.commands._common import check_finite, check_int_range, check_nk, print_json
+from topodiff.commands._common import check_finite, check_int_range, check_nk, emit, record_plot
 from topodiff.errors import TopodiffInputError
 
 
@@ -44,10 +43,6 @@ def register(app: typer.Typer) -> None:
             data = butterfly_data(qmax, t)
             plot_butterfly(data, out, title=f"Hofstadter butterfly (q ≤ {qmax}), gaps coloured by Chern number")
             result["butterfly"] = {"qmax": qmax, "fluxes": len(data["flux"])}
-            result["plot"] = str(out)
-            print(f"wrote {out}", file=sys.stderr)
-        if as_json:
-            print_json(result)
-        else:
-            for g in result["gaps"]:
-                print(f"gap {g['filling']}: Chern {g['chern']:+d}, width {g['gap']:.6g} eV")
+            record_plot(result, "plot", out)
+        emit(result, as_json, "\n".join(f"gap {g['filling']}: Chern {g['chern']:+d}, width {g['gap']:.6g} eV"
+                                         for g in result["gaps"]) or f"no open gap at flux {p}/{q}")

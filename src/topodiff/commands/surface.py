@@ -1,13 +1,12 @@
 """``topodiff surface``: surface/edge spectral function by the Sancho-Rubio surface Green's function."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from topodiff.commands._common import check_finite, check_int_range, check_nk, parse_params, print_json
+from topodiff.commands._common import check_finite, check_int_range, check_nk, emit, parse_params, record_plot
 from topodiff.errors import TopodiffInputError
 
 
@@ -96,8 +95,7 @@ def register(app: typer.Typer) -> None:
             k, x = path_points(nodes, num)
             arp = surface_spectrum(m, edge, k, np.linspace(lo, hi, ne), eta=eta, layers=layers)
             plot_surface_bands(x, arp.energies, arp.surface, out, title=f"{m.name}: surface {edge}, η = {eta:g} eV")
-            result["plot"] = str(out)
-            print(f"wrote {out}", file=sys.stderr)
+            record_plot(result, "plot", out)
         if contour is not None:
             from topodiff.physics.observable_plots import plot_contour
 
@@ -110,10 +108,6 @@ def register(app: typer.Typer) -> None:
             ax = cgrid[::n2, 0]
             plot_contour(ax, ax, cec.surface[0].reshape(n2, n2), contour,
                          title=f"{m.name}: surface {edge} at E = {e0:.3g} eV")
-            result["contour_plot"] = str(contour)
-            print(f"wrote {contour}", file=sys.stderr)
-        if as_json:
-            print_json(result)
-        else:
-            print(f"{m.name} {edge}: surface spectral weight {result['spectral_weight']:.6g} states/eV at "
-                  f"E = {e0:.6g} eV (bulk {result['bulk_weight']:.6g})")
+            record_plot(result, "contour_plot", contour)
+        emit(result, as_json, f"{m.name} {edge}: surface spectral weight {result['spectral_weight']:.6g} states/eV "
+                              f"at E = {e0:.6g} eV (bulk {result['bulk_weight']:.6g})")
