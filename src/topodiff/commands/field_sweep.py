@@ -28,7 +28,11 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot (gap and invariant vs field)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
-        """Find where the invariant changes as a field grows (scan, then bisection / gap minimum)."""
+        """Find where the invariant changes as a field grows (scan, then bisection / gap minimum).
+
+        Kane-Mele's critical staggered potential 3√3 λ_SO needs the Rashba term off (its default is
+        0.05): topodiff field-sweep kane_mele --field staggered --range 0 0.6 --param lambda_r=0 --param lambda_v=0
+        """
         import numpy as np
 
         from topodiff.physics.fields import field_sweep, model_builder
