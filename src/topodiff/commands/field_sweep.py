@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Find where the invariant changes as a field grows (scan, then bisection / gap minimum).
 
-        Kane-Mele's critical staggered potential 3√3 λ_SO needs the Rashba term off (its default is
-        0.05): topodiff field-sweep kane_mele --field staggered --range 0 0.6 --param lambda_r=0 --param lambda_v=0
+        Example: Kane-Mele's critical staggered potential 3√3 λ_SO, with Rashba off (default λ_R = 0.05):
+
+        topodiff field-sweep kane_mele --field staggered --range 0 0.6 --param lambda_r=0 --param lambda_v=0
         """
         import numpy as np
 
