@@ -67,8 +67,8 @@ def relax(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = _done(out)
-    frames = {name: _sample(name, args.num, args.seed) for name in SETS}
-    order = [(name, frames[name].iloc[k]) for k in range(args.num) for name in SETS if k < len(frames[name])]
+    frames = {name: _sample(name, args.num, args.seed) for name in (args.only or SETS)}
+    order = [(name, frames[name].iloc[k]) for k in range(args.num) for name in frames if k < len(frames[name])]
     for name, row in order:
         if (name, row["material_id"]) in done:
             continue
@@ -97,6 +97,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fmax", type=float, default=0.05)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--only", action="append", choices=list(SETS), help="relax only this set (repeatable; "
+                    "run one process per set to use two cores; appends to the same --out)")
     ap.add_argument("--threshold", type=float, default=0.1, help="stable: e_above_hull ≤ threshold (eV/atom)")
     args = ap.parse_args()
     if not DATA.exists():

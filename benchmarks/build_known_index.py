@@ -143,7 +143,7 @@ def check(n: int, seed: int) -> dict[str, object]:
     import pandas as pd
     from pymatgen.core import Structure
 
-    from topodiff.evaluation.known import MATCH_TOL, structure_fingerprint
+    from topodiff.evaluation.known import MATCH_TOL, SG_MATCH_TOL, space_group, structure_fingerprint
     from topodiff.evaluation.metrics import generation_matcher
 
     rng = np.random.default_rng(seed)
@@ -174,13 +174,16 @@ def check(n: int, seed: int) -> dict[str, object]:
                 a = get(int(rng.integers(len(df))))
                 b = _perturbed(a, rng)
             d = float(np.abs(structure_fingerprint(a) - structure_fingerprint(b)).mean())
-            rows.append((kind, bool(matcher.fit(a, b)), d))
-    out: dict[str, object] = {"n_per_kind": n, "seed": seed, "match_tol": MATCH_TOL}
+            sg_a = space_group(a)
+            rows.append((kind, bool(matcher.fit(a, b)), d, sg_a != 0 and sg_a == space_group(b)))
+    out: dict[str, object] = {"n_per_kind": n, "seed": seed, "match_tol": MATCH_TOL, "sg_match_tol": SG_MATCH_TOL}
     sm = np.array([r[1] for r in rows])
     dist = np.array([r[2] for r in rows])
-    for tol in (0.02, 0.03, 0.05, 0.08, 0.12):
-        fp = dist < tol
-        out[f"tol_{tol}"] = {"both_match": int((sm & fp).sum()), "sm_only": int((sm & ~fp).sum()),
+    same_sg = np.array([r[3] for r in rows])
+    rules = {f"tol_{t}": dist < t for t in (0.02, 0.03, 0.05, 0.08, 0.12)}
+    rules["rule_used"] = (dist < MATCH_TOL) | (same_sg & (dist < SG_MATCH_TOL))
+    for name, fp in rules.items():
+        out[name] = {"both_match": int((sm & fp).sum()), "sm_only": int((sm & ~fp).sum()),
                              "fp_only": int((~sm & fp).sum()), "neither": int((~sm & ~fp).sum()),
                              "agreement": round(float((sm == fp).mean()), 4)}
     out["structurematcher_matches"] = int(sm.sum())

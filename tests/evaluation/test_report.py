@@ -107,3 +107,17 @@ def test_report_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "report:" in out and (tmp_path / "o" / "report.html").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_report_finds_the_crystals_from_the_run_directory_not_the_cwd(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    _write_inputs(work / "in")
+    evaluate_path("in", out_dir="out", screen=False, progress=False)      # relative paths
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path, s = build_report(work / "out", top_k=2)
+    assert not any("structure not found" in m for m in s["messages"])
+    assert path.read_text().count('alt="bands') == 2
