@@ -69,3 +69,14 @@ def assert_usage_error(code: int, out: str, err: str) -> None:
     """Bad input: exit code 2, nothing on stdout, exactly one ``error: ...`` line on stderr."""
     assert code == 2, (code, err)
     assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+
+
+def run_cli_json(capsys, *argv: str) -> dict:
+    """Run ``topodiff ARGV`` (which must include ``--json``): exit code 0 and exactly one JSON object on stdout."""
+    import json
+
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, "--json must print exactly one JSON object"
+    return json.loads(lines[0])

@@ -1,11 +1,10 @@
 """Bott index and local Chern marker: Chern-number oracles, disorder, supercell spectrum, CLI."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli
+from helpers import assert_usage_error, run_cli, run_cli_json
 import torch
 
 from topodiff.physics.berry import chern_number
@@ -64,15 +63,12 @@ def test_disorder_realisation_is_reproducible() -> None:
 
 def test_cli_bott_json_map_and_sweep(capsys, tmp_path) -> None:
     png = tmp_path / "m.png"
-    code, out, err = run_cli(capsys, "bott", "qwz", "--size", "8", "--disorder", "0.5", "--seed", "3",
-                          "--out", str(png), "--json")
-    assert code == 0, err
-    doc = json.loads(out)
+    doc = run_cli_json(capsys, "bott", "qwz", "--size", "8", "--disorder", "0.5", "--seed", "3",
+                       "--out", str(png), "--json")
     assert doc["bott"] == 1 and isinstance(doc["bott"], int) and doc["local_chern_marker_bulk"] == pytest.approx(1, abs=0.1)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, err = run_cli(capsys, "bott", "qwz", "--size", "6", "--sweep", "20", "3", "--seeds", "2", "--json")
-    sw = json.loads(out)["sweep"]
-    assert code == 0 and sw["W"] == [0.0, 10.0, 20.0] and sw["bott_mean"][0] == 1.0
+    sw = run_cli_json(capsys, "bott", "qwz", "--size", "6", "--sweep", "20", "3", "--seeds", "2", "--json")["sweep"]
+    assert sw["W"] == [0.0, 10.0, 20.0] and sw["bott_mean"][0] == 1.0
 
 
 @pytest.mark.parametrize("argv", [["bott", "qwz", "--size", "0"], ["bott", "qwz", "--size", "-3"],

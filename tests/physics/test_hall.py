@@ -1,12 +1,11 @@
 """Anomalous Hall conductivity (Kubo / Berry curvature): analytic and FHS oracles, CLI contract."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli
+from helpers import assert_usage_error, run_cli, run_cli_json
 
 from topodiff.physics import TBModel
 from topodiff.physics.berry import chern_result
@@ -100,15 +99,12 @@ def test_stack_of_chern_layers_gives_c_per_layer() -> None:
 
 def test_cli_hall_json_scan_and_plot(capsys, tmp_path) -> None:
     png = tmp_path / "s.png"
-    code, out, err = run_cli(capsys, "hall", "haldane", "--nk", "48", "--scan", "-3", "3", "13", "--out", str(png), "--json")
-    assert code == 0, err
-    doc = json.loads(out)
+    doc = run_cli_json(capsys, "hall", "haldane", "--nk", "48", "--scan", "-3", "3", "13", "--out", str(png), "--json")
     assert doc["sigma_xy"] == pytest.approx(-1.0, abs=1e-6) and doc["in_gap"] is True
     assert len(doc["scan"]["sigma_xy"]) == 13 and abs(doc["scan"]["sigma_xy"][0]) < 0.01
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, _ = run_cli(capsys, "hall", "weyl", "--nk", "12", "--json")
-    doc = json.loads(out)
-    assert code == 0 and np.asarray(doc["sigma"]).shape == (3, 3) and doc["layer_thickness"] == pytest.approx(1.0)
+    doc = run_cli_json(capsys, "hall", "weyl", "--nk", "12", "--json")
+    assert np.asarray(doc["sigma"]).shape == (3, 3) and doc["layer_thickness"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("argv", [["hall", "qwz", "--nk", "1"], ["hall", "qwz", "--temperature", "-5"],

@@ -1,11 +1,10 @@
 """Hofstadter model: gap Chern numbers from magnetic Bloch bands obey the TKNN Diophantine equation."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli
+from helpers import assert_usage_error, run_cli, run_cli_json
 
 from topodiff.physics.berry import chern_result
 from topodiff.physics.hofstadter import butterfly, hofstadter_gaps, hofstadter_model
@@ -62,10 +61,8 @@ def test_butterfly_data() -> None:
 
 def test_cli_hofstadter_json_and_butterfly(capsys, tmp_path) -> None:
     png = tmp_path / "b.png"
-    code, out, err = run_cli(capsys, "hofstadter", "--p", "1", "--q", "3", "--butterfly", "--qmax", "5",
-                          "--out", str(png), "--json")
-    assert code == 0, err
-    doc = json.loads(out)
+    doc = run_cli_json(capsys, "hofstadter", "--p", "1", "--q", "3", "--butterfly", "--qmax", "5",
+                       "--out", str(png), "--json")
     assert [(g["filling"], g["chern"]) for g in doc["gaps"]] == [("1/3", 1), ("2/3", -1)]
     assert doc["gaps"][0]["filling_fraction"] == pytest.approx(1 / 3)
     assert doc["gaps"][0]["gap"] == pytest.approx(doc["gaps"][1]["gap"]) and doc["gaps"][0]["gap"] > 1.0

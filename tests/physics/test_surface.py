@@ -1,13 +1,12 @@
 """Sancho-Rubio surface Green's function: analytic chain, finite-slab oracle, QSH edges, Bi2Se3 Dirac cone."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli
+from helpers import assert_usage_error, run_cli, run_cli_json
 import torch
 
 from topodiff.errors import TopodiffInputError
@@ -105,11 +104,9 @@ def test_surface_basis_is_unimodular_and_parses_miller() -> None:
 
 def test_cli_surface_json_and_plots(capsys, tmp_path) -> None:
     png, cec = tmp_path / "a.png", tmp_path / "c.png"
-    code, out, err = run_cli(capsys, "surface", "bi2se3", "--edge", "0,0,1", "--nk", "24", "--num", "30", "--ne", "30",
-                          "--kpath=-0.05,0;0,0;0.05,0", "--energy", "0.1", "--out", str(png), "--contour", str(cec),
-                          "--json")
-    assert code == 0, err
-    doc = json.loads(out)
+    doc = run_cli_json(capsys, "surface", "bi2se3", "--edge", "0,0,1", "--nk", "24", "--num", "30", "--ne", "30",
+                       "--kpath=-0.05,0;0,0;0.05,0", "--energy", "0.1", "--out", str(png), "--contour", str(cec),
+                       "--json")
     assert doc["spectral_weight"] > doc["bulk_weight"] > 0 and doc["principal_layer_cells"] == 1
     assert png.read_bytes()[:8] == cec.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
