@@ -121,3 +121,15 @@ def test_search_result_json_keeps_contract_keys() -> None:
     assert {"nodes", "net_chirality", "degeneracies", "search"} <= set(j) and j["net_chirality"] == 0
     assert all({"k_reduced", "chirality", "gap"} <= set(n) for n in j["nodes"])
     assert all(0 < n["velocity_ratio"] <= 1 for n in j["nodes"])
+
+
+def test_plane_minima_catch_a_valley_whose_3d_minimum_is_off_the_plane() -> None:
+    """A valley along z, deepest at z = 3 (a 3D minimum), passing the mirror plane z = 0 where the
+    nodes sit: in that plane the point (2, 2, 0) is a minimum, though not a 3D one."""
+    from topodiff.physics.weyl_search import local_minima, slice_minima
+
+    i, j, k = np.meshgrid(*[np.arange(10)] * 3, indexing="ij")
+    dz = np.minimum(np.abs(k - 3), 10 - np.abs(k - 3))
+    gap = 0.1 * ((i - 2) ** 2 + (j - 2) ** 2) + 0.5 - 0.1 * np.maximum(0, 3 - dz)
+    assert local_minima(gap, periodic=True)[2, 2, 3] and not local_minima(gap, periodic=True)[2, 2, 0]
+    assert slice_minima(gap)[2, 2, 0] and not slice_minima(gap)[5, 5, 0]
