@@ -11,7 +11,7 @@ from topodiff.crystal.io import read_structure  # noqa: E402
 from topodiff.dft.verify import verify_structure  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "crystals"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # minutes each on a busy 2-core CPU
 
 
 def test_bi2se3_is_a_strong_ti_with_soc_and_trivial_without():

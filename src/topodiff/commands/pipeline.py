@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         reference: Optional[List[Path]] = typer.Option(None, "--reference", help="Reference set for novelty/coverage (CDVAE CSV, extxyz, CIF dir); repeatable."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Clear a non-empty --out that holds another run."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        verify_dft: int = typer.Option(0, "--verify-dft", min=0, help="Verify the top K candidates with DFT "
+                                       "(GPAW PBE+SOC; minutes each): OUT/dft/comparison.md, bands_*.png."),
     ) -> None:
         """Run the main job end to end and print where the report is."""
         from topodiff.commands._common import (check_count, check_finite, check_int_range, check_numeric_values,
@@ -46,12 +48,22 @@ def register(app: typer.Typer) -> None:
         for ref in reference or []:
             if not structure_files(ref):
                 raise TopodiffInputError(f"--reference {ref}: no structure files (CIF, POSCAR, extxyz, CSV) there")
+        if verify_dft:
+            from topodiff.dft.lcao import require_gpaw
+
+            require_gpaw()  # before anything is generated
         ckpt = resolve_checkpoint(checkpoint)
         claim_run_output(out, "pipeline", sources=[ckpt, *(reference or [])], overwrite=overwrite, options=dict(
             num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax))
         result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
                               seed=seed, relax=relax, guidance=guidance, steps=steps,
                               reference=reference or None)
+        if verify_dft:
+            import sys
+
+            from topodiff.dft.candidates import verify_candidates
+
+            result["dft"] = verify_candidates(out, verify_dft, progress=lambda m: print(m, file=sys.stderr, flush=True))
         if json_out:
             print_json(result)
             return
@@ -67,3 +79,5 @@ def register(app: typer.Typer) -> None:
               f"(generate {result['timings']['generate_s']:.0f}, evaluate {result['timings']['evaluate_s']:.0f}, "
               f"report {result['timings']['report_s']:.0f})")
         print(f"report: {result['report']}")
+        if verify_dft:
+            print(f"DFT check of the top {verify_dft}: {Path(out) / 'dft' / 'comparison.md'}")

@@ -88,6 +88,18 @@ def centre_on_inversion(structure: Any, symprec: float = 1e-3
     return atoms, found, int(data.number)
 
 
+def band_data(model: Any, filling: int, n: int = 160, window: int = 8) -> dict[str, Any]:
+    """Bands of the DFT model along the high-symmetry path: ``window`` bands each side of the
+    filling, energies (eV) relative to the valence-band maximum on the path; for plots."""
+    from topodiff.physics.bands import band_structure
+
+    bs = band_structure(model, n=n)
+    lo, hi = max(0, filling - window), min(model.num_bands, filling + window)
+    vbm = float(bs.energies[:, filling - 1].max())
+    return {"x": np.round(bs.x, 5).tolist(), "energies": np.round(bs.energies[:, lo:hi] - vbm, 4).tolist(),
+            "ticks": [float(t) for t in bs.ticks], "labels": list(bs.labels), "first_band": lo, "filling": filling}
+
+
 def _z2_routes(model: Any, data: Any, inversion: Any, cross_check: bool) -> dict[str, Any]:
     from topodiff.dft.topology import parity_route, wcc_route
 
@@ -151,8 +163,9 @@ def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = 
                            "z2": None, "route": "parity" if inversion is not None else "wcc",
                            "n_valence": data.n_valence, "energy": round(data.energy, 5)}
     agree = True
+    model = dft_model(data, soc=soc, name=row["formula"])
+    row["bands"] = band_data(model, data.n_valence)
     if data.n_valence % 2 == 0 and gap_direct > 0:
-        model = dft_model(data, soc=soc, name=row["formula"])
         row.update(_z2_routes(model, data, inversion, cross_check and inversion is not None))
         if row.get("z2") is not None and row.get("z2_wcc") is not None:
             agree = row["z2"] == row["z2_wcc"]
