@@ -34,7 +34,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_file_type_by_content_not_name(tmp_path: Path) -> None:
+def test_file_type_by_content_not_name(tmp_path: Path, capsys) -> None:
     """WannierTools' Cu example is called ``wannier90_hr.dat_nsymm48``: read as a _hr.dat, not JSON."""
     odd = tmp_path / "wannier90_hr.dat_nsymm48"
     shutil.copy(DATA / "graphene_hr.dat", odd)
@@ -42,6 +42,8 @@ def test_file_type_by_content_not_name(tmp_path: Path) -> None:
     ref = load_model(str(DATA / "graphene_hr.dat"), filling=1)
     k = np.random.default_rng(0).random((10, 2))
     np.testing.assert_allclose(_spectrum(model, k), _spectrum(ref, k), atol=1e-10)
+    code = main(["bands", str(odd), "--filling", "1", "--num", "20", "--json"])  # the command reads it too
+    assert code == 0
     as_json = tmp_path / "model_hr.dat"  # a JSON document with a misleading name is still JSON
     as_json.write_text(json.dumps(build_model("qwz").to_dict()))
     assert load_model(str(as_json)).num_bands == 2
