@@ -185,7 +185,7 @@ def label_file(source: str | os.PathLike, out: str | os.PathLike, catalogue_dir:
     """
     import pandas as pd
 
-    from topodiff.crystal.io import is_csv, read_structures
+    from topodiff.crystal.io import is_csv, quiet, read_structures
     from topodiff.io_utils import atomic_write
 
     if not is_csv(out):
@@ -200,7 +200,8 @@ def label_file(source: str | os.PathLike, out: str | os.PathLike, catalogue_dir:
     elif len(df) != len(records):
         raise TopodiffInputError(f"{source}: {len(df)} CSV rows but {len(records)} structures were read")
     ids = [str(m) if isinstance(m, str) and m else None for m in df.get("material_id", [None] * len(df))]
-    formulas = [tang_formula(r.structure.composition) if r.ok else None for r in records]
+    with quiet():  # pymatgen warns about noble gases without an electronegativity
+        formulas = [tang_formula(r.structure.composition) if r.ok else None for r in records]
     cols = label_rows(ids, _space_groups(df, records), formulas, cats)
     for key, values in cols.items():
         df[key] = values
