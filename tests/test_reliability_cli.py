@@ -338,3 +338,17 @@ def test_ctrl_c_during_training_exits_130(crystal_csv, tmp_path):
                      ready=lambda: any(out.glob("step=*.ckpt")))
     assert res.returncode == 130, res.stderr[-2000:]
     assert res.stderr.strip().splitlines()[-1] == "error: interrupted"
+
+
+def test_write_errors_name_the_users_file_not_a_temporary(tmp_path, monkeypatch):
+    import os
+
+    from topodiff.io_utils import atomic_write_text
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", src)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError) as info:
+        atomic_write_text(tmp_path / "metrics.json", "{}")
+    assert info.value.filename == str(tmp_path / "metrics.json") and list(tmp_path.iterdir()) == []

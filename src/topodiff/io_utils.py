@@ -37,6 +37,9 @@ def available_cpus() -> int:
 
 def _user_path_error(exc: OSError, path: Path) -> OSError:
     """The same kind of error, naming ``path`` (the user's file) instead of a temporary name."""
+    name = os.path.basename(str(exc.filename or ""))
+    if exc.errno is None or not (name.startswith(f".{path.name}.") and name.endswith(".tmp")):
+        return exc
     return type(exc)(exc.errno, exc.strerror, str(path))
 
 
@@ -49,6 +52,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # name the user's path, not a temporary file
+        if _user_path_error(exc, path) is exc:
+            raise
         raise _user_path_error(exc, path) from None
     try:
         with os.fdopen(fd, mode) as fh:
@@ -62,7 +67,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and _user_path_error(exc, path) is not exc:
             raise _user_path_error(exc, path) from None
         raise
     fsync_dir(path.parent)

@@ -54,16 +54,9 @@ def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     """The checkpoint's dict, read with :func:`safe_load` (tensors and plain data only; never code)."""
-    from topodiff.training.checkpoint_files import safe_load
+    from topodiff.training.checkpoint_files import load_user_checkpoint
 
-    try:
-        data = safe_load(path)
-    except TopodiffInputError:
-        raise
-    except ValueError as exc:  # truncated or corrupt
-        raise TopodiffInputError(str(exc).replace("unreadable checkpoint", "cannot read checkpoint", 1)) from None
-    except OSError as exc:
-        raise TopodiffInputError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    data = load_user_checkpoint(path)
     if not isinstance(data, dict):
         raise TopodiffInputError(f"not a topodiff checkpoint: {path}")
     return data

@@ -100,7 +100,7 @@ def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
             if key == "num_atoms" and not (1 <= number <= MAX_ATOMS and number == int(number)):
                 raise TopodiffInputError(f"num_atoms must be an integer 1-{MAX_ATOMS}, got {text}")
             if key == "band_gap" and not 0 <= number <= MAX_BAND_GAP:
-                raise TopodiffInputError(f"band_gap must be in [0, {MAX_BAND_GAP:g}] eV, got {text}")
+                raise TopodiffInputError(f"band_gap must be ≥ 0 and ≤ {MAX_BAND_GAP:g} eV, got {text}")
             out[key] = number
     return out
 

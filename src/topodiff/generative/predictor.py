@@ -165,16 +165,9 @@ def load_predictor(path_or_name: str | os.PathLike | None = None, device: str | 
                    ) -> PropertyPredictor:
     """Load a predictor (eval mode); missing, unreadable or mismatching files raise TopodiffInputError."""
     path = resolve_predictor(path_or_name)
-    from topodiff.training.checkpoint_files import safe_load
+    from topodiff.training.checkpoint_files import load_user_checkpoint
 
-    try:
-        data = safe_load(path)
-    except TopodiffInputError:
-        raise
-    except ValueError as exc:  # truncated or corrupt
-        raise TopodiffInputError(str(exc).replace("unreadable checkpoint", "cannot read predictor", 1)) from None
-    except OSError as exc:
-        raise TopodiffInputError(f"cannot read predictor {path}: {exc.strerror}") from None
+    data = load_user_checkpoint(path, "predictor")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TopodiffInputError(f"not a topodiff predictor checkpoint ({FORMAT}): {path}")
     try:

@@ -98,6 +98,19 @@ def safe_load(path: str | os.PathLike) -> Any:
         raise ValueError(f"unreadable checkpoint {path}: {type(exc).__name__}: {_detail(exc)}") from None
 
 
+def load_user_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """:func:`safe_load` for a file a user named: every failure is a :class:`TopodiffInputError`
+    (``cannot read <what> PATH: ...``, or the refusal of a file that would run code)."""
+    try:
+        return safe_load(path)
+    except TopodiffInputError:
+        raise
+    except ValueError as exc:  # truncated or corrupt
+        raise TopodiffInputError(str(exc).replace("unreadable checkpoint", f"cannot read {what}", 1)) from None
+    except OSError as exc:
+        raise TopodiffInputError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
 def _detail(exc: BaseException) -> str:
     """The informative line of a load error (for torch's weights-only errors, the unpickler's own line)."""
     text = str(exc).strip()
