@@ -151,3 +151,18 @@ def test_lattice_from_wanniertools_input(tmp_path: Path) -> None:
     model = load_model(str(tmp_path / "wannier90_hr.dat"))
     np.testing.assert_allclose(np.linalg.norm(model.lattice, axis=1), [2.46, 2.46], atol=1e-5)
     assert model.occupied == 1 and any("LATTICE card of wt.in" in n for n in model.notes)
+
+
+def test_lattice_option_for_a_file_without_cell(tmp_path: Path, capsys) -> None:
+    shutil.copy(DATA / "graphene_hr.dat", tmp_path / "g_hr.dat")
+    base = ["bands", str(tmp_path / "g_hr.dat"), "--filling", "1", "--num", "30", "--json"]
+    code, out, _ = _cli(capsys, *base)
+    assert code == 0 and "K" not in json.loads(out)["labels"]  # identity cell: a square path
+    code, out, _ = _cli(capsys, *base, "--lattice", "2.46,0,0, 1.23,2.130422,0, 0,0,20")
+    doc = json.loads(out)
+    assert code == 0 and "K" in doc["labels"] and any("--lattice" in n for n in doc["notes"])
+    code, out, err = _cli(capsys, *base, "--lattice", "1 2 3")
+    assert code == 2 and err.strip().startswith("error:") and "nine numbers" in err
+    code, out, err = _cli(capsys, "bands", str(DATA / "graphene_hr.dat"), "--filling", "1", "--lattice",
+                          str(DATA / "graphene.win"), "--json")
+    assert code == 2 and "own lattice" in err

@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),
         basis: Optional[str] = typer.Option(None, "--basis", help="crystal files: orbital basis sp3 or sp3s* (as `screen`)"),
         no_soc: bool = typer.Option(False, "--no-soc", help="crystal files: no on-site spin-orbit coupling (as `screen`)"),
+        lattice: Optional[str] = typer.Option(None, "--lattice", help="Wannier90 files without a cell: a .win, wt.in "
+                                                "or POSCAR holding it, or nine numbers a1 a2 a3 (Å)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
         """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
@@ -41,6 +43,10 @@ def register(app: typer.Typer) -> None:
             raise TopodiffInputError(f"--nk must be positive, got {nk}")
         m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
                        soc=False if no_soc else None)
+        if lattice is not None:
+            from topodiff.physics.io import with_lattice
+
+            m = with_lattice(m, lattice)
         gaps = band_gaps(m, nk=nk)
         result: dict = {"model": m.name, "dim": m.dim, "num_bands": m.num_bands, "filling": m.occupied,
                         **gaps.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}

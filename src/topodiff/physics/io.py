@@ -10,7 +10,7 @@ from topodiff.errors import ModelError, TopodiffInputError
 from topodiff.physics.interop import is_crystal_file
 from topodiff.physics.model import TBModel
 
-__all__ = ["load_model", "read_json_model"]
+__all__ = ["load_model", "read_json_model", "with_lattice"]
 
 
 def read_json_model(path: str | os.PathLike) -> TBModel:
@@ -100,3 +100,26 @@ def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = Non
                                      f"(the model has {model.num_bands} bands), got {filling}")
         model = model.replace(filling=int(filling))
     return model
+
+
+def with_lattice(model: TBModel, spec: str) -> TBModel:
+    """``model`` on the cell given by ``--lattice`` (see :func:`topodiff.physics.wannier90_files.read_lattice`).
+
+    Only for a model read on the identity cell (a Wannier90 file without a cell beside it): its
+    reduced orbital positions and hoppings stay as they are, the lattice rows of its periodic
+    directions are replaced, and the identity-cell note becomes a note naming the source.
+    """
+    import numpy as np
+
+    from topodiff.physics.wannier90_files import read_lattice
+
+    rows = model.lattice
+    if rows.shape[1] != 3 or not np.allclose(np.abs(rows), np.eye(3)[np.argmax(np.abs(rows), axis=1)]):
+        raise TopodiffInputError("--lattice applies to models read on the identity cell (a Wannier90 file "
+                                 "without unit_cell_cart); this model has its own lattice")
+    lattice = read_lattice(spec)
+    if abs(np.linalg.det(lattice)) < 1e-10:
+        raise TopodiffInputError(f"--lattice {spec!r}: the vectors are linearly dependent")
+    notes = tuple(n for n in model.notes if not n.startswith("lattice:")) + (f"lattice from --lattice {spec}",)
+    return model.replace(lattice=lattice[np.argmax(np.abs(rows), axis=1)], notes=notes)
+

@@ -12,7 +12,7 @@ from topodiff.errors import ModelError
 
 BOHR_ANGSTROM = 0.529177210903  # CODATA 2018
 
-__all__ = ["BOHR_ANGSTROM", "read_win_lattice", "read_wt_lattice", "read_filling", "read_centres"]
+__all__ = ["BOHR_ANGSTROM", "read_win_lattice", "read_wt_lattice", "read_filling", "read_centres", "read_lattice"]
 
 
 def _win_lines(path: Path) -> list[str]:
@@ -117,3 +117,33 @@ def read_centres(path: str | Path, num_wann: int) -> np.ndarray:
     if len(out) != num_wann:
         raise ModelError(f"{path}: {len(out)} Wannier centres for num_wann = {num_wann}")
     return np.asarray(out)
+
+
+def read_lattice(spec: str) -> np.ndarray:
+    """Lattice rows ``[3, 3]`` (Å) from ``--lattice``: a ``.win`` (``unit_cell_cart``), a WannierTools
+    ``wt.in`` (``LATTICE``), a POSCAR (scale line, three vectors), or nine numbers ``a1 a2 a3``."""
+    path = Path(spec)
+    if path.is_file():
+        for reader in (read_win_lattice, read_wt_lattice, _poscar_lattice):
+            lat = reader(path)
+            if lat is not None:
+                return lat
+        raise ModelError(f"{path}: no lattice found (unit_cell_cart block, LATTICE card or POSCAR cell)")
+    try:
+        nums = [float(x) for x in re.split(r"[,;\s]+", spec.strip()) if x]
+    except ValueError:
+        raise ModelError(f"--lattice {spec!r}: not a file and not nine numbers") from None
+    if len(nums) != 9:
+        raise ModelError(f"--lattice needs nine numbers (three vectors in Å), got {len(nums)}")
+    return np.asarray(nums).reshape(3, 3)
+
+
+def _poscar_lattice(path: Path) -> np.ndarray | None:
+    """The cell of a POSCAR/CONTCAR (line 2: scale, lines 3-5: vectors), or None if it is not one."""
+    lines = path.read_text(errors="replace").splitlines()
+    try:
+        scale = float(lines[1].split()[0])
+        rows = np.array([[float(x) for x in lines[i].split()[:3]] for i in (2, 3, 4)])
+    except (IndexError, ValueError):
+        return None
+    return rows * scale if rows.shape == (3, 3) and scale > 0 else None
