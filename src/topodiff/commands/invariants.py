@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE (repeatable)"),
         basis: Optional[str] = typer.Option(None, "--basis", help="crystal files: orbital basis sp3 or sp3s* (as `screen`)"),
         no_soc: bool = typer.Option(False, "--no-soc", help="crystal files: no on-site spin-orbit coupling (as `screen`)"),
+        lattice: Optional[str] = typer.Option(None, "--lattice", help="Wannier90 files without a cell: a .win, wt.in "
+                                                "or POSCAR holding it, or nine numbers a1 a2 a3 (Å)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
         """Zak phase / winding (1D), Chern and Z2 (2D), (ν0; ν1ν2ν3) and plane Chern numbers (3D)."""
@@ -27,6 +29,10 @@ def register(app: typer.Typer) -> None:
 
         m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
                        soc=False if no_soc else None)
+        if lattice is not None:
+            from topodiff.physics.io import with_lattice
+
+            m = with_lattice(m, lattice)
         if nk is not None:
             nk = check_nk(nk, m.dim, num_bands=m.num_bands)
         result = invariant_summary(m, nk=nk)
