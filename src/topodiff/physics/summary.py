@@ -86,8 +86,7 @@ def _z2(model: TBModel, occ: int, out: dict[str, Any], warnings: list[str]) -> i
     Sets ``z2_route`` and, for a filling whose Fermi level lies inside a band (the bands at the
     filling overlap: no gap anywhere between them), returns None: Z2 is not that material's invariant.
     """
-    if occ % 2:
-        warnings.append(f"z2: needs an even number of occupied bands (Kramers pairs), filling is {occ}")
+    if occ % 2:  # CONTRACTS §3: null for odd filling (no Kramers pairs), not a warning
         return None
     gaps = band_gaps(model, occ, nk=_gap_nk(model))
     if gaps.indirect < -FERMI_OVERLAP_TOL:
