@@ -66,7 +66,7 @@ def bench_hall(quick: bool) -> None:
     fermi = np.array([-2.5, -1.5, -1.0, 0.0, 0.6, 1.2])
     n_ref = 100 if quick else 300
     print(f"\n## σ_xy (e²/h), Haldane, T = 0: topodiff (Kubo, adaptive) vs PythTB 1.8.0 band fluxes ({n_ref}²)")
-    print("| model | E_F (eV) | topodiff | PythTB fluxes | |diff| |")
+    print("| model | E_F (eV) | topodiff | PythTB fluxes | abs. difference |")
     print("|---|---|---|---|---|")
     for label, m in (("Haldane φ=π/2", build_model("haldane")), ("Haldane φ=0.8", build_model("haldane", phi=0.8))):
         t0 = time.perf_counter()
@@ -131,7 +131,7 @@ def bench_surface(quick: bool) -> None:
     from topodiff.physics.surface import surface_spectrum
 
     print("\n## Surface spectral function: Sancho-Rubio vs slab diagonalisation (same η, first cell)")
-    print("| model, edge | η (eV) | slab cells | max |ΔA| / max A | SR time per k (ms) | slab time per k (ms) | SR iterations |")
+    print("| model, edge | η (eV) | slab cells | max ΔA / max A | SR time per k (ms) | slab time per k (ms) | SR iterations |")
     print("|---|---|---|---|---|---|---|---|")
     cases = [("Kane-Mele, zigzag", build_model("kane_mele"), "zigzag", 0.05, np.linspace(0, 0.5, 16)[:, None], 300),
              ("Bi2Se3 (Zhang), 001", build_model("bi2se3"), "0,0,1", 0.01,
