@@ -156,7 +156,8 @@ class DFTHull:
         pd, n_refs = self._diagram(system, frozenset(exclude))
         entry = PDEntry(comp, float(e_form) * comp.num_atoms)
         _, e_hull = pd.get_decomp_and_e_above_hull(entry, allow_negative=True, check_stable=False)
-        note = None if n_refs else "no DFT compound known in this chemical system: hull of the elements only"
+        note = None if n_refs or len(system) == 1 else \
+            "no DFT compound known in this chemical system: hull of the elements only"
         return HullResult(float(e_form), float(e_hull), n_refs, note)
 
 
