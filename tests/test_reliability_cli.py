@@ -352,3 +352,14 @@ def test_write_errors_name_the_users_file_not_a_temporary(tmp_path, monkeypatch)
     with pytest.raises(PermissionError) as info:
         atomic_write_text(tmp_path / "metrics.json", "{}")
     assert info.value.filename == str(tmp_path / "metrics.json") and list(tmp_path.iterdir()) == []
+
+
+def test_csp_refuses_unreadable_rows_so_index_stays_the_input_row(tmp_path, capsys):
+    import csv
+
+    rows = list(csv.reader(open(write_crystal_csv(tmp_path / "in.csv", 4), newline="")))
+    rows[2][2] = "not a cif"
+    with open(tmp_path / "bad.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    _expect_input_error(["csp", tmp_path / "bad.csv", "--out", tmp_path / "c"], capsys, "could not be read")
+    assert not (tmp_path / "c").exists()

@@ -38,7 +38,6 @@ def print_json(obj: Any) -> None:
 
 SEED_MAX = 2**32 - 1
 MAX_STRUCTURES = 100_000      # --num / --samples per run (memory of the sampler batch, files written)
-MAX_CSP_ATOMS = 200           # atoms in one CSP composition (the denoiser's attention is O(N^2))
 MAX_NK_1D, MAX_NK_2D, MAX_NK_3D = 100_000, 1024, 128   # k-grid side per dimension (memory of eigenvectors)
 NK_ELEMENT_BUDGET = 2 ** 25   # nk^dim × bands² of one grid (~4 GB of eigenvectors and work arrays at ~128 B each,
 #                               measured: Haldane nk = 1024 peaked at 0.8 GB)
