@@ -104,8 +104,15 @@ def chern_marker(model: TBModel, states: torch.Tensor, size: int) -> torch.Tenso
 
 
 def _occupied(H: torch.Tensor, n_occ: int) -> tuple[torch.Tensor, torch.Tensor]:
-    e, v = torch.linalg.eigh(H)
-    return v[..., :n_occ], e[..., n_occ] - e[..., n_occ - 1]
+    """Occupied states ``[*batch, N, n_occ]`` and the gap above them; LAPACK's MRRR (``evr``) for the
+    lowest ``n_occ + 1`` states only, about twice as fast as a full ``eigh`` at half filling."""
+    from scipy.linalg import eigh
+
+    flat = H.reshape(-1, *H.shape[-2:]).numpy()
+    parts = [eigh(h, subset_by_index=[0, n_occ], driver="evr", check_finite=False) for h in flat]
+    e = torch.as_tensor(np.stack([p[0] for p in parts])).reshape(*H.shape[:-2], n_occ + 1)
+    v = torch.as_tensor(np.stack([p[1][:, :n_occ] for p in parts])).reshape(*H.shape[:-1], n_occ)
+    return v, e[..., n_occ] - e[..., n_occ - 1]
 
 
 @dataclass
