@@ -36,3 +36,14 @@ def test_gaas_goes_through_the_wcc_route():
     assert row["route"] == "wcc" and row["space_group"] == 216
     assert row["z2"] == [0, 0, 0, 0] and row["verdict"] == "trivial_insulator"
     assert row["gap_direct"] > 0.3
+
+
+def test_plane_wave_escalation_keeps_the_lcao_result():
+    from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    row = verify_structure(AseAtomsAdaptor.get_structure(bulk("Si", "diamond", 5.431)), basis="pw",
+                           cross_check=False, k_density=8.0)
+    assert row["basis"] == "pw" and row["route"] == "parity"
+    assert row["z2"] == row["z2_lcao"] == [0, 0, 0, 0] and row["verdict"] == "trivial_insulator"
+    assert abs(row["gap_direct"] - row["gap_direct_lcao"]) < 0.5  # LCAO vs PW: same physics, other basis

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,6 +56,7 @@ def run_isolated(structure: Any, opts: dict[str, Any], timeout: float) -> tuple[
     proc = ctx.Process(target=_child, args=(child, structure, opts), daemon=True)
     proc.start()
     child.close()
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         if parent.poll(timeout):
             return parent.recv()
@@ -65,6 +68,13 @@ def run_isolated(structure: Any, opts: dict[str, Any], timeout: float) -> tuple[
             proc.kill()
         proc.join()
         parent.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM → SystemExit, so that :func:`run_isolated` kills its DFT child before exiting."""
+    raise SystemExit(128 + signum)
 
 
 def verify_records(records: list[Any], opts: dict[str, Any], *, timeout: float, out: Path | None = None,
