@@ -3,7 +3,8 @@
 Recipe: every structure of the crystal sets in ``../shared/data`` — ``mp_20/{train,test}``,
 ``mpts_52/{val,test}``, ``mp_40/test``, ``perov_5/{val,test}``, ``carbon_24/{val,test}`` (one row per
 Materials Project id; perov_5 / carbon_24 rows by file row id) — as (reduced formula, space group at
-0.1 Å, scale-free RDF fingerprint of ``topodiff.evaluation.known``), plus the reduced formulas of
+0.1 Å, scale-free RDF fingerprint of ``topodiff.evaluation.known``), 63 elemental crystals in ASE's
+reference states (``ase.build.bulk``: fcc / bcc / hcp / diamond / sc), plus the reduced formulas of
 the 46,918 DFT hull entries (``hull/mp_formation_energies.csv.gz``) that have no structure here.
 A set is fingerprinted once and cached under ``runs/known_index/`` (resumable).
 
@@ -97,6 +98,32 @@ def fingerprint_set(name: str) -> dict[str, np.ndarray]:
     return out
 
 
+def elemental_crystals() -> dict[str, np.ndarray]:
+    """Elemental crystals in their ASE reference states (fcc, bcc, hcp, diamond, simple cubic:
+    ``ase.build.bulk`` with ``ase.data.reference_states``), e.g. diamond Si — the structure sets
+    above hold few elemental ground states."""
+    from ase.build import bulk
+    from ase.data import chemical_symbols, reference_states
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from topodiff.evaluation.known import space_group, structure_fingerprint
+
+    ids, forms, sgs, fps = [], [], [], []
+    for z, ref in enumerate(reference_states):
+        if not ref or ref.get("symmetry") not in ("fcc", "bcc", "hcp", "diamond", "sc"):
+            continue
+        try:
+            s = AseAtomsAdaptor.get_structure(bulk(chemical_symbols[z]))
+        except Exception:
+            continue
+        ids.append(f"ase:{chemical_symbols[z]}-{ref['symmetry']}")
+        forms.append(s.composition.reduced_formula)
+        sgs.append(space_group(s))
+        fps.append(structure_fingerprint(s))
+    return {"ids": np.array(ids, dtype=str), "formulas": np.array(forms, dtype=str),
+            "space_groups": np.array(sgs, dtype=np.int16), "fingerprints": np.array(fps)}
+
+
 def build(out_path: Path) -> dict[str, object]:
     import pandas as pd
     from pymatgen.core import Composition
@@ -106,8 +133,8 @@ def build(out_path: Path) -> dict[str, object]:
     seen: dict[str, int] = {}
     ids, forms, sgs, fps = [], [], [], []
     sources: dict[str, int] = {}
-    for name in SETS:
-        part = fingerprint_set(name)
+    for name in (*SETS, "ase reference states (elements)"):
+        part = fingerprint_set(name) if name in SETS else elemental_crystals()
         kept = 0
         for i, mid in enumerate(part["ids"].tolist()):
             if mid in seen:              # the same MP id in two sets: keep the first

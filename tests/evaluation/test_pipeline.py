@@ -61,7 +61,14 @@ def test_pipeline_end_to_end(tmp_path, monkeypatch):
     assert m["sun"]["num_sun"] == 0 and m["sun"]["num_novel"] == 0
     assert m["hull"]["num_with_e_above_hull"] == 3                  # Na, Cl, Si: all have MP references
     assert m["rmsd_to_relaxed"] is not None and m["rmsd_to_relaxed"] < 0.1   # already near minima
-    assert m["e_above_hull"]["count"] == 3 and m["e_above_hull"]["max"] < 0.1   # relaxed NaCl, Si: on the DFT hull
+    assert m["e_above_hull"]["count"] == 3
+    import csv
+
+    rows = list(csv.DictReader((run / "structures.csv").open()))
+    nacl_eh = [float(r["e_above_hull"]) for r in rows if r["formula"] == "NaCl"]
+    assert len(nacl_eh) == 2 and max(abs(x) for x in nacl_eh) < 0.05    # relaxed NaCl: on the DFT hull
+    si_eh = [float(r["e_above_hull"]) for r in rows if r["formula"] == "Si"]
+    assert si_eh[0] < 0.15      # CHGNet's diamond Si lies 0.11 eV/atom above MP's GGA Si (docs/evaluation.md)
     assert len(res["top_candidates"]) == 2 and not any(c["novel_stable_topological"] for c in res["top_candidates"])
     assert sum(m["topo_class_counts"].values()) == 3
     html = (run / "report.html").read_text()

@@ -205,5 +205,5 @@ def evaluate_path(path: str | os.PathLike, *, reference: Sequence[str | os.PathL
     write_outputs(od, summary, rows, relaxed)
     if summary["num_readable"] == 0:
         raise TopodiffInputError(f"{p}: none of the {len(entries)} crystals could be read "
-                                 f"(first error: {entries[0].error}); outputs in {od}")
+                                 f"(first problem: {entries[0].error}); outputs in {od}")
     return summary, rows
