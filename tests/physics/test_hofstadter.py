@@ -7,7 +7,8 @@ import pytest
 from helpers import assert_usage_error, run_cli, run_cli_json
 
 from topodiff.physics.berry import chern_result
-from topodiff.physics.hofstadter import butterfly, hofstadter_gaps, hofstadter_model
+from topodiff.physics.hofstadter import butterfly, hofstadter_gaps, hofstadter_model, peierls_supercell
+from topodiff.physics.library import build_model
 from topodiff.physics.model import k_grid
 
 
@@ -75,3 +76,18 @@ def test_cli_hofstadter_json_and_butterfly(capsys, tmp_path) -> None:
                                   ["hofstadter", "--p", "1", "--q", "3", "--butterfly"]])
 def test_cli_hofstadter_bad_input(capsys, argv) -> None:
     assert_usage_error(*run_cli(capsys, *argv))
+
+
+def test_generic_peierls_substitution() -> None:
+    """The generic construction reproduces the square-lattice model exactly, and graphene (orbitals
+    off the cell corners) shows the half-integer quantum Hall sequence σ = ±1, ±3 around E = 0."""
+    import torch
+
+    square = hofstadter_model(0, 1)
+    k = k_grid((5, 5))
+    for p, q in ((1, 3), (2, 5)):
+        e1 = torch.linalg.eigvalsh(peierls_supercell(square, p, q).hamiltonian(k, convention=1))
+        e2 = torch.linalg.eigvalsh(hofstadter_model(p, q).hamiltonian(k, convention=1))
+        assert float((e1 - e2).abs().max()) < 1e-12
+    gaps = {g.bands_below: g.chern for g in hofstadter_gaps(1, 31, model=build_model("graphene", t=-1.0, a=1.0))}
+    assert [gaps[r] for r in (28, 30, 32, 34)] == [-3, -1, 1, 3]  # 62 bands; the n = 0 level holds 2

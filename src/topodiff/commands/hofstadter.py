@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from topodiff.commands._common import check_finite, check_int_range, check_nk, emit, record_plot
+from topodiff.commands._common import check_finite, check_int_range, check_nk, emit, parse_params, record_plot
 from topodiff.errors import TopodiffInputError
 
 
@@ -15,7 +15,10 @@ def register(app: typer.Typer) -> None:
     def hofstadter_cmd(
         p: int = typer.Option(..., "--p", help="flux numerator: φ = p/q flux quanta per plaquette"),
         q: int = typer.Option(..., "--q", help="flux denominator (q >= 1, gcd(p, q) = 1)"),
-        t: float = typer.Option(1.0, "--t", help="nearest-neighbour hopping (eV)"),
+        t: float = typer.Option(1.0, "--t", help="nearest-neighbour hopping (eV) of the square lattice"),
+        model: Optional[str] = typer.Option(None, "--model", help="any 2D model (file or built-in name) instead of "
+                                                                  "the square lattice: Peierls phases, φ per unit cell"),
+        param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE"),
         nk: Optional[int] = typer.Option(None, "--nk", help="magnetic-BZ grid per direction (default max(12, 4q))"),
         butterfly: bool = typer.Option(False, "--butterfly", help="also draw the butterfly (needs --out)"),
         qmax: int = typer.Option(16, "--qmax", help="with --butterfly: all fluxes p/q with q <= QMAX"),
@@ -35,8 +38,16 @@ def register(app: typer.Typer) -> None:
         check_int_range("--qmax", qmax, 1, 64)
         if butterfly != (out is not None):
             raise TopodiffInputError("--butterfly and --out go together (the butterfly is drawn to --out)")
-        gaps = hofstadter_gaps(p, q, t, nk=nk)
-        result: dict = {"p": p, "q": q, "flux": p / q, "t": t, "gaps": [g.to_dict() for g in gaps]}
+        base = None
+        if model is not None:
+            from topodiff.physics.io import load_model
+
+            base = load_model(model, params=parse_params(param))
+        elif param:
+            raise TopodiffInputError("--param needs --model")
+        gaps = hofstadter_gaps(p, q, t, model=base, nk=nk)
+        result: dict = {"p": p, "q": q, "flux": p / q, "t": t, "model": base.name if base else "square",
+                        "gaps": [g.to_dict() for g in gaps]}
         if butterfly:
             from topodiff.physics.observable_plots import plot_butterfly
 

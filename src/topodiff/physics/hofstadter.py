@@ -24,7 +24,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.physics.berry import plaquette_flux
 from topodiff.physics.model import TBModel
 
-__all__ = ["hofstadter_model", "hofstadter_gaps", "HofstadterGap", "butterfly", "check_flux"]
+__all__ = ["hofstadter_model", "hofstadter_gaps", "HofstadterGap", "butterfly", "check_flux", "peierls_supercell"]
 
 MAX_Q = 200
 
@@ -61,6 +61,35 @@ def hofstadter_model(p: int, q: int, t: float = 1.0) -> TBModel:
                    np.concatenate([R_x, R_y]), hop_t, name=f"hofstadter_{p}_{q}", params={"p": p, "q": q, "t": t})
 
 
+def peierls_supercell(model: TBModel, p: int, q: int) -> TBModel:
+    """Any 2D model in a field of ``φ = p/q`` flux quanta per unit cell: the ``q × 1`` magnetic supercell.
+
+    Peierls phases in the Landau gauge of reduced coordinates (x along a1, y along a2, cell units):
+    ``θ = 2πφ (x_i + x_j)/2 (y_j − y_i)`` for the straight hop i → j, plus the gauge term
+    ``−2πp τ_y,j S`` for a hop into the S-th supercell along a1, which makes the magnetic translation
+    by q a1 a plain lattice translation also for orbitals off the cell corners (τ_y ∉ ℤ).
+    For the square lattice this is exactly :func:`hofstadter_model`.
+    """
+    check_flux(p, q)
+    if model.dim != 2:
+        raise TopodiffInputError(f"a Peierls substitution needs a 2D model, got {model.dim}D")
+    n_orb, tau = model.n_orb, model.orbitals
+    m = np.arange(q)[None, :]  # [1, q] source cell along a1
+    i, j, R = model.hop_i[:, None], model.hop_j[:, None], model.hop_R[:, None, :]
+    x_i, x_j = m + tau[i, 0], m + R[..., 0] + tau[j, 0]
+    dy = R[..., 1] + tau[j, 1] - tau[i, 1]
+    dest = m + R[..., 0]
+    S = np.floor_divide(dest, q)
+    theta = 2 * math.pi * (p / q) * 0.5 * (x_i + x_j) * dy - 2 * math.pi * p * tau[j, 1] * S
+    hop_t = model.hop_t[:, None] * np.exp(1j * theta)[..., None, None]  # [n_hop, q, ns, ns]
+    orbitals = np.concatenate([np.stack([(c + tau[:, 0]) / q, tau[:, 1]], -1) for c in range(q)])
+    hop_R = np.stack([S, np.broadcast_to(R[..., 1], S.shape)], -1).reshape(-1, 2)
+    return TBModel(np.stack([q * model.lattice[0], model.lattice[1]]), orbitals, np.tile(model.onsite, (q, 1, 1)),
+                   (m * n_orb + i).reshape(-1), ((dest - S * q) * n_orb + j).reshape(-1), hop_R,
+                   hop_t.reshape(-1, *model.hop_t.shape[1:]), spinful=model.spinful,
+                   name=f"{model.name}_flux_{p}_{q}", params=dict(model.params))
+
+
 @dataclass
 class HofstadterGap:
     """The gap above the ``bands_below`` lowest bands: filling fraction r/q, Chern number, width (eV)."""
@@ -95,22 +124,29 @@ def _group_fluxes(v: torch.Tensor, edges: list[int]) -> tuple[list[float], float
     return chern, worst
 
 
-def hofstadter_gaps(p: int, q: int, t: float = 1.0, *, nk: int | None = None, gap_tol: float = 1e-6,
-                    flux_tol: float = 1.0, max_nk: int = 256) -> list[HofstadterGap]:
+def hofstadter_gaps(p: int, q: int, t: float = 1.0, *, model: TBModel | None = None, nk: int | None = None,
+                    gap_tol: float | None = None, flux_tol: float = 1.0, max_nk: int = 256) -> list[HofstadterGap]:
     """Open gaps of the Hofstadter spectrum at flux p/q with their FHS Chern numbers.
 
     The bands between consecutive open gaps form isolated groups; each group's Chern number is the
     FHS sum over its own states (link determinants over the group), and the Chern number of the gap
     above ``r`` bands is the sum over the groups below it. ``nk`` (default ``max(12, 2q)``) is doubled
     up to ``max_nk`` while a plaquette flux exceeds ``flux_tol`` rad (curvature not resolved).
+    ``model``: any 2D model instead of the square lattice (:func:`peierls_supercell`; ``t`` unused);
+    ``r`` then counts the magnetic bands below the gap and the filling fraction is ``r / (q · nb)``.
+    ``gap_tol`` (eV): narrower gaps count as closed (default 1e-6 for the square lattice, 1e-3 × the
+    bandwidth for other models, whose many hairline gaps away from the Landau levels FHS cannot resolve).
     """
-    model = hofstadter_model(p, q, t)
+    model = hofstadter_model(p, q, t) if model is None else peierls_supercell(model, p, q)
+    q_bands = model.num_bands
     nk = nk or max(12, 2 * q)
     while True:
         e, v = _spectrum(model, nk)
         top, bottom = e.amax(dim=(0, 1)), e.amin(dim=(0, 1))
-        open_gaps = [r for r in range(1, q) if float(bottom[r] - top[r - 1]) > gap_tol]
-        group_c, worst = _group_fluxes(v, [0] + open_gaps + [q])
+        if gap_tol is None:
+            gap_tol = 1e-6 if model.name.startswith("hofstadter") else 1e-3 * float(top[-1] - bottom[0])
+        open_gaps = [r for r in range(1, q_bands) if float(bottom[r] - top[r - 1]) > gap_tol]
+        group_c, worst = _group_fluxes(v, [0] + open_gaps + [q_bands])
         if worst <= flux_tol or 2 * nk > max_nk:
             break
         nk *= 2
@@ -121,7 +157,7 @@ def hofstadter_gaps(p: int, q: int, t: float = 1.0, *, nk: int | None = None, ga
         if abs(raw - c) > 1e-6 or worst > flux_tol:
             raise TopodiffInputError(f"Chern number of gap {r}/{q} not converged on {nk}x{nk} (raw {raw:.4f}, "
                                      f"largest plaquette flux {worst:.2f} rad); raise nk")
-        gaps.append(HofstadterGap(r, q, c, raw, float(bottom[r] - top[r - 1]), float(top[r - 1]), float(bottom[r])))
+        gaps.append(HofstadterGap(r, q_bands, c, raw, float(bottom[r] - top[r - 1]), float(top[r - 1]), float(bottom[r])))
     return gaps
 
 
