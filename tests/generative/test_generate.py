@@ -86,3 +86,23 @@ def test_min_distances_sees_two_atoms_on_the_same_site():
                      torch.stack([4.0 * torch.eye(3), 4.0 * torch.eye(3)]), torch.tensor([8, 8, 8]), torch.tensor([2, 1]))
     d = min_distances(b)
     assert d[0].item() == pytest.approx(0.0, abs=1e-5) and d[1].item() == pytest.approx(4.0)
+
+
+def test_min_distances_right_for_a_strongly_skewed_cell():
+    """A 3 Å cubic crystal written in the basis (a, 5a + b, c): the images n ∈ {−1,0,1}³ of that cell
+    miss the nearest neighbour; the neighbour list must not (oracle: brute force over |n| ≤ 8)."""
+    from topodiff.generative.denoiser import periodic_distances
+
+    cubic = 3.0 * np.eye(3)
+    skew = np.array([[3.0, 0, 0], [15.0, 3.0, 0], [0, 0, 3.0]])
+    cart = np.array([[0.0, 0.0, 0.0], [1.2, 1.3, 1.4]])
+    frac = np.mod(cart @ np.linalg.inv(skew), 1.0)
+    b = CrystalBatch(torch.tensor(frac), torch.tensor(skew)[None], torch.tensor([6, 8]), torch.tensor([2]))
+    g = np.arange(-8, 9)
+    shifts = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    d = (frac[1] - frac[0] + shifts) @ skew
+    oracle = min(np.linalg.norm(d, axis=1).min(), np.linalg.norm(shifts[np.any(shifts != 0, 1)] @ skew, axis=1).min())
+    assert oracle == pytest.approx(np.linalg.norm(cart[1]))           # the cubic crystal's true neighbour
+    one_deep, valid = periodic_distances(b.frac, b.lattice, b.num_atoms)
+    assert float(one_deep[valid].min()) > oracle + 0.5                # the old one-cell-deep check is wrong here
+    assert float(min_distances(b)[0]) == pytest.approx(oracle, abs=1e-9)
