@@ -10,7 +10,6 @@ generate --condition KEY=VALUE`` accepts.
 """
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -24,8 +23,8 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.adapters import adapter_parameters, add_adapters
 from topodiff.generative.checkpoint import load_generator, resolve_checkpoint, save_generator
 from topodiff.generative.data import CrystalTorchDataset, batch_from_dataset
-from topodiff.generative.trainer import ema_update
 from topodiff.generative.embeddings import CONDITION_KINDS
+from topodiff.training.ema import WeightEMA
 
 
 def labelled_rows(dataset: CrystalTorchDataset, name: str) -> int:
@@ -139,7 +138,7 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
         p.requires_grad_(False)
     for p in trainable:
         p.requires_grad_(True)
-    ema = copy.deepcopy(model).eval() if ema_decay > 0 else model
+    ema = WeightEMA(model, ema_decay) if ema_decay > 0 else None
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
 
@@ -164,8 +163,8 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
         loss["loss"].backward()
         torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
         opt.step()
-        if ema is not model:
-            ema_update(ema, model, min(ema_decay, (2 + step) / (11 + step)), trainable_only=True)
+        if ema is not None:
+            ema.update(step + 1)
         for k, v in loss.items():
             fv = float(v.detach())
             run[k] = 0.95 * run.get(k, fv) + 0.05 * fv
@@ -173,7 +172,9 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
     bar.close()
     wall = time.time() - t0
 
-    final = ema.eval()
+    final = model.eval()
+    if ema is not None:
+        final.load_state_dict(ema.state)
     for p in final.parameters():
         p.requires_grad_(True)
     config = {k: v for k, v in base_config.items() if k != "checkpoint_path"}

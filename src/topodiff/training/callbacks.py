@@ -31,6 +31,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from topodiff.training.checkpoint_files import (CKPT_FORMAT, atomic_link, atomic_torch_save,  # noqa: F401
                                                 find_resume_checkpoint, read_checkpoint, remove_stale_temporaries,
                                                 safe_load, step_checkpoint_name, step_files)
+from topodiff.training.ema import WeightEMA
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -51,7 +52,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 # EMA
 
 class EMA(pl.Callback):
-    """Exponential moving average of ``pl_module.model``'s weights.
+    """Exponential moving average of ``pl_module.model``'s weights (:class:`WeightEMA`).
 
     After every optimiser step ``ema ← d·ema + (1−d)·θ`` with ``d = min(decay, (1+n)/(10+n))``
     (n = optimiser steps so far). Validation runs on the EMA weights (swapped in and out); the EMA
@@ -61,27 +62,24 @@ class EMA(pl.Callback):
 
     def __init__(self, decay: float) -> None:
         self.decay = float(decay)
-        self.ema: dict[str, torch.Tensor] | None = None
+        self.averager: WeightEMA | None = None
         self._loaded: dict[str, torch.Tensor] | None = None
         self._backup: dict[str, torch.Tensor] | None = None
+
+    @property
+    def ema(self) -> dict[str, torch.Tensor] | None:
+        """The EMA state dict (``None`` before training starts)."""
+        return None if self.averager is None else self.averager.state
 
     @staticmethod
     def _model(pl_module: pl.LightningModule) -> torch.nn.Module:
         return pl_module.model
 
     def _ensure(self, pl_module: pl.LightningModule) -> dict[str, torch.Tensor]:
-        if self.ema is None:
-            state = self._model(pl_module).state_dict()
-            source = self._loaded if self._loaded is not None else state
-            self.ema = {k: source[k].detach().to(device=v.device, dtype=v.dtype).clone() for k, v in state.items()}
+        if self.averager is None:
+            self.averager = WeightEMA(self._model(pl_module), self.decay, initial=self._loaded)
             self._loaded = None
-            params = {id(p) for p in self._model(pl_module).parameters()}
-            live = self._model(pl_module).state_dict(keep_vars=True)
-            avg = {k for k, v in live.items() if id(v) in params and v.is_floating_point()}
-            # tensor lists for one foreach call per step (parameters and buffers keep their storage)
-            self._avg = ([self.ema[k] for k in live if k in avg], [live[k].detach() for k in live if k in avg])
-            self._copy_keys = [k for k in live if k not in avg]  # buffers (re-read each step: they may be reassigned)
-        return self.ema
+        return self.averager.state
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._ensure(pl_module)
@@ -90,18 +88,7 @@ class EMA(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._ensure(pl_module)
-        n = trainer.global_step
-        d = min(self.decay, (1.0 + n) / (10.0 + n))
-        ema_avg, live_avg = self._avg
-        if ema_avg:
-            torch._foreach_lerp_(ema_avg, live_avg, 1.0 - d)  # ema += (1-d) (θ - ema)
-        if self._copy_keys:
-            model = self._model(pl_module)
-            current = dict(model.named_buffers())
-            current.update((k, p) for k, p in model.named_parameters() if k in self.ema and not p.is_floating_point())
-            for k in self._copy_keys:
-                if k in current:
-                    self.ema[k].copy_(current[k].detach())
+        self.averager.update(trainer.global_step)
 
     def _swap_in(self, pl_module: pl.LightningModule) -> None:
         if self.ema is None or self.decay == 0.0:
@@ -130,7 +117,7 @@ class EMA(pl.Callback):
         loaded = checkpoint.get("ema_state_dict")
         if loaded is not None:
             self._loaded = loaded
-            self.ema = None
+            self.averager = None
 
 
 # --------------------------------------------------------------------------------------------
