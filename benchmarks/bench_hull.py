@@ -69,6 +69,8 @@ def relax(args: argparse.Namespace) -> int:
     done = _done(out)
     frames = {name: _sample(name, args.num, args.seed) for name in (args.only or SETS)}
     order = [(name, frames[name].iloc[k]) for k in range(args.num) for name in frames if k < len(frames[name])]
+    if args.upto:
+        order = [o for o in order if o[1]["material_id"] in set(frames[o[0]]["material_id"].iloc[:args.upto])]
     if args.reverse:
         order = order[::-1]
     for name, row in order:
@@ -103,6 +105,7 @@ def main() -> int:
                     "run one process per set to use two cores; appends to the same --out)")
     ap.add_argument("--reverse", action="store_true", help="walk the subset from its end (a second worker "
                     "on the same --out meets the first one in the middle; the union stays the first --num)")
+    ap.add_argument("--upto", type=int, default=0, help="relax only the first N of the --num draw")
     ap.add_argument("--threshold", type=float, default=0.1, help="stable: e_above_hull ≤ threshold (eV/atom)")
     args = ap.parse_args()
     if not DATA.exists():
@@ -143,7 +146,12 @@ def analyse(args: argparse.Namespace) -> int:
     report: dict[str, object] = {"fmax": args.fmax, "steps": args.steps, "seed": args.seed,
                                  "threshold_ev": args.threshold, "sets": {}}
     for name in SETS:
-        rows = [r for r in recs if r["set"] == name]
+        done = {r["material_id"]: r for r in recs if r["set"] == name}
+        rows = []
+        for mid in _sample(name, args.num, args.seed)["material_id"]:   # the longest relaxed prefix of
+            if mid not in done:                                          # the seeded draw: a uniform
+                break                                                    # random subset
+            rows.append(done[mid])
         ok = [r for r in rows if r["chgnet_e_relaxed"] is not None]
         cols: dict[str, list[float]] = {k: [] for k in ("chgnet", "chgnet_static", "dft_hull", "column",
                                                         "chgnet_loo", "dft_loo", "e_form_err")}
