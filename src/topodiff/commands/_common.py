@@ -167,3 +167,59 @@ def emit(result: dict[str, Any], as_json: bool, summary: str) -> None:
         print_json(result)
     else:
         print(summary)
+
+
+# --- one model source for the physics commands (bands, invariants, weyl) -------------------------
+
+def model_source_command(func: Any) -> Any:
+    """Decorate a command ``func(m, source, **options)`` that acts on one tight-binding model.
+
+    The decorated command takes the shared model-source arguments (``MODEL`` first, then
+    ``--filling``, ``--param``, ``--basis``, ``--no-soc``, ``--lattice``, with the same meaning in
+    every command), loads the model once (:func:`topodiff.api.load_model`; a crystal file gives the
+    Slater-Koster model ``screen`` builds) and calls ``func`` with it and the MODEL text.
+    """
+    import functools
+    import inspect
+    from typing import Optional
+
+    import typer
+
+    P = inspect.Parameter
+    shared = [
+        ("model", str, typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, built-in model "
+                                      "name, or crystal file (CIF/POSCAR: the Slater-Koster model `screen` builds)")),
+        ("filling", Optional[int], typer.Option(None, "--filling", help="occupied bands (needed for Wannier90 "
+                                                "files; default for others: half filling)")),
+        ("param", Optional[list[str]], typer.Option(None, "--param", help="built-in model parameter KEY=VALUE "
+                                                    "(repeatable)")),
+        ("basis", Optional[str], typer.Option(None, "--basis", help="crystal files: orbital basis sp3 or sp3s* "
+                                              "(as `screen`)")),
+        ("no_soc", bool, typer.Option(False, "--no-soc", help="crystal files: no on-site spin-orbit coupling "
+                                      "(as `screen`)")),
+        ("lattice", Optional[str], typer.Option(None, "--lattice", help="Wannier90 files without a cell: a .win, "
+                                                "wt.in or POSCAR holding it, or nine numbers a1 a2 a3 (Å)")),
+    ]
+    own = list(inspect.signature(func).parameters.values())[2:]  # after (m, source)
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> Any:
+        from topodiff.api import load_model
+
+        model, filling, param, basis, no_soc, lattice = (kwargs.pop(name) for name, _, _ in shared)
+        m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
+                       soc=False if no_soc else None)
+        if lattice is not None:
+            from topodiff.physics.io import with_lattice
+
+            m = with_lattice(m, lattice)
+        return func(m, model, **kwargs)
+
+    params = [P(name, P.KEYWORD_ONLY, default=default, annotation=typ) for name, typ, default in shared[:1]]
+    params += [p.replace(kind=P.KEYWORD_ONLY) for p in own]
+    params += [P(name, P.KEYWORD_ONLY, default=default, annotation=typ) for name, typ, default in shared[1:]]
+    command.__signature__ = inspect.Signature(params)
+    hints = dict(getattr(func, "__annotations__", {}))
+    hints.update({name: typ for name, typ, _ in shared})
+    command.__annotations__ = {k: v for k, v in hints.items() if k in {p.name for p in params}}
+    return command

@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from topodiff.commands._common import parse_params, print_json
+from topodiff.commands._common import model_source_command, print_json
 from topodiff.errors import TopodiffInputError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bands")
+    @model_source_command
     def bands_cmd(
-        model: str = typer.Argument(..., help="topodiff-tb/1 JSON file, Wannier90 _hr.dat, built-in model name, "
-                               "or crystal file (CIF/POSCAR: the Slater-Koster model `screen` builds)"),
-        param: Optional[list[str]] = typer.Option(None, "--param",
-                                               help="built-in model parameter KEY=VALUE (repeatable)"),
-        filling: Optional[int] = typer.Option(None, "--filling", help="occupied bands (needed for Wannier90 files; default for others: half filling)"),
+        m: Any, source: str,
         num: int = typer.Option(300, "--num", help="k-points along the path"),
         nk: Optional[int] = typer.Option(None, "--nk", help="k-grid per direction for the gaps (the path and special points are added)"),
         ribbon: Optional[int] = typer.Option(None, "--ribbon", help="cut a ribbon N cells wide (2D models; "
@@ -26,27 +23,15 @@ def register(app: typer.Typer) -> None:
         efield: float = typer.Option(0.0, "--efield", help="with --ribbon: electric field across it (V/Å), "
                                                              "onsite −e E·r"),
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),
-        basis: Optional[str] = typer.Option(None, "--basis", help="crystal files: orbital basis sp3 or sp3s* (as `screen`)"),
-        no_soc: bool = typer.Option(False, "--no-soc", help="crystal files: no on-site spin-orbit coupling (as `screen`)"),
-        lattice: Optional[str] = typer.Option(None, "--lattice", help="Wannier90 files without a cell: a .win, wt.in "
-                                                "or POSCAR holding it, or nine numbers a1 a2 a3 (Å)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
         """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
         from topodiff.physics.bands import band_gaps, band_structure
         from topodiff.physics.interop import crystal_path
-        from topodiff.api import load_model  # any model source, crystals with the screen's options
-
         if num < 2:
             raise TopodiffInputError(f"--num must be at least 2, got {num}")
         if nk is not None and nk <= 0:
             raise TopodiffInputError(f"--nk must be positive, got {nk}")
-        m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
-                       soc=False if no_soc else None)
-        if lattice is not None:
-            from topodiff.physics.io import with_lattice
-
-            m = with_lattice(m, lattice)
         gaps = band_gaps(m, nk=nk)
         result: dict = {"model": m.name, "dim": m.dim, "num_bands": m.num_bands, "filling": m.occupied,
                         **gaps.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}
@@ -73,7 +58,7 @@ def register(app: typer.Typer) -> None:
         else:
             if efield:
                 raise TopodiffInputError("--efield needs --ribbon (a uniform field is not periodic)")
-            bs = band_structure(m, path=crystal_path(model), n=num)  # crystal file: seekpath with its atoms
+            bs = band_structure(m, path=crystal_path(source), n=num)  # crystal file: seekpath with its atoms
             result.update({"labels": bs.labels, "ticks": bs.ticks.tolist(), "x": bs.x.tolist(),
                            "energies": bs.energies.tolist()})
             if out is not None:
