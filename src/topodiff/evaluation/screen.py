@@ -290,6 +290,17 @@ def screen_tasks(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], 
         workers = min(2, os.cpu_count() or 1)
     if workers < 1:
         raise TopodiffInputError(f"--workers must be at least 1, got {workers}")
+    from topodiff.progress import progress
+
+    with progress(total=len(tasks), desc="screen", unit="crystal") as bar:
+        for item in _screen_results(tasks, workers, log):
+            bar.update(1)
+            yield item
+
+
+def _screen_results(tasks: list[tuple[int, str, Any, str | None, dict[str, Any]]], workers: int,
+                    log: Callable[[str], None] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The results of :func:`screen_tasks` in task order (in-process or a resilient pool)."""
     if workers == 1 or len(tasks) < 4:
         for task in tasks:
             yield _screen_task(task)

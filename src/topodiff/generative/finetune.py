@@ -11,7 +11,6 @@ generate --condition KEY=VALUE`` accepts.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -142,12 +141,12 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
 
-    from tqdm.auto import tqdm
+    from topodiff.progress import progress as progress_bar
 
     perm, pos = rng.permutation(n), 0
     run: dict[str, float] = {}
     t0 = time.time()
-    bar = tqdm(range(steps), desc="finetune", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(range(steps), desc="finetune", enabled=None if progress else False)
     for step in bar:
         if pos + batch_size > n:
             perm, pos = rng.permutation(n), 0

@@ -12,7 +12,6 @@ scale ``s(n) = (n v)^(1/3)``; species: clean, or masked with ``m(t)`` for a frac
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -366,12 +365,11 @@ def train_predictor(train_csv: str | os.PathLike, val_csv: str | os.PathLike, ou
     weights = class_weights(counts, max_class_weight, class_weight_power)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=int(steps), pct_start=0.05)
-    from tqdm.auto import tqdm
+    from topodiff.progress import progress as progress_bar
 
     t0 = time.time()
     model.train()
-    bar = tqdm(range(int(steps)), disable=not progress, file=sys.stderr, desc="predictor",
-               mininterval=0.5 if sys.stderr.isatty() else 30.0)  # logs (no tty): a line every 30 s
+    bar = progress_bar(range(int(steps)), desc="predictor", enabled=None if progress else False)
     for _ in bar:
         batch = batch_from_dataset(train, rng.choice(keep, size=min(int(batch_size), keep.size), replace=False))
         loss = predictor_loss(model, batch, weights, gen, w_gap, huber_delta)

@@ -31,6 +31,7 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.corruption.d3pm import MASK
+from topodiff.progress import progress
 
 
 def canonical_orientation(lattice: torch.Tensor) -> torch.Tensor:
@@ -163,7 +164,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
             y0_hat = ld.to_latent(ld.from_latent(y0_hat, scale) + d_lat.detach(), scale)
         return score, y0_hat
 
-    for i in range(steps):
+    for i in progress(range(steps), desc=f"sample {b} crystals", unit="step", leave=False):
         t, s = ts[i], ts[i + 1]
         sig_t = cd.sigma(t).expand(n)
         sig_s = cd.sigma(s).expand(n)
