@@ -9,7 +9,8 @@ Parity at a TRIM ``κ`` (``2κ`` integer): ``(Iψ̃)(r) = ψ̃(−r)`` maps the 
 when it maps atoms onto atoms of the same species). With SOC the spinors are GPAW's
 non-self-consistent ones (``gpaw.spinorbit.soc_eigenstates``) in the scalar band basis, on which
 inversion acts as ``M ⊗ 1_spin``. The occupied block of that matrix has eigenvalues ±1; ``δ`` is the
-product over Kramers pairs. No WCC route in plane waves: without inversion the check gives gaps only.
+product over Kramers pairs. No WCC route in plane waves: without inversion the check gives gaps only
+(``metal`` or ``inconclusive``; the borderline LCAO Z2 is kept as ``z2_lcao``, never promoted).
 """
 from __future__ import annotations
 
@@ -137,9 +138,9 @@ def pw_check(atoms: Any, inversion: tuple[np.ndarray, np.ndarray] | None, mesh: 
             out["route"] = "parity"
         except ArithmeticError as exc:
             out["note"] = f"plane-wave parity failed: {exc}"
-    elif inversion is None:
-        out["note"] = "no inversion: the plane-wave check gives gaps only; Z2 from the LCAO WCC route"
-        z2 = lcao_row.get("z2")
+    elif inversion is None:  # no WCC route in plane waves: a borderline LCAO Z2 stays unconfirmed
+        out["note"] = ("no inversion: the plane-wave check gives gaps only; the LCAO WCC Z2 (z2_lcao) "
+                       "was borderline and is not confirmed")
     out["z2"] = z2
     out["verdict"], reason = verdict(z2, direct, n_val, trust_gap=0.0)
     if reason:

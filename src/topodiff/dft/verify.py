@@ -177,6 +177,10 @@ def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = 
         reason = row.pop("reason", None)
     if reason:
         row["reason"] = reason
+    if row["verdict"] in ("strong_ti", "weak_ti", "trivial_insulator") and row["gap_indirect"] < -0.01:
+        overlap = (f"semimetal: bands overlap by {-row['gap_indirect']:.2f} eV (indirect gap < 0); the verdict "
+                   "classifies the occupied bands, separated by a direct gap everywhere (catalogue convention)")
+        row["note"] = f"{row['note']}; {overlap}" if row.get("note") else overlap
     row["seconds"] = round(time.perf_counter() - t0, 2)
     row["cpu_seconds"] = round(time.process_time() - c0, 2)  # this process: less sensitive to a busy machine
     return row
