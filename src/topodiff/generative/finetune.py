@@ -10,8 +10,6 @@ generate --condition KEY=VALUE`` accepts.
 """
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,8 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.adapters import adapter_parameters, add_adapters
 from topodiff.generative.checkpoint import load_generator, resolve_checkpoint, save_generator
-from topodiff.generative.data import CrystalTorchDataset, batch_from_dataset
+from topodiff.generative.data import CrystalTorchDataset
 from topodiff.generative.embeddings import CONDITION_KINDS
-from topodiff.training.ema import WeightEMA
 
 
 def labelled_rows(dataset: CrystalTorchDataset, name: str) -> int:
@@ -64,6 +61,38 @@ def check_property_columns(arrays: Any, properties: list[str], source: Path) -> 
             if bad:
                 raise TopodiffInputError(f"{source}: unknown topo_class value(s) {bad[:5]}; "
                                          f"allowed: {', '.join(TOPO_CLASSES)}")
+
+
+def _train_adapters(model: torch.nn.Module, dataset: CrystalTorchDataset, out: Path, *, steps: int,
+                    batch_size: int, lr: float, seed: int, ema_decay: float, warmup: int, grad_clip: float,
+                    progress: bool) -> tuple[dict[str, float], float]:
+    """Train ``model``'s parameters that require grad with ``topodiff train``'s Lightning loop
+    (:func:`topodiff.training.run.train`: AdamW, warm-up + cosine to 5 %, gradient clipping, EMA) and
+    load the EMA weights into it. The run directory is temporary, beside ``out``. Returns
+    ``({"loss": last training loss}, wall seconds)``.
+    """
+    import tempfile
+
+    from topodiff.training.checkpoint_files import safe_load
+    from topodiff.training.config import load_config
+    from topodiff.training.datasets import BatchedCrystalDataset
+    from topodiff.training.run import train
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.train()  # a loaded base is in eval mode; Lightning keeps the mode it finds
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.run-", dir=out.parent) as run_dir:
+        cfg = load_config(None, [
+            f"output_dir={run_dir}", f"trainer.max_steps={steps}", f"trainer.seed={seed}",
+            f"trainer.checkpoint_every={steps}", "trainer.keep_last=1", f"trainer.log_every={max(1, steps // 20)}",
+            f"trainer.progress_bar={bool(progress)}", f"trainer.num_threads={torch.get_num_threads()}",
+            f"data.batch_size={min(batch_size, len(dataset))}", "data.val_fraction=0", f"optim.lr={lr}",
+            "optim.weight_decay=0.0", f"optim.warmup_steps={warmup}", "optim.schedule=cosine",
+            "optim.min_lr_ratio=0.05", f"optim.grad_clip={grad_clip}", f"ema.decay={ema_decay}"])
+        summary = train(cfg, model=model, datasets=(BatchedCrystalDataset(dataset), None), fit_statistics=False)
+        state = safe_load(summary["last_checkpoint"])["ema_state_dict"]
+    model.load_state_dict({k: v.to(model.state_dict()[k].device) for k, v in state.items()})
+    loss = summary["train_loss"]
+    return ({"loss": float(loss)} if loss is not None else {}), float(summary["wall_s"])
 
 
 def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: list[str], out: str | Path, *,
@@ -125,7 +154,6 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
                                  f"max_atoms={base.cfg.max_atoms} of the base model")
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = add_adapters(base, properties)
     model.cfg.p_uncond = float(p_uncond)
     if model.cfg.default_guidance == 0.0:
@@ -137,43 +165,11 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
         p.requires_grad_(False)
     for p in trainable:
         p.requires_grad_(True)
-    ema = WeightEMA(model, ema_decay) if ema_decay > 0 else None
-    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
-
-    from topodiff.progress import progress as progress_bar
-
-    perm, pos = rng.permutation(n), 0
-    run: dict[str, float] = {}
-    t0 = time.time()
-    bar = progress_bar(range(steps), desc="finetune", enabled=None if progress else False)
-    for step in bar:
-        if pos + batch_size > n:
-            perm, pos = rng.permutation(n), 0
-        batch = batch_from_dataset(dataset, perm[pos:pos + batch_size])
-        pos += batch_size
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / max(1, warmup)) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        model.train()
-        loss = model.loss(batch, gen)
-        if not torch.isfinite(loss["loss"]):
-            raise RuntimeError(f"non-finite loss at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
-        opt.step()
-        if ema is not None:
-            ema.update(step + 1)
-        for k, v in loss.items():
-            fv = float(v.detach())
-            run[k] = 0.95 * run.get(k, fv) + 0.05 * fv
-        bar.set_postfix(loss=f"{run['loss']:.4f}", refresh=False)
-    bar.close()
-    wall = time.time() - t0
+    opts = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=ema_decay, warmup=warmup,
+                grad_clip=grad_clip, progress=progress)
+    run, wall = _train_adapters(model, dataset, Path(out), **opts)
 
     final = model.eval()
-    if ema is not None:
-        final.load_state_dict(ema.state)
     for p in final.parameters():
         p.requires_grad_(True)
     config = {k: v for k, v in base_config.items() if k != "checkpoint_path"}

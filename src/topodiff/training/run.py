@@ -192,7 +192,7 @@ def _fit(trainer: pl.Trainer, module: pl.LightningModule, dm: pl.LightningDataMo
 
 def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = None,
           datasets: tuple[Dataset, Dataset | None] | None = None, collate_fn: Any = None,
-          extra_callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
+          extra_callbacks: list[pl.Callback] | None = None, fit_statistics: bool = True) -> dict[str, Any]:
     """Train (or resume) and return a summary dict.
 
     Parameters
@@ -201,6 +201,8 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
     resume : continue from the newest readable checkpoint in ``cfg.output_dir`` (fresh start with a
         warning when there is none).
     model, datasets, collate_fn : replace the generator / crystal datasets (tests, custom models).
+    fit_statistics : refit the model's data statistics to the training set (``False`` keeps a given
+        model's own, as fine-tuning does).
 
     Returns
     -------
@@ -229,7 +231,7 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
         raise TopodiffInputError("optim.schedule=plateau needs validation data (data.val or data.val_fraction > 0)")
     config = to_container(cfg)
     module = DiffusionModule(config, model=model)
-    if hasattr(module.model, "fit_statistics") and hasattr(dm.train_set, "statistics"):
+    if fit_statistics and hasattr(module.model, "fit_statistics") and hasattr(dm.train_set, "statistics"):
         # atom-count histogram, volume per atom and allowed species of the training set (a resumed
         # run overwrites them with the checkpoint's buffers); too many atoms → TopodiffInputError
         module.model.fit_statistics(**dm.train_set.statistics())
