@@ -23,6 +23,14 @@ from topodiff.errors import TopodiffInputError
 JOB = "verify-dft"
 
 
+#: Options that only gate which crystals run (not their result): left out of the fingerprints.
+GATE_OPTIONS = ("max_atoms",)
+
+
+def _result_options(opts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if k not in GATE_OPTIONS}
+
+
 def crystal_key(structure: Any, opts: dict[str, Any]) -> str:
     """Fingerprint of a crystal's content (rounded to 1e-6) plus the options and code version."""
     from topodiff.io_utils import fingerprint
@@ -30,7 +38,7 @@ def crystal_key(structure: Any, opts: dict[str, Any]) -> str:
     content = {"lattice": np.round(structure.lattice.matrix, 6).tolist(),
                "numbers": [int(z) for z in structure.atomic_numbers],
                "frac": np.round(np.mod(structure.frac_coords, 1.0), 6).tolist()}
-    return fingerprint(options={"crystal": content, **opts})
+    return fingerprint(options={"crystal": content, **_result_options(opts)})
 
 
 def _child(conn: Any, structure: Any, opts: dict[str, Any]) -> None:
@@ -127,7 +135,7 @@ def verify_path(path: str | os.PathLike, opts: dict[str, Any], *, timeout: float
     records = read_structures(path)
     out_dir = None
     if out is not None:
-        out_dir = claim_output_dir(out, job=JOB, fingerprint=fingerprint(sources=[path], options=opts),
+        out_dir = claim_output_dir(out, job=JOB, fingerprint=fingerprint(sources=[path], options=_result_options(opts)),
                                    overwrite=overwrite, resume=True)
     rows = verify_records(records, opts, timeout=timeout, out=out_dir, progress=progress)
     if out_dir is not None:
