@@ -172,11 +172,11 @@ def emit(result: dict[str, Any], as_json: bool, summary: str) -> None:
 # --- one model source for the physics commands (bands, invariants, weyl) -------------------------
 
 def model_source_command(func: Any) -> Any:
-    """Decorate a command ``func(m, source, **options)`` that acts on one tight-binding model.
+    """Decorate a command ``func(m, source, **options, as_json)`` that acts on one tight-binding model.
 
     The decorated command takes the shared model-source arguments (``MODEL`` first, then
-    ``--filling``, ``--param``, ``--basis``, ``--no-soc``, ``--lattice``, with the same meaning in
-    every command), loads the model once (:func:`topodiff.api.load_model`; a crystal file gives the
+    ``--filling``, ``--param``, ``--basis``, ``--no-soc``, ``--lattice``, ``--json``, with the same
+    meaning in every command), loads the model once (:func:`topodiff.api.load_model`; a crystal file gives the
     Slater-Koster model ``screen`` builds) and calls ``func`` with it and the MODEL text.
     """
     import functools
@@ -199,27 +199,29 @@ def model_source_command(func: Any) -> Any:
                                       "(as `screen`)")),
         ("lattice", Optional[str], typer.Option(None, "--lattice", help="Wannier90 files without a cell: a .win, "
                                                 "wt.in or POSCAR holding it, or nine numbers a1 a2 a3 (Å)")),
+        ("as_json", bool, typer.Option(False, "--json", help="print one JSON object on stdout")),
     ]
-    own = list(inspect.signature(func).parameters.values())[2:]  # after (m, source)
+    names = {name for name, _, _ in shared}
+    own = [p for p in list(inspect.signature(func).parameters.values())[2:] if p.name not in names]  # after (m, source)
 
     @functools.wraps(func)
     def command(**kwargs: Any) -> Any:
         from topodiff.api import load_model
 
-        model, filling, param, basis, no_soc, lattice = (kwargs.pop(name) for name, _, _ in shared)
+        model, filling, param, basis, no_soc, lattice = (kwargs.pop(name) for name, _, _ in shared[:-1])
         m = load_model(model, filling=filling, params=parse_params(param), basis=basis,
                        soc=False if no_soc else None)
         if lattice is not None:
             from topodiff.physics.io import with_lattice
 
             m = with_lattice(m, lattice)
-        return func(m, model, **kwargs)
+        return func(m, model, **kwargs)  # as_json passes through
 
     params = [P(name, P.KEYWORD_ONLY, default=default, annotation=typ) for name, typ, default in shared[:1]]
     params += [p.replace(kind=P.KEYWORD_ONLY) for p in own]
     params += [P(name, P.KEYWORD_ONLY, default=default, annotation=typ) for name, typ, default in shared[1:]]
     command.__signature__ = inspect.Signature(params)
-    hints = dict(getattr(func, "__annotations__", {}))
+    hints = dict(getattr(func, "__annotations__", {}))  # strings, resolved in func's module
     hints.update({name: typ for name, typ, _ in shared})
     command.__annotations__ = {k: v for k, v in hints.items() if k in {p.name for p in params}}
     return command

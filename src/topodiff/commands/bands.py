@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         efield: float = typer.Option(0.0, "--efield", help="with --ribbon: electric field across it (V/Å), "
                                                              "onsite −e E·r"),
         out: Optional[Path] = typer.Option(None, "--out", help="write a PNG plot here"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+        as_json: bool = False,
     ) -> None:
         """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
         from topodiff.physics.bands import band_gaps, band_structure

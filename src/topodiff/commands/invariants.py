@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     def invariants_cmd(
         m: Any, source: str,
         nk: Optional[int] = typer.Option(None, "--nk", help="k-points per direction (default 200/64/24 in 1D/2D/3D)"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+        as_json: bool = False,
     ) -> None:
         """Zak phase / winding (1D), Chern and Z2 (2D), (ν0; ν1ν2ν3) and plane Chern numbers (3D)."""
         from topodiff.physics.summary import invariant_summary

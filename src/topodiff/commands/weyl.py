@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def weyl_cmd(
         m: Any, source: str,
         nk: int = typer.Option(20, "--nk", help="coarse search grid per direction"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+        as_json: bool = False,
     ) -> None:
         """Find Weyl nodes (gap minima) and their chiralities (Berry flux through a small sphere)."""
         from topodiff.physics.weyl import weyl_search
