@@ -1,5 +1,5 @@
 #!/bin/bash
-# Real-material measurements behind docs/readme/real-materials.md. Run from the repo root with the
+# Real-material measurements behind docs/real-materials.md. Run from the repo root with the
 # public example inputs unpacked under DATA (default benchmarks/_ref/real, git-ignored):
 #   bi2se3/  WannierTools examples/Bi2Se3: wannier90_hr.dat (from Bi2Se3_hr.tar.gz), wannier90.win, wt.in
 #   mos2/    WannierTools examples/MoS2-1Tp: wannier90_hr.dat (from the .tar.gz), wannier90.win, wt.in
