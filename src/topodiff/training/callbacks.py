@@ -20,13 +20,16 @@ renamed into place, so a crash never leaves a partial file under a ``*.ckpt`` na
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from topodiff.training.checkpoint_files import (CKPT_FORMAT, atomic_link, atomic_torch_save,  # noqa: F401
                                                 find_resume_checkpoint, read_checkpoint, remove_stale_temporaries,
@@ -118,6 +121,24 @@ class EMA(pl.Callback):
         if loaded is not None:
             self._loaded = loaded
             self.averager = None
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's tqdm progress bar on stderr (Lightning writes it to stdout, which ``--json`` keeps
+    for the one summary object)."""
+
+    def _on_stderr(self, make: Any) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):  # Lightning passes file=sys.stdout when it builds a bar
+            return make()
+
+    def init_sanity_tqdm(self) -> Any:
+        return self._on_stderr(super().init_sanity_tqdm)
+
+    def init_train_tqdm(self) -> Any:
+        return self._on_stderr(super().init_train_tqdm)
+
+    def init_validation_tqdm(self) -> Any:
+        return self._on_stderr(super().init_validation_tqdm)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from topodiff.errors import TopodiffInputError
 from topodiff.io_utils import available_cpus
-from topodiff.training.callbacks import EMA, AtomicCheckpointIO, PeriodicCheckpoint
+from topodiff.training.callbacks import EMA, AtomicCheckpointIO, PeriodicCheckpoint, StderrProgressBar
 from topodiff.training.checkpoint_files import find_resume_checkpoint, read_checkpoint, remove_stale_temporaries
 from topodiff.training.config import save_config, to_container
 from topodiff.training.datamodule import CrystalDataModule
@@ -242,9 +242,7 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
     callbacks: list[pl.Callback] = [EMA(float(cfg.ema.decay)), meter,
                                     PeriodicCheckpoint(out, int(cfg.trainer.checkpoint_every), int(cfg.trainer.keep_last))]
     if cfg.trainer.progress_bar:
-        from lightning.pytorch.callbacks import TQDMProgressBar  # writes to stderr
-
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, int(cfg.trainer.log_every) // 4)))
+        callbacks.append(StderrProgressBar(refresh_rate=max(1, int(cfg.trainer.log_every) // 4)))
     from lightning.pytorch.callbacks import ModelSummary  # plain summary (logging → stderr), not rich → stdout
 
     callbacks.append(ModelSummary(max_depth=1))
