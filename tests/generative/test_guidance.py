@@ -92,3 +92,23 @@ def test_build_guide_off_errors_and_sampling(tiny_model, tmp_path):
     assert out.frac.shape == (7, 3) and bool(torch.isfinite(out.lattice).all())
     csp = tiny_model.sample(b.num_atoms, species=b.species, steps=3, guide=guide)
     assert bool(torch.isfinite(csp.frac).all())
+
+
+def test_repulsion_energy_sees_all_images_of_a_skewed_cell():
+    """A 3 Å cubic crystal in the basis (a, 5a + b, c): the energy equals a brute-force sum over images
+    |n| ≤ 8 (the old {−1,0,1}³ window of this cell missed the close pairs and gave 0)."""
+    import numpy as np
+
+    skew = np.array([[3.0, 0, 0], [15.0, 3.0, 0], [0, 0, 3.0]])
+    frac = np.mod(np.array([[0.0, 0.0, 0.0], [1.2, 1.3, 1.4]]) @ np.linalg.inv(skew), 1.0)
+    g = np.arange(-8, 9)
+    shifts = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    d_min, oracle = 2.5, 0.0
+    for a in range(2):
+        for c in range(2):
+            r = np.linalg.norm((frac[c] - frac[a] + shifts) @ skew, axis=1)
+            r = r[np.any(shifts != 0, 1)] if a == c else r
+            oracle += 0.5 * float((np.clip(d_min - r, 0, None) ** 2).sum())
+    assert oracle > 0.01
+    e = repulsion_energy(torch.tensor(frac), torch.tensor(skew)[None], torch.tensor([2]), d_min)
+    assert float(e[0]) == pytest.approx(oracle, rel=1e-10)

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import vesin
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import load_generator
 from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
+from topodiff.generative.neighbours import pair_distances, periodic_pairs
 from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
@@ -31,27 +31,20 @@ PAIR_BUDGET = 256_000     # Σ N² of the crystals sampled together (bounds the 
 
 def min_distances(batch: CrystalBatch) -> torch.Tensor:
     """``[B]`` smallest periodic interatomic distance (Å) of each crystal, over all periodic images
-    (vesin's neighbour list, float64), so also right for strongly skewed cells where the images
-    ``n ∈ {−1,0,1}³`` of the unreduced cell miss the nearest one. An atom's own images count (a
-    one-atom crystal gives its shortest lattice vector).
+    (:func:`~topodiff.generative.neighbours.periodic_pairs`, vesin), so also right for strongly
+    skewed cells. An atom's own images count (a one-atom crystal gives its shortest lattice vector);
+    ``inf`` for a degenerate cell.
 
     The cutoff is the shortest of the three lattice vectors: the smallest distance never exceeds it
     (every atom has an image at each lattice vector), so the list always holds the minimum.
     """
-    lattices = batch.lattice.detach().double().cpu().numpy()
-    frac = batch.frac.detach().double().cpu().numpy()
-    counts = batch.num_atoms.tolist()
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    out = np.full(len(counts), math.inf)
-    for b, L in enumerate(lattices):  # one neighbour list per crystal (vesin is O(N) per crystal)
-        cutoff = float(np.linalg.norm(L, axis=1).min()) * (1 + 1e-9) + 1e-9
-        if not math.isfinite(cutoff) or cutoff <= 0 or abs(np.linalg.det(L)) < 1e-12:
-            continue  # degenerate cell: no periodic distances (inf)
-        points = np.mod(frac[starts[b]:starts[b + 1]], 1.0) @ L
-        d = vesin.NeighborList(cutoff=cutoff, full_list=False).compute(points, L, True, quantities="d")[0]
-        if d.size:
-            out[b] = float(d.min())
-    return torch.as_tensor(out)
+    frac, lattice = batch.frac.detach().double(), batch.lattice.detach().double()
+    cutoff = torch.linalg.norm(lattice, dim=-1).amin(-1) * (1 + 1e-9) + 1e-9
+    i, j, shift = periodic_pairs(frac, lattice, batch.num_atoms, cutoff)
+    r = pair_distances(frac, lattice, batch.num_atoms, i, j, shift)
+    crystal = torch.repeat_interleave(torch.arange(batch.num_atoms.shape[0]), batch.num_atoms)[i]
+    out = torch.full((batch.num_atoms.shape[0],), math.inf, dtype=torch.float64)
+    return out.scatter_reduce(0, crystal, r, reduce="amin")
 
 
 #: a topo_class value needs at least this share of the training labels to be asked for

@@ -1,7 +1,7 @@
 """Sampling guides (:class:`topodiff.generative.sampler.SamplingGuide`): physics and classifier guidance.
 
 * :class:`RepulsionGuide` — a soft distance floor. Energy ``E = ½ Σ_{i≠j} Σ_n relu(d_min − |(Δf_ij + n) L|)²``
-  (Å², periodic images ``n ∈ {−1,0,1}³``, ``Δf`` wrapped into [−½, ½)); it adds ``−(k/σ²) ∇_f E`` to the
+  (Å², all periodic images ``n`` closer than ``d_min``, from vesin's neighbour list); it adds ``−(k/σ²) ∇_f E`` to the
   coordinate score while ``σ(t) ≤ sigma_on``. The ancestral step moves ``f`` by ``(σ_t² − σ_s²) · score``,
   so the guide is gradient descent on ``E`` with a step ``k · Δσ²/σ²``, the same fraction at every noise
   level (≈ ``k · 2 ln(σ_max/σ_min)/steps``).
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from topodiff.errors import TopodiffInputError
-from topodiff.generative.denoiser import periodic_distances
 from topodiff.generative.embeddings import TOPO_CLASSES
+from topodiff.generative.neighbours import pair_distances, periodic_pairs
 
 Step = tuple[torch.Tensor | None, torch.Tensor | None]
 
@@ -29,9 +29,13 @@ Step = tuple[torch.Tensor | None, torch.Tensor | None]
 def repulsion_energy(frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor, min_distance: float
                      ) -> torch.Tensor:
     """``[B]`` soft-floor energy ``½ Σ_{i≠j} Σ_n relu(d_min − d_ij,n)²`` (Å²) of a batch, differentiable in
-    ``frac [N,3]`` and ``lattice [B,3,3]`` (Å, rows = vectors); images ``n ∈ {−1,0,1}³``."""
-    r, valid = periodic_distances(frac, lattice, num_atoms)
-    return 0.5 * (torch.relu(min_distance - r) ** 2 * valid).sum((1, 2, 3))
+    ``frac [N,3]`` and ``lattice [B,3,3]`` (Å, rows = vectors); all periodic images closer than ``d_min``
+    (:func:`~topodiff.generative.neighbours.periodic_pairs`, right for skewed cells too)."""
+    i, j, shift = periodic_pairs(frac, lattice, num_atoms, min_distance)
+    r = pair_distances(frac, lattice, num_atoms, i, j, shift)
+    crystal = torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=frac.device), num_atoms)[i]
+    per_pair = 0.5 * torch.relu(min_distance - r) ** 2
+    return torch.zeros(num_atoms.shape[0], dtype=per_pair.dtype, device=frac.device).index_add(0, crystal, per_pair)
 
 
 class RepulsionGuide:
