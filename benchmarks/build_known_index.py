@@ -5,7 +5,9 @@ Recipe: every structure of the crystal sets in ``../shared/data`` — ``mp_20/{t
 Materials Project id; perov_5 / carbon_24 rows by file row id) — as (reduced formula, space group at
 0.1 Å, scale-free RDF fingerprint of ``topodiff.evaluation.known``), 63 elemental crystals in ASE's
 reference states (``ase.build.bulk``: fcc / bcc / hcp / diamond / sc), plus the reduced formulas of
-the 46,918 DFT hull entries (``hull/mp_formation_energies.csv.gz``) that have no structure here.
+the 46,918 DFT hull entries (``hull/mp_formation_energies.csv.gz``) that have no structure here, the
+formulas whose hull entries are not all here (``incomplete``), and the (reduced formula, space group)
+pairs of the DFT topology catalogues (``topology/materiae.csv.gz``, ``topology/topogivity.csv.gz``).
 A set is fingerprinted once and cached under ``runs/known_index/`` (resumable).
 
 ``--check N`` measures the fingerprint rule against pymatgen's StructureMatcher (ltol 0.2,
@@ -124,6 +126,25 @@ def elemental_crystals() -> dict[str, np.ndarray]:
             "space_groups": np.array(sgs, dtype=np.int16), "fingerprints": np.array(fps)}
 
 
+def catalogue_pairs() -> dict[str, str]:
+    """(reduced formula, space group) -> a catalogue row id, from Materiae and Tang et al."""
+    import pandas as pd
+    from pymatgen.core import Composition
+
+    pairs: dict[str, str] = {}
+    materiae = pd.read_csv(DATA / "topology" / "materiae.csv.gz", usecols=["material_id", "formula", "spacegroup"])
+    tang = pd.read_csv(DATA / "topology" / "topogivity.csv.gz")
+    rows = [(f, sg, f"materiae:{mid}") for mid, f, sg in materiae[["material_id", "formula", "spacegroup"]].itertuples(index=False)]
+    rows += [(f, sg, f"tang:{f}@{sg}") for sg, f in tang[["spacegroup", "reduced_formula"]].itertuples(index=False)]
+    for formula, sg, row_id in rows:
+        try:
+            key = f"{Composition(str(formula)).reduced_formula}#{int(sg)}"
+        except (ValueError, KeyError):
+            continue
+        pairs.setdefault(key, row_id)
+    return pairs
+
+
 def build(out_path: Path) -> dict[str, object]:
     import pandas as pd
     from pymatgen.core import Composition
@@ -147,12 +168,17 @@ def build(out_path: Path) -> dict[str, object]:
             kept += 1
         sources[name] = kept
     hull = pd.read_csv(DATA / "hull" / "mp_formation_energies.csv.gz")
-    hull_formulas = sorted({Composition(c).reduced_formula for c in hull["comp"]})
+    hull["formula"] = [Composition(c).reduced_formula for c in hull["comp"]]
+    hull_formulas = sorted(set(hull["formula"]))
     sources["hull/mp_formation_energies.csv.gz (formulas)"] = len(hull_formulas)
-    index = KnownIndex(forms, np.array(sgs), np.array(fps), ids, hull_formulas, sources)
+    incomplete = sorted(set(hull.loc[~hull["material_id"].isin(seen), "formula"]))
+    pairs = catalogue_pairs()
+    sources["topology catalogues (formula + space group)"] = len(pairs)
+    index = KnownIndex(forms, np.array(sgs), np.array(fps), ids, hull_formulas, sources, pairs, incomplete)
     index.save(out_path)
     return {"crystals": len(index), "formulas": index.num_formulas,
-            "composition_only_formulas": len(index.composition_only), "sources": sources,
+            "composition_only_formulas": len(index.composition_only), "incomplete_formulas": len(incomplete),
+            "catalogue_pairs": len(pairs), "sources": sources,
             "bytes": out_path.stat().st_size}
 
 

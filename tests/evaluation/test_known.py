@@ -68,12 +68,29 @@ def test_index_query_on_hand_made_cases():
     assert (q.formula_novel, q.structure_novel, q.novel) == (True, True, True)
 
 
+def test_catalogue_pairs_and_incomplete_formulas_keep_known_crystals_from_being_new():
+    """Bi (R-3m) and Sb2Te3 were called novel by the main job: their MP ground states have no
+    structure in the index. A catalogue (formula, space group) pair makes a crystal known; a formula
+    whose MP entries are not all stored leaves a non-matching structure unknown, not novel."""
+    idx = K.KnownIndex(["NaCl"], np.array([225]), K.structure_fingerprint(rocksalt())[None, :], ["mp-22862"],
+                       known_pairs={"Bi2Se3#166": "materiae:mp-541837"}, incomplete=["NaCl"])
+    q = idx.query(bi2se3())                                    # known only as a catalogue row with its space group
+    assert (q.formula_novel, q.structure_novel, q.novel, q.match) == (False, False, False, "materiae:mp-541837")
+    q = idx.query(cscl_nacl())                                 # another NaCl polymorph; MP has more than stored
+    assert (q.formula_novel, q.structure_novel, q.novel) == (False, None, False) and "unknown" in q.note
+    assert idx.query(rocksalt()).match == "mp-22862"           # a stored structure still matches first
+    complete = K.KnownIndex(["NaCl"], np.array([225]), K.structure_fingerprint(rocksalt())[None, :], ["mp-22862"])
+    assert complete.query(cscl_nacl()).novel                   # all MP entries stored: a new polymorph is new
+
+
 def test_save_and_load_round_trip(tmp_path):
     fps = np.stack([K.structure_fingerprint(rocksalt()), K.structure_fingerprint(cscl_nacl())])
-    idx = K.KnownIndex(["NaCl", "NaCl"], np.array([225, 221]), fps, ["b", "a"], ["SrTiO3"], {"x": 2})
+    idx = K.KnownIndex(["NaCl", "NaCl"], np.array([225, 221]), fps, ["b", "a"], ["SrTiO3"], {"x": 2},
+                       {"KCl#225": "tang:KCl@225"}, ["NaCl"])
     path = idx.save(tmp_path / "known.npz")
     back = K.load_index(str(path))
-    assert len(back) == 2 and back.sources == {"x": 2} and back.composition_only == {"SrTiO3"}
+    assert len(back) == 2 and back.sources == {"x": 2} and back.composition_only == {"SrTiO3", "KCl"}
+    assert back.known_pairs == {"KCl#225": "tang:KCl@225"} and back.incomplete == {"NaCl"}
     assert back.query(cscl_nacl()).match == "a" and back.query(rocksalt()).match == "b"
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(TopodiffInputError):
@@ -90,3 +107,14 @@ def test_shipped_index_knows_nacl_and_bi2se3():
     assert idx.query(rocksalt()).match is not None              # NaCl rock salt is in the structure sets
     assert idx.query(perovskite("Hg", "Pb")).formula_novel      # HgPbO3: no such formula known
     assert not idx.query(perovskite("Bi", "Na")).novel          # NaBiO3: a Perov-5 crystal
+
+
+@pytest.mark.skipif(not K.INDEX_PATH.exists(), reason="shipped index not built (benchmarks/build_known_index.py)")
+def test_shipped_index_does_not_call_textbook_topological_materials_new():
+    """Elemental Bi (A7, R-3m) and tetradymite Sb2Te3: well known, never novel."""
+    bismuth = Structure.from_spacegroup(166, Lattice.hexagonal(4.546, 11.862), ["Bi"], [[0, 0, 0.2341]])
+    sb2te3 = Structure.from_spacegroup(166, Lattice.hexagonal(4.264, 30.458), ["Sb", "Te", "Te"],
+                                       [[0, 0, 0.3988], [0, 0, 0], [0, 0, 0.2128]])
+    for s in (bismuth, sb2te3):
+        q = K.load_index().query(s)
+        assert not q.formula_novel and not q.novel, (s.composition.reduced_formula, q)

@@ -13,9 +13,16 @@ they have the same reduced formula and their fingerprints differ by less than ``
 long-range peaks); ``benchmarks/build_known_index.py --check`` measures this rule against
 pymatgen's StructureMatcher (ltol 0.2, stol 0.3, angle_tol 5).
 
-Formulas known only as DFT hull entries (compositions without structures) are held apart: a
-crystal with such a formula is not formula-novel, and its structure novelty is unknown — it is
-then *not* counted as novel (no claim the data cannot support).
+Formulas known only as DFT hull entries or catalogue rows (compositions without structures) are
+held apart: a crystal with such a formula is not formula-novel, and its structure novelty is unknown
+— it is then *not* counted as novel (no claim the data cannot support). Two more facts keep a known
+crystal from being called new when its structure is missing from the index:
+
+* ``known_pairs`` — (reduced formula, space group) of every material in the DFT topology catalogues
+  (Materiae, Tang et al.); a crystal with such a pair is known (``match`` names the catalogue row).
+* ``incomplete`` — formulas with Materials Project hull entries whose structures the index lacks
+  (e.g. the ground state of Sb2Te3, mp-1201): a crystal of such a formula that matches none of the
+  stored structures may still be one of the missing ones, so its structure novelty is unknown.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from pymatgen.core import Structure
 from topodiff.errors import TopodiffInputError
 
 INDEX_PATH = Path(__file__).resolve().parent.parent / "data" / "known_crystals.npz"
-FORMAT = "topodiff-known-crystals/1"
+FORMAT = "topodiff-known-crystals/2"
 NUM_BINS = 24
 R_MIN, R_MAX, SIGMA = 0.5, 2.9, 0.1      # in units of r0 = (V/N)^(1/3)
 MATCH_TOL = 0.08                         # mean |Δg| over the bins
@@ -66,7 +73,7 @@ def space_group(structure: Structure) -> int:
 
 @dataclass
 class Novelty:
-    """Novelty of one crystal: ``structure_novel`` None = unknown (formula known only from the hull)."""
+    """Novelty of one crystal: ``structure_novel`` None = unknown (see the module docstring)."""
 
     formula_novel: bool
     structure_novel: bool | None
@@ -83,14 +90,18 @@ class KnownIndex:
     """Known crystals grouped by reduced formula (see the module docstring)."""
 
     def __init__(self, formulas: Sequence[str], space_groups: np.ndarray, fingerprints: np.ndarray,
-                 ids: Sequence[str], composition_only: Sequence[str] = (), sources: dict[str, int] | None = None) -> None:
+                 ids: Sequence[str], composition_only: Sequence[str] = (), sources: dict[str, int] | None = None,
+                 known_pairs: dict[str, str] | None = None, incomplete: Sequence[str] = ()) -> None:
         self.fingerprints = np.asarray(fingerprints, dtype=np.float64)
         self.space_groups = np.asarray(space_groups, dtype=int)
         self.ids = list(ids)
         self.groups: dict[str, list[int]] = {}
         for i, f in enumerate(formulas):
             self.groups.setdefault(str(f), []).append(i)
-        self.composition_only = set(composition_only) - set(self.groups)
+        self.known_pairs = dict(known_pairs or {})      # "formula#sg" -> id of a catalogue row
+        pair_formulas = {key.rsplit("#", 1)[0] for key in self.known_pairs}
+        self.composition_only = (set(composition_only) | pair_formulas) - set(self.groups)
+        self.incomplete = set(incomplete)
         self.sources = dict(sources or {})
 
     def __len__(self) -> int:
@@ -101,26 +112,29 @@ class KnownIndex:
         return len(self.groups) + len(self.composition_only)
 
     def query(self, structure: Structure, fingerprint: np.ndarray | None = None) -> Novelty:
-        """Is ``structure`` known? Same reduced formula and fingerprint within ``MATCH_TOL``."""
+        """Is ``structure`` known? A stored structure of its formula within the fingerprint rule, or a
+        catalogue row with its (formula, space group); unknown where the stored structures are incomplete."""
         formula = structure.composition.reduced_formula
         idx = self.groups.get(formula)
-        if idx is None:
-            if formula in self.composition_only:
-                return Novelty(False, None, note="formula known (MP DFT entry) but no structure of it in the index: "
-                                                 "structure novelty unknown")
+        if idx is None and formula not in self.composition_only:
             return Novelty(True, True)
-        fp = structure_fingerprint(structure) if fingerprint is None else fingerprint
-        diff = np.abs(self.fingerprints[idx] - fp[None, :]).mean(axis=1)
-        best = int(np.argmin(diff))
-        if diff[best] < MATCH_TOL:
-            return Novelty(False, False, match=self.ids[idx[best]])
-        near = np.flatnonzero(diff < SG_MATCH_TOL)
-        if near.size:
-            sg = space_group(structure)
-            same = [k for k in near if sg and self.space_groups[idx[k]] == sg]
-            if same:
-                k = min(same, key=lambda j: diff[j])
-                return Novelty(False, False, match=self.ids[idx[k]])
+        sg = space_group(structure)
+        if idx is not None:
+            fp = structure_fingerprint(structure) if fingerprint is None else fingerprint
+            diff = np.abs(self.fingerprints[idx] - fp[None, :]).mean(axis=1)
+            near = [k for k in np.flatnonzero(diff < SG_MATCH_TOL)
+                    if diff[k] < MATCH_TOL or (sg and self.space_groups[idx[k]] == sg)]
+            if near:
+                return Novelty(False, False, match=self.ids[idx[min(near, key=lambda j: diff[j])]])
+        catalogue = self.known_pairs.get(f"{formula}#{sg}") if sg else None
+        if catalogue:
+            return Novelty(False, False, match=catalogue, note="same formula and space group as a catalogue entry")
+        if idx is None:
+            return Novelty(False, None, note="formula known (MP DFT entry or catalogue row) but no structure of it "
+                                             "in the index: structure novelty unknown")
+        if formula in self.incomplete:
+            return Novelty(False, None, note=f"formula known ({len(idx)} structures in the index, more MP entries "
+                                             "without structures): structure novelty unknown")
         return Novelty(False, True, note=f"formula known ({len(idx)} structures), this structure not")
 
     def save(self, path: str | Path) -> Path:
@@ -140,7 +154,10 @@ class KnownIndex:
                             ids=np.array([self.ids[i] for i in order], dtype=str),
                             composition_only=np.array(sorted(self.composition_only), dtype=str),
                             source_names=np.array(list(self.sources), dtype=str),
-                            source_counts=np.array(list(self.sources.values()), dtype=np.int64))
+                            source_counts=np.array(list(self.sources.values()), dtype=np.int64),
+                            pair_keys=np.array(sorted(self.known_pairs), dtype=str),
+                            pair_ids=np.array([self.known_pairs[k] for k in sorted(self.known_pairs)], dtype=str),
+                            incomplete=np.array(sorted(self.incomplete), dtype=str))
         return atomic_write(Path(path), lambda fh: fh.write(buf.getvalue()), mode="wb")
 
 
@@ -154,7 +171,8 @@ def load_index(path: str | None = None) -> KnownIndex:
                 raise TopodiffInputError(f"{p}: not a {FORMAT} file")
             return KnownIndex(z["formulas"].tolist(), z["space_groups"], z["fingerprints"], z["ids"].tolist(),
                               z["composition_only"].tolist(),
-                              dict(zip(z["source_names"].tolist(), z["source_counts"].tolist())))
+                              dict(zip(z["source_names"].tolist(), z["source_counts"].tolist())),
+                              dict(zip(z["pair_keys"].tolist(), z["pair_ids"].tolist())), z["incomplete"].tolist())
     except (OSError, KeyError, ValueError) as exc:
         raise TopodiffInputError(f"known-crystal index unreadable: {p} ({exc}); rebuild it with "
                                  "benchmarks/build_known_index.py") from None
