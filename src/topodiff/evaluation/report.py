@@ -313,8 +313,9 @@ def _candidates_html(cands: list[dict[str, Any]], structures: dict[int, Any], me
 
 NOTES = ("<h2>Notes</h2><p>Validity, uniqueness and coverage follow CDVAE/MatterGen definitions. <b>Novel</b>: "
          "not in the shipped index of known crystals (MP-20 subset, MPTS-52, MP-40, Perov-5, Carbon-24 and the "
-         "formulas of 46,918 MP DFT entries; same reduced formula and a matching RDF fingerprint) nor in any "
-         "--reference; a formula known only as a DFT entry leaves structure novelty unknown (not counted novel). "
+         "formulas of 46,918 MP DFT entries; same reduced formula and a matching RDF fingerprint, or the formula and "
+         "space group of a DFT topology-catalogue entry) nor in any --reference; a known formula whose MP entries "
+         "are not all in the index leaves structure novelty unknown (not counted novel). "
          "<b>E hull</b>: CHGNet energy minus MP elemental references against the DFT convex hull of Materials "
          "Project formation energies (validated: docs/evaluation.md); stable means ≤ 0.1 eV/atom. "
          "<b>Topology</b>: the Slater-Koster screen (approximate tight binding; on MP crystals mostly a metal/insulator "
