@@ -44,7 +44,7 @@ def parse_conditions(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-CANDIDATE_KEYS = ("index", "formula", "space_group", "novel", "known_match", "e_above_hull", "hull_note",
+CANDIDATE_KEYS = ("index", "formula", "space_group", "novel", "formula_novel", "known_match", "e_above_hull", "hull_note",
                   "topo_class", "z2", "gap", "catalogue_class", "p_topological", "source")
 
 
