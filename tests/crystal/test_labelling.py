@@ -268,3 +268,15 @@ def test_killed_worker_gets_an_error_row_and_the_labelling_goes_on(tmp_path: Pat
     assert ok.sum() == 9  # 12 rows - 2 unreadable - the killed one
     expect = _direct_labels(src)
     assert all(df["topo_class"][i] == expect[i] for i in range(12) if ok[i])
+
+
+def test_label_exits_2_when_no_row_could_be_labelled(tmp_path: Path) -> None:
+    """A batch where every crystal fails is bad input (exit 2, one error line), as for screen."""
+    src = tmp_path / "bad.csv"
+    pd.DataFrame({"material_id": ["a", "b"], "cif": [_structure("Si").to(fmt="cif"), "not a cif"]}).to_csv(src)
+    proc = subprocess.run([sys.executable, "-m", "topodiff.cli", "dataset", "label", str(src), "--out",
+                           str(tmp_path / "o.csv"), "--max-atoms", "1", "--workers", "1"],
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1 and "no input crystal could be labelled" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr

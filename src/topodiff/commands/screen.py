@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
         summary = label_dataset(source, out, workers=check_workers(workers),
                                 chunk=check_int_range("--chunk", chunk, 1, 100_000), screen_opts=opts,
                                 overwrite=overwrite)
+        if summary["rows"] and set(summary["counts"]) == {"error"}:
+            raise TopodiffInputError(f"no input crystal could be labelled ({summary['rows']} tried; the reasons are "
+                                     f"in the label_error column of {summary['out']})")
         if json_out:
             print_json(summary)
         else:
