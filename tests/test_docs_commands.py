@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "docs" / "readme").glob("*.md"))]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CHEAP = {"invariants", "weyl", "models", "bands", "screen", "checkpoints", "field-sweep", "phase-diagram",
          "validate-known", "slurm", "hall", "bott", "hofstadter", "surface"}
 LINKS = ("tests", "configs", "src")
