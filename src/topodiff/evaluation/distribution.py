@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from pymatgen.core import Structure
 
+from topodiff.cache import cache_dir, writable
 from topodiff.evaluation import metrics as M
 
 #: Largest reference sample whose CrystalNN fingerprints are computed for COV (≈0.2 s per 5-atom
 #: crystal on one core); COV-R is then an unbiased estimate, COV-P a lower bound.
 MAX_COV_REFERENCE = 300
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("TOPODIFF_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "topodiff")
-    return Path(base) / "fingerprints"
 
 
 def struct_fps(structures: Sequence[Structure]) -> np.ndarray:
@@ -54,7 +47,7 @@ def reference_fingerprints(reference: Sequence[Structure], *, max_n: int = MAX_C
     h = hashlib.sha256()
     for s in sample:
         h.update(s.to(fmt="poscar").encode())
-    path = _cache_dir() / f"{h.hexdigest()[:24]}.npz"
+    path = cache_dir("fingerprints") / f"{h.hexdigest()[:24]}.npz"
     if cache and path.exists():
         with np.load(path) as z:
             return z["struct"], z["comp"]
@@ -64,7 +57,7 @@ def reference_fingerprints(reference: Sequence[Structure], *, max_n: int = MAX_C
     cfp = composition_fingerprints([s.composition for s in sample])
     ok = np.all(np.isfinite(sfp), axis=1)
     sfp, cfp = sfp[ok], cfp[ok]
-    if cache:
+    if cache and writable(path.parent):
         try:
             from topodiff.io_utils import atomic_write
 
