@@ -164,7 +164,7 @@ def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: 
     import pandas as pd
     from pymatgen.core import Structure
 
-    from topodiff.crystal.io import cif_text, quiet, space_group, write_csv
+    from topodiff.crystal.io import cif_text, quiet, space_group
     from topodiff.crystal.labelling import label_dataset
     from topodiff.crystal.splits import split_indices
     from topodiff.crystal.synth import synthesize

@@ -159,7 +159,6 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
     """Sample, then re-sample (up to ``retries`` rounds) crystals whose smallest distance is below
     ``cfg.min_distance`` or, with a ``chemical_system`` condition, whose element set differs from it.
     Returns ``(batch, number still failing)``."""
-    b = int(num_atoms.shape[0])
     conditions = dict(conditions or {})
     system = None
     if "chemical_system" in conditions and species is None:

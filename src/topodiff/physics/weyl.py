@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from topodiff.errors import ConvergenceError, TopodiffInputError
 from topodiff.physics.berry import _plaquettes
