@@ -57,13 +57,7 @@ def register(app: typer.Typer) -> None:
             num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax))
         result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
                               seed=seed, relax=relax, guidance=guidance, steps=steps,
-                              reference=reference or None)
-        if verify_dft:
-            import sys
-
-            from topodiff.dft.candidates import verify_candidates
-
-            result["dft"] = verify_candidates(out, verify_dft, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                              reference=reference or None, verify_dft=verify_dft)  # DFT before the report
         if json_out:
             print_json(result)
             return

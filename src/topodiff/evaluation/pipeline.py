@@ -6,6 +6,7 @@ Layout of ``OUT``::
     OUT/metrics.json          evaluation summary (CONTRACTS §3 keys)
     OUT/structures.csv        one row per crystal
     OUT/relaxed.extxyz        CHGNet-relaxed crystals (with relaxation)
+    OUT/dft/                  comparison.json/.md, bands_<i>.png (with ``verify_dft``; before the report)
     OUT/report.html           self-contained report
     OUT/pipeline.json         settings and wall time of each stage
 
@@ -69,7 +70,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
                  conditions: dict[str, Any] | None = None, seed: int = 0, relax: bool = True,
                  guidance: float | None = None, steps: int | None = None,
                  reference: Sequence[str | Path] | None = None, screen: bool = True, top_k: int = 5,
-                 generate_fn: GenerateFn | None = None, progress: bool = True) -> dict[str, Any]:
+                 generate_fn: GenerateFn | None = None, progress: bool = True, verify_dft: int = 0) -> dict[str, Any]:
     """Run the whole job; returns ``{"report", "metrics", "timings", ...}``.
 
     Parameters
@@ -79,6 +80,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     relax : CHGNet relaxation (energies, RMSD, energy above hull, S.U.N.).
     reference : optional reference set(s) for novelty / coverage / Wasserstein distances.
     generate_fn : generator with ``generate_to_dir``'s signature (default: the shipped one).
+    verify_dft : verify the top K candidates with DFT (GPAW) into ``OUT/dft`` before the report.
     """
     from topodiff.evaluation.evaluate import evaluate_path
     from topodiff.evaluation.report import build_report
@@ -108,6 +110,15 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
                                progress=progress)
     timings["evaluate_s"] = round(time.time() - t, 2)
 
+    dft_rows = None
+    if verify_dft:  # before the report, which shows dft/comparison.json
+        from topodiff.dft.candidates import verify_candidates
+
+        t = time.time()
+        log(f"[DFT] verifying the top {verify_dft} candidates with GPAW")
+        dft_rows = verify_candidates(out, verify_dft, progress=log)
+        timings["dft_s"] = round(time.time() - t, 2)
+
     t = time.time()
     log("[3/3] writing the report")
     report, rsum = build_report(out, top_k=top_k, evaluate_if_missing=False)
@@ -121,5 +132,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
               "summary": {k: v for k, v in summary.items() if k not in ("reference_distributions",)},
               "top_candidates": top,
               "messages": rsum.get("messages", [])}
+    if dft_rows is not None:
+        result["dft"] = dft_rows
     atomic_write_json(out / "pipeline.json", {k: v for k, v in result.items() if k != "summary"})
     return result

@@ -379,8 +379,10 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
         parts.append(f"<h2>Top candidates</h2><p>Ranked: novel ∧ stable ∧ topological first (✔){crit}, then "
                      "topological, then energy above the DFT hull. Bands: spinful Slater-Koster sp³ model with "
                      "atomic SOC (approximate).</p><table><tr>" + head + "</tr>" + "".join(cand_html) + "</table>")
-    parts.append(NOTES + "</body></html>")
+    from topodiff.evaluation.report_dft import dft_section
     from topodiff.io_utils import atomic_write_text
+
+    parts.append(dft_section(d, rows) + NOTES + "</body></html>")   # "" without dft/comparison.json
 
     out = atomic_write_text(d / "report.html", "".join(parts))
     summary["messages"] = messages
