@@ -136,7 +136,7 @@ def _bmin(model: TBModel) -> float:
     return float(np.linalg.norm(2 * math.pi * np.linalg.inv(model.lattice).T, axis=1).min())
 
 
-def _dedupe(k: np.ndarray, g: np.ndarray, ratio: np.ndarray, tol: float) -> list[int]:
+def _dedupe(k: np.ndarray, g: np.ndarray, tol: float) -> list[int]:
     """Indices of distinct points (periodic distance > ``tol``), lowest gap first."""
     keep: list[int] = []
     for i in np.argsort(g):
@@ -162,7 +162,7 @@ def _seeds(model: TBModel, occ: int, nk: int, max_candidates: int) -> np.ndarray
     fine = zoom_seeds(model, occ, coarse, half_width=1.0 / nk, m=7, threshold=threshold)
     planar = lowest(slice_minima(gap) & low & ~minima)
     seeds = np.concatenate([coarse, fine.reshape(-1, 3), planar])
-    keep = _dedupe(seeds, np.zeros(len(seeds)), np.zeros(len(seeds)), 0.1 / nk)
+    keep = _dedupe(seeds, np.zeros(len(seeds)), 0.1 / nk)
     return seeds[keep]
 
 
@@ -174,7 +174,7 @@ def _refine_points(model: TBModel, occ: int, seeds: np.ndarray, nk: int, gap_tol
     k, g, r = newton_refine(model, occ, seeds, max_step=0.5 / nk)
     ok = g < gap_tol
     k, g, r = k[ok], g[ok], r[ok]
-    keep = _dedupe(k, g, r, MERGE_TOL)
+    keep = _dedupe(k, g, MERGE_TOL)
     return k[keep], g[keep], r[keep]
 
 
@@ -239,11 +239,11 @@ def _search(model: TBModel, occ: int, nk: int, gap_tol: float, max_candidates: i
         new = np.array([periodic_distance(k, x).min() > MERGE_TOL for x in images], dtype=bool)
         images = images[new]
         if len(images):
-            images = images[_dedupe(images, np.zeros(len(images)), np.zeros(len(images)), MERGE_TOL)]
+            images = images[_dedupe(images, np.zeros(len(images)), MERGE_TOL)]
             ki, gi, ri = _refine_points(model, occ, images, nk, gap_tol)
             starts += len(images)
             k, g, r = np.concatenate([k, ki]), np.concatenate([g, gi]), np.concatenate([r, ri])
-            keep = _dedupe(k, g, r, MERGE_TOL)
+            keep = _dedupe(k, g, MERGE_TOL)
             k, g, r = k[keep], g[keep], r[keep]
     return k, g, r, starts
 
@@ -278,7 +278,7 @@ def weyl_search(model: TBModel, filling: int | None = None, *, nk: int = 20, gap
         used_nk = 2 * nk
         k2, g2, r2, s2 = _search(model, occ, used_nk, gap_tol, max_candidates, ops)
         k, g, r = np.concatenate([k, k2]), np.concatenate([g, g2]), np.concatenate([r, r2])
-        keep = _dedupe(k, g, r, MERGE_TOL)
+        keep = _dedupe(k, g, MERGE_TOL)
         nodes, other = _classify(model, occ, k[keep], g[keep], r[keep], used_nk, gap_tol, radius)
         starts += s2
         net = sum(n.chirality for n in nodes)
