@@ -12,13 +12,7 @@ from topodiff.io_utils import available_cpus, claim_output_dir, fingerprint
 
 def parse_params(items: list[str] | None) -> dict[str, float]:
     """Parse ``KEY=VALUE`` pairs into floats; a malformed pair is a :class:`TopodiffInputError`."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise TopodiffInputError(f"--param expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = check_finite(f"--param {key.strip()}", value)
-    return out
+    return {key: check_finite(f"--param {key}", value) for key, value in parse_key_values(items, "--param").items()}
 
 
 def print_json(obj: Any) -> None:
