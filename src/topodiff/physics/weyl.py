@@ -110,6 +110,11 @@ def sphere_flux(model: TBModel, k_reduced: np.ndarray, occ: int, radius: float, 
     return sign * float(F.sum()) / (2 * math.pi)
 
 
+def _bmin(model: TBModel) -> float:
+    """Length of the shortest reciprocal vector (1/Å)."""
+    return float(np.linalg.norm(2 * math.pi * np.linalg.inv(model.lattice).T, axis=1).min())
+
+
 def weyl_chirality(model: TBModel, k_reduced: np.ndarray, filling: int | None = None, *, radius: float | None = None,
                    n: int = 24) -> tuple[int, float]:
     """Chirality (int) and raw flux (/2π) of the node at ``k_reduced``; radius defaults to 1 % of |b|min."""
@@ -117,7 +122,7 @@ def weyl_chirality(model: TBModel, k_reduced: np.ndarray, filling: int | None = 
     if model.dim != 3:
         raise TopodiffInputError(f"Weyl nodes need a 3D model, got {model.dim}D")
     if radius is None:
-        radius = 0.01 * float(np.linalg.norm(2 * math.pi * np.linalg.inv(model.lattice).T, axis=1).min())
+        radius = 0.01 * _bmin(model)
     flux = sphere_flux(model, k_reduced, occ, radius, n)
     if abs(flux - round(flux)) > 0.05:
         flux = sphere_flux(model, k_reduced, occ, radius, 4 * n)
@@ -126,14 +131,8 @@ def weyl_chirality(model: TBModel, k_reduced: np.ndarray, filling: int | None = 
     return int(round(flux)), flux
 
 
-
 MERGE_TOL = 1e-4  # reduced distance below which two refined degeneracies are one
 NEAR_LINE_RATIO = 3e-3  # WTe2's type-II nodes have 7e-3; IrF4's nodal-chain points 2e-4..1.4e-3
-
-
-def _bmin(model: TBModel) -> float:
-    """Length of the shortest reciprocal vector (1/Å)."""
-    return float(np.linalg.norm(2 * math.pi * np.linalg.inv(model.lattice).T, axis=1).min())
 
 
 def _dedupe(k: np.ndarray, g: np.ndarray, tol: float) -> list[int]:
@@ -200,8 +199,9 @@ def _classify(model: TBModel, occ: int, k: np.ndarray, g: np.ndarray, ratio: np.
     B = 2 * math.pi * np.linalg.inv(model.lattice).T
     nodes: list[WeylNode] = []
     other = [Degeneracy(k[i], "nodal_line", float(g[i])) for i in np.flatnonzero(line)]
+    r0 = radius if radius is not None else 0.01 * _bmin(model)
     for i in np.flatnonzero(~line):
-        r = radius if radius is not None else 0.01 * _bmin(model)
+        r = r0
         dist = [np.linalg.norm((np.remainder(k[i] - k[j] + 0.5, 1.0) - 0.5) @ B) for j in range(len(k)) if j != i]
         if dist and radius is None:
             r = min(r, 0.25 * min(dist))
