@@ -1,13 +1,12 @@
 """Reading the crystals to evaluate and the reference sets.
 
-:func:`load_entries` keeps crystals the reader rejects for overlapping atoms (re-read raw, so that
-they count as structurally invalid) and never reads topodiff's own outputs back as input
+:func:`load_entries` keeps crystals the reader rejects for overlapping atoms (the reader's ``raw``
+structure, so that they count as structurally invalid) and never reads topodiff's own outputs back as input
 (``structures.csv`` / ``relaxed.extxyz`` beside a ``metrics.json``).
 """
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,27 +30,6 @@ class Entry:
     labels: dict[str, Any] = field(default_factory=dict)
 
 
-def _raw_structure(source: str) -> Structure | None:
-    """Re-read an entry the reader rejected for overlapping atoms (it still is a crystal)."""
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    path, _, frame = source.partition("#")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            low = path.lower()
-            if low.endswith((".extxyz", ".xyz")):
-                import ase.io
-
-                atoms = ase.io.read(path, index=int(frame or 0), format="extxyz")
-                return AseAtomsAdaptor.get_structure(atoms)
-            if low.endswith(".cif") and not frame:
-                return Structure.from_file(path)
-        except Exception:
-            return None
-    return None
-
-
 def input_files(path: str | os.PathLike) -> list[Path]:
     """Structure files of ``path`` (``crystal.io.structure_files``) without topodiff's own outputs."""
     from topodiff.crystal.io import structure_files
@@ -68,8 +46,8 @@ def input_files(path: str | os.PathLike) -> list[Path]:
 def load_entries(path: str | os.PathLike) -> list[Entry]:
     """Read all crystals in ``path`` (``topodiff.crystal.io.read_structures`` formats).
 
-    Unparseable entries keep ``structure=None`` and their error; overlapping-atom crystals are
-    re-read raw so that validity metrics see them.
+    Unparseable entries keep ``structure=None`` and their error; overlapping-atom crystals keep
+    the reader's parsed ``raw`` structure so that validity metrics see them.
     """
     from topodiff.crystal.io import read_structures
 
@@ -78,8 +56,8 @@ def load_entries(path: str | os.PathLike) -> list[Entry]:
         for rec in read_structures(file):
             s = rec.structure
             if s is None and rec.error and rec.error.startswith(RECOVERABLE):
-                s = _raw_structure(rec.source)
-            labels = {**getattr(rec, "labels", {}), **getattr(rec, "properties", {})}
+                s = rec.raw
+            labels = {**rec.labels, **rec.properties}
             out.append(Entry(rec.source, s, rec.error, labels))
     return out
 
