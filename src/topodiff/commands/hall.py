@@ -25,10 +25,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     ) -> None:
         """σ_xy (e²/h; 3D: the tensor in S/cm and σ_xy per layer) = the Chern number in a gap (same sign)."""
-        import numpy as np
-
         from topodiff.physics.bands import band_gaps
-        from topodiff.physics.hall import hall_conductivity
+        from topodiff.physics.hall import hall_conductivity, hall_scan
         from topodiff.physics.io import load_model
 
         check_finite("--temperature", temperature, lo=0.0)
@@ -65,12 +63,13 @@ def register(app: typer.Typer) -> None:
             if res.layer is None:
                 result["sigma_xy_note"] = "no layer thickness: a3 is not the only lattice vector out of the xy plane"
         if scan is not None:
-            sc = hall_conductivity(m, np.linspace(emin, emax, num), temperature=temperature, nk=nk, levels=1)
-            result["scan"] = {"fermi": sc.fermi.tolist(), "sigma_xy": sc.sigma_xy().tolist()}
+            sc = hall_scan(m, emin, emax, num, temperature=temperature, nk=nk, levels=1)
+            scan_xy = sc.sigma_xy()
+            result["scan"] = {"fermi": sc.fermi.tolist(), "sigma_xy": scan_xy.tolist()}
             if out is not None:
                 from topodiff.physics.observable_plots import plot_hall_scan
 
-                plot_hall_scan(sc.fermi, sc.sigma_xy(), out, title=f"{m.name}: anomalous Hall conductivity",
+                plot_hall_scan(sc.fermi, scan_xy, out, title=f"{m.name}: anomalous Hall conductivity",
                                gap=(gaps.vbm, gaps.cbm), unit="e²/h" if m.dim == 2 else "e²/h per layer")
                 record_plot(result, "plot", out)
         elif out is not None:

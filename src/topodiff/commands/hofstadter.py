@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "--model", help="any 2D model (file or built-in name) instead of "
                                                                   "the square lattice: Peierls phases, φ per unit cell"),
         param: Optional[list[str]] = typer.Option(None, "--param", help="built-in model parameter KEY=VALUE"),
-        nk: Optional[int] = typer.Option(None, "--nk", help="magnetic-BZ grid per direction (default max(12, 4q))"),
+        nk: Optional[int] = typer.Option(None, "--nk", help="magnetic-BZ grid per direction (default max(12, 2q))"),
         butterfly: bool = typer.Option(False, "--butterfly", help="also draw the butterfly (needs --out)"),
         qmax: int = typer.Option(16, "--qmax", help="with --butterfly: all fluxes p/q with q <= QMAX"),
         out: Optional[Path] = typer.Option(None, "--out", help="PNG of the butterfly"),
