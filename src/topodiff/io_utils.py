@@ -52,9 +52,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # name the user's path, not a temporary file
-        if _user_path_error(exc, path) is exc:
+        err = _user_path_error(exc, path)
+        if err is exc:
             raise
-        raise _user_path_error(exc, path) from None
+        raise err from None
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
@@ -67,8 +68,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and _user_path_error(exc, path) is not exc:
-            raise _user_path_error(exc, path) from None
+        err = _user_path_error(exc, path) if isinstance(exc, OSError) else exc
+        if err is not exc:
+            raise err from None
         raise
     fsync_dir(path.parent)
     return path

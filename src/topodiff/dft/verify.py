@@ -166,7 +166,7 @@ def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = 
     model = dft_model(data, soc=soc, name=row["formula"])
     row["bands"] = band_data(model, data.n_valence)
     if data.n_valence % 2 == 0 and gap_direct > 0:
-        row.update(_z2_routes(model, data, inversion, cross_check and inversion is not None))
+        row.update(_z2_routes(model, data, inversion, cross_check))
         if row.get("z2") is not None and row.get("z2_wcc") is not None:
             agree = row["z2"] == row["z2_wcc"]
     row["verdict"], reason = verdict(row["z2"], gap_direct, data.n_valence, routes_agree=agree)

@@ -209,8 +209,9 @@ def validate(cfg: DictConfig) -> None:
     bad = _non_finite(OmegaConf.to_container(cfg, resolve=True))
     if bad:
         raise TopodiffInputError(f"config key {bad!r} must be a finite number, got {OmegaConf.select(cfg, bad)!r}")
-    if hasattr(model_config(cfg), "check"):
-        model_config(cfg).check()
+    model = model_config(cfg)
+    if hasattr(model, "check"):
+        model.check()
     train = cfg.data.train
     items = list(train) if isinstance(train, (list, ListConfig)) else [train]
     if not items or not all(isinstance(x, str) and x for x in items):

@@ -35,10 +35,10 @@ class WeightEMA:
         self.state = {k: source[k].detach().to(device=v.device, dtype=v.dtype).clone() for k, v in state.items()}
         params = {id(p) for p in model.parameters() if p.requires_grad}
         live = model.state_dict(keep_vars=True)
-        avg = [k for k, v in live.items() if id(v) in params and v.is_floating_point()]
+        avg = {k for k, v in live.items() if id(v) in params and v.is_floating_point()}
         # tensor lists for one foreach call per step (parameters keep their storage)
-        self._avg = ([self.state[k] for k in avg], [live[k].detach() for k in avg])
-        self._copy_keys = [k for k in live if k not in set(avg)]  # re-read each step: buffers may be reassigned
+        self._avg = ([self.state[k] for k in live if k in avg], [live[k].detach() for k in live if k in avg])
+        self._copy_keys = [k for k in live if k not in avg]  # re-read each step: buffers may be reassigned
 
     @torch.no_grad()
     def update(self, steps_done: int) -> None:
