@@ -28,8 +28,8 @@ def standardize(structure: Any, *, tolerance: float = 0.25) -> Any:
     return Structure(red.lattice, red.species, wrap_frac(red.frac_coords), coords_are_cartesian=False)
 
 
-def space_group(structure: Any, symprec: float = 0.1) -> tuple[int, str]:
-    """International space-group (number, symbol) from spglib; ``(1, "P1")`` if spglib finds none."""
+def symmetry_dataset(structure: Any, symprec: float = 0.1) -> Any | None:
+    """spglib's symmetry dataset at ``symprec`` (Å), retried at ``symprec / 10``; None if both fail."""
     import spglib
 
     cell = (np.asarray(structure.lattice.matrix), np.asarray(structure.frac_coords),
@@ -38,5 +38,13 @@ def space_group(structure: Any, symprec: float = 0.1) -> tuple[int, str]:
         with quiet():
             data = spglib.get_symmetry_dataset(cell, symprec=prec)
         if data is not None:
-            return int(data.number), str(data.international)
-    return 1, "P1"
+            return data
+    return None
+
+
+def space_group(structure: Any, symprec: float = 0.1) -> tuple[int, str]:
+    """International space-group (number, symbol) from spglib; ``(1, "P1")`` if spglib finds none."""
+    data = symmetry_dataset(structure, symprec)
+    if data is None:
+        return 1, "P1"
+    return int(data.number), str(data.international)

@@ -26,6 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from topodiff.crystal.standard import symmetry_dataset
+
 MAX_Z = 103
 PROPS = ("Z", "group", "row", "X", "radius", "mendeleev", "nval", "ns", "np", "nd", "nf")
 STATS = ("mean", "dev", "min", "max")
@@ -82,15 +84,7 @@ def element_table() -> np.ndarray:
 
 def _symmetry(structure: Any, symprec: float = 0.1) -> tuple[float, float, float, float, float]:
     """(space group, point-group order, inversion 0/1, crystal system 0-6, lattice points per cell)."""
-    import spglib
-
-    cell = (np.asarray(structure.lattice.matrix), np.asarray(structure.frac_coords),
-            np.array([site.specie.Z for site in structure]))
-    data = None
-    for prec in (symprec, symprec / 10):
-        data = spglib.get_symmetry_dataset(cell, symprec=prec)
-        if data is not None:
-            break
+    data = symmetry_dataset(structure, symprec)
     if data is None:
         return 1.0, 1.0, 0.0, 0.0, 1.0
     rots = np.asarray(data.rotations)
