@@ -42,8 +42,8 @@ def min_distances(batch: CrystalBatch) -> torch.Tensor:
     cutoff = torch.linalg.norm(lattice, dim=-1).amin(-1) * (1 + 1e-9) + 1e-9
     i, j, shift = periodic_pairs(frac, lattice, batch.num_atoms, cutoff)
     r = pair_distances(frac, lattice, batch.num_atoms, i, j, shift)
-    crystal = torch.repeat_interleave(torch.arange(batch.num_atoms.shape[0]), batch.num_atoms)[i]
-    out = torch.full((batch.num_atoms.shape[0],), math.inf, dtype=torch.float64)
+    crystal = batch.batch_index[i]
+    out = torch.full((batch.num_crystals,), math.inf, dtype=torch.float64)
     return out.scatter_reduce(0, crystal, r, reduce="amin")
 
 
