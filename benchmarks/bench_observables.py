@@ -29,17 +29,9 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import best_of  # noqa: E402
 
+from topodiff.physics.interop import to_pythtb  # noqa: E402
+
 torch.set_num_threads(1)
-
-
-def to_pythtb(model):
-    import pythtb
-
-    tb = pythtb.tb_model(model.dim, model.lattice.shape[1], model.lattice.tolist(), model.orbitals.tolist())
-    tb.set_onsite([float(o[0, 0].real) for o in model.onsite])
-    for i, j, R, t in zip(model.hop_i, model.hop_j, model.hop_R, model.hop_t):
-        tb.set_hop(complex(t[0, 0]), int(i), int(j), [int(x) for x in R], mode="add")
-    return tb
 
 
 def pythtb_sigma(tb, n: int, fermi: np.ndarray) -> np.ndarray:
