@@ -51,13 +51,12 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Z2, gaps and a verdict from PBE + spin-orbit DFT (GPAW; minutes per small crystal on a CPU)."""
-        from topodiff.commands._common import print_json
+        from topodiff.commands._common import check_int_range, print_json
         from topodiff.dft.batch import verify_path
 
         if not dft:
             raise TopodiffInputError("verify needs a method: pass --dft (first-principles check with GPAW)")
-        if max_atoms < 1:
-            raise TopodiffInputError(f"--max-atoms must be at least 1, got {max_atoms}")
+        check_int_range("--max-atoms", max_atoms, 1)
         opts = {"basis": basis, "k_density": k_density, "soc": not no_soc, "cross_check": cross_check,
                 "max_atoms": max_atoms, "escalate": not no_escalate}
         from topodiff.dft.verify import validate_options
