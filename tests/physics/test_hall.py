@@ -107,6 +107,18 @@ def test_cli_hall_json_scan_and_plot(capsys, tmp_path) -> None:
     assert np.asarray(doc["sigma"]).shape == (3, 3) and doc["layer_thickness"] == pytest.approx(1.0)
 
 
+def test_cli_hall_3d_without_layer_thickness_gives_null_sheet_values(capsys, tmp_path) -> None:
+    """a1, a2 out of the xy plane: no layer thickness, so σ_xy per layer (refined and unrefined) is null, not NaN."""
+    import json
+
+    fcc = build_model("weyl").replace(lattice=2.0 * (np.ones((3, 3)) - np.eye(3)))
+    path = tmp_path / "fcc.json"
+    path.write_text(json.dumps(fcc.to_dict()))
+    doc = run_cli_json(capsys, "hall", str(path), "--nk", "8", "--json")
+    assert doc["layer_thickness"] is None and doc["sigma_xy"] is None and doc["sigma_xy_unrefined"] is None
+    assert np.all(np.isfinite(doc["sigma"])) and "sigma_xy_note" in doc
+
+
 @pytest.mark.parametrize("argv", [["hall", "qwz", "--nk", "1"], ["hall", "qwz", "--temperature", "-5"],
                                   ["hall", "qwz", "--fermi", "nan"], ["hall", "ssh"],
                                   ["hall", "qwz", "--scan", "1", "0", "5"]])

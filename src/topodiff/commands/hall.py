@@ -44,14 +44,13 @@ def register(app: typer.Typer) -> None:
         gaps = band_gaps(m)
         ef = fermi if fermi is not None else 0.5 * (gaps.vbm + gaps.cbm)
         res = hall_conductivity(m, ef, temperature=temperature, nk=nk)
-        sxy = res.sigma_xy()
+        sxy, sxy_coarse = res.sigma_xy(), res.sigma_xy(coarse=True)
         result: dict = {"model": m.name, "dim": m.dim, "fermi": ef, "temperature": temperature,
                         "sigma_xy": None if math.isnan(sxy[0]) else float(sxy[0]), "unit": "e^2/h",
                         "in_gap": bool(gaps.indirect > 1e-6 and gaps.vbm < ef < gaps.cbm),
                         "vbm": gaps.vbm, "cbm": gaps.cbm, "nk": res.nk, "k_points": res.points,
                         "refinement_levels": res.levels,
-                        "sigma_xy_unrefined": float(res.coarse[0, -1] * (res.layer or math.nan)) if m.dim == 3
-                        else float(res.coarse[0, 0])}
+                        "sigma_xy_unrefined": None if math.isnan(sxy_coarse[0]) else float(sxy_coarse[0])}
         if not res.resolved:
             result["warning"] = (f"a band crossing near the Fermi level is not resolved on the {res.nk}-point grid "
                                  "(semimetal or tiny gap): sigma_xy converges slowly there; raise --nk")

@@ -129,11 +129,13 @@ class HallResult:
     resolved: bool
     layer: float | None = None
 
-    def sigma_xy(self) -> np.ndarray:
-        """``[n_mu]`` σ_xy: e²/h (2D) or the sheet value per layer in e²/h (3D; NaN if no layer)."""
+    def sigma_xy(self, *, coarse: bool = False) -> np.ndarray:
+        """``[n_mu]`` σ_xy: e²/h (2D) or the sheet value per layer in e²/h (3D; NaN if no layer);
+        ``coarse``: the same from the first grid (no refinement)."""
+        s = self.coarse if coarse else self.sigma
         if self.dim == 2:
-            return self.sigma[:, 0]
-        return self.sigma[:, 2] * (self.layer if self.layer else math.nan)
+            return s[:, 0]
+        return s[:, 2] * (self.layer if self.layer else math.nan)
 
     def tensor_s_per_cm(self) -> np.ndarray:
         """3D: ``[n_mu, 3, 3]`` antisymmetric σ in S/cm."""
