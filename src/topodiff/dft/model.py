@@ -93,9 +93,11 @@ def table_to_model(Rs: np.ndarray, T: np.ndarray, lattice: np.ndarray, orbitals:
                    hop_t=B[r, i, j], spinful=True, filling=filling, name=name)
 
 
-def dft_model(data: LCAOData, *, soc: bool = True, name: str = "gpaw-lcao") -> TBModel:
-    """The spinful Löwdin tight-binding model of a GPAW LCAO run (filling = valence electrons)."""
-    Hk = lowdin_hamiltonians(data, soc)
+def dft_model(data: LCAOData, *, soc: bool = True, name: str = "gpaw-lcao", Hk: np.ndarray | None = None) -> TBModel:
+    """The spinful Löwdin tight-binding model of a GPAW LCAO run (filling = valence electrons);
+    ``Hk``: :func:`lowdin_hamiltonians` of ``data`` and ``soc`` when the caller already has them."""
+    if Hk is None:
+        Hk = lowdin_hamiltonians(data, soc)
     state_atom = np.repeat(data.atom_of_orbital, 2)
     Rs, T = fold_to_real_space(Hk, data.kpts, data.mesh, data.lattice, data.frac, state_atom)
     orbitals = data.frac[data.atom_of_orbital]

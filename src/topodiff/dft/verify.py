@@ -163,7 +163,7 @@ def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = 
                            "z2": None, "route": "parity" if inversion is not None else "wcc",
                            "n_valence": data.n_valence, "energy": round(data.energy, 5)}
     agree = True
-    model = dft_model(data, soc=soc, name=row["formula"])
+    model = dft_model(data, soc=soc, name=row["formula"], Hk=Hk)
     row["bands"] = band_data(model, data.n_valence)
     if data.n_valence % 2 == 0 and gap_direct > 0:
         row.update(_z2_routes(model, data, inversion, cross_check))
