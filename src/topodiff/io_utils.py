@@ -276,7 +276,7 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     path = Path(path)
     if path.is_dir():
         raise TopodiffInputError(f"output file {path} is a directory")
-    _check_writable_location(path.parent if str(path.parent) else Path("."))
+    _check_writable_location(path.parent)
     if path.exists() and not overwrite:
         raise TopodiffInputError(f"output file {path} exists; pass --overwrite to replace it or choose another name")
     return path
