@@ -80,3 +80,33 @@ def run_cli_json(capsys, *argv: str) -> dict:
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert len(lines) == 1, "--json must print exactly one JSON object"
     return json.loads(lines[0])
+
+
+def flat_calculator():
+    """An ASE calculator with zero energy, forces and stress: a stand-in for CHGNet under which a
+    relaxation converges at once (tests of what happens after relaxation)."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class Flat(Calculator):
+        implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            n = len(self.atoms)
+            self.results = {"energy": 0.0, "free_energy": 0.0, "forces": np.zeros((n, 3)), "stress": np.zeros(6)}
+
+    return Flat()
+
+
+def distorted_bi2se3(sigma: float = 0.01, seed: int = 0):
+    """Bi2Se3 (tests/data/sk, R-3m) with every atom moved by a random ``sigma`` Å per component:
+    R-3m at the project tolerance (0.1 Å), lower symmetry at 1e-3 Å."""
+    from pathlib import Path
+
+    from pymatgen.core import Structure
+
+    s = Structure.from_file(Path(__file__).resolve().parent / "data" / "sk" / "Bi2Se3.cif")
+    rng = np.random.default_rng(seed)
+    for i in range(len(s)):
+        s.translate_sites([i], rng.normal(0, sigma, 3), frac_coords=False)
+    return s

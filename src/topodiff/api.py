@@ -71,9 +71,11 @@ class ScreenResult:
     Attributes
     ----------
     source : where the crystal came from (``path``, ``path#frame`` or ``input[i]``).
-    formula, space_group : reduced formula; spglib space-group number (tolerance 1e-3 Å) or None.
+    formula, space_group : reduced formula; space-group number of the crystal's one symmetry analysis
+        (:func:`topodiff.crystal.symmetry.analyze`: 0.1 Å, 5°) or None.
     gap : indirect gap (eV, ≥ 0) on the screen's k-mesh; ``direct_gap`` the direct one (eV).
-    z2 : ``[ν0, ν1, ν2, ν3]`` in the basis of the screened cell, or None.
+    z2 : ``[ν0, ν1, ν2, ν3]`` in the basis of the screened cell (``row['z2_basis']``), or None;
+        ``row['z2_conventional']`` gives them in the standard conventional cell.
     topo_class : ``trivial_insulator`` / ``strong_ti`` / ``weak_ti`` / ``metal`` (the Slater-Koster
         verdict), None on failure.
     catalogue_class, p_topological : the judge trained on DFT catalogues (``trivial`` / ``ti`` /

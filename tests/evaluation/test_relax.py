@@ -121,3 +121,18 @@ def test_guard_counts_neighbours_of_a_piled_up_cell():
     check_relax_geometry(cell, pos[:5], 1000.0, limits)  # a few atoms: fine
     with pytest.raises(ResourceLimitError, match="non-finite"):
         check_relax_geometry(cell * np.nan, pos, 1000.0, limits)
+
+
+def test_relaxed_crystal_keeps_its_symmetrised_standard_cell():
+    """A crystal 0.01 Å off R-3m that a (here force-free) relaxation leaves in place is kept as its
+    exactly symmetric standard primitive cell; ``structure`` keeps the atom order of the input."""
+    from helpers import distorted_bi2se3, flat_calculator
+
+    from topodiff.crystal.symmetry import analyze
+
+    s = distorted_bi2se3()
+    assert analyze(s, symprec=1e-3).number != 166
+    r = relax_structures([s], calculator=flat_calculator(), progress=False)[0]
+    assert r.error is None and r.converged and r.displacement_rmsd == pytest.approx(0.0, abs=1e-9)
+    assert r.kept is r.symmetrized and len(r.kept) == 5 and len(r.structure) == len(s)
+    assert analyze(r.kept, symprec=1e-5).number == 166               # exactly R-3m

@@ -121,3 +121,30 @@ def test_report_finds_the_crystals_from_the_run_directory_not_the_cwd(tmp_path, 
     path, s = build_report(work / "out", top_k=2)
     assert not any("structure not found" in m for m in s["messages"])
     assert path.read_text().count('alt="bands') == 2
+
+
+def test_report_row_of_a_relaxed_crystal_shows_its_space_group_gaps_and_z2_basis(tmp_path):
+    """Bi2Se3 0.01 Å off R-3m, relaxed (force-free stand-in for CHGNet) → kept as its symmetrised R-3m
+    cell: the row, the band path and the screen agree on 166; both SK gaps and the Z2 basis are shown."""
+    from helpers import distorted_bi2se3, flat_calculator
+
+    from topodiff.evaluation.relax import relax_structures
+    from topodiff.evaluation.report_bands import band_png
+
+    s = distorted_bi2se3()
+    src = tmp_path / "in"
+    src.mkdir()
+    s.to(filename=str(src / "bi2se3.cif"))
+    relax = lambda structs, **kw: relax_structures(structs, calculator=flat_calculator(), progress=False)  # noqa: E731
+    summary, rows = evaluate_path(src, out_dir=tmp_path / "out", relax=True, relax_fn=relax, progress=False, judge=False)
+    r = read_rows(tmp_path / "out" / "structures.csv")[0]
+    assert (r["space_group"], r["space_group_symbol"], r["space_group_unrelaxed"]) == (166, "R-3m", 166)
+    assert r["topo_class"] == "strong_ti" and r["z2_conventional"] == [1, 0, 0, 0] and r["z2_basis"] == "input_cell"
+    assert 0 < r["gap"] <= r["direct_gap"]
+    path, s_out = build_report(tmp_path / "out", top_k=1)
+    text = path.read_text()
+    assert "166 R-3m" in text and "(1;000) conv." in text and "SK gap direct (eV)" in text
+    assert f"{r['gap']:.4g}" in text and f"{r['direct_gap']:.4g}" in text
+    assert not any("band path" in m for m in s_out["messages"])   # the path is R-3m's
+    img, err = band_png(s, "x", space_group=2)                    # a wrong row SG would be reported
+    assert img is not None and err == "band path is that of space group 166, not 2"

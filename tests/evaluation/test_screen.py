@@ -163,7 +163,7 @@ def test_auto_metal_rule_follows_open_shells() -> None:
 
 
 def test_symmetrize_restores_inversion_of_a_slightly_distorted_crystal() -> None:
-    from topodiff.evaluation.screen import symmetrized
+    from topodiff.crystal.symmetry import symmetrized
 
     s = load_sk_crystal("Bi2Se3")
     noisy = s.copy()
@@ -174,8 +174,12 @@ def test_symmetrize_restores_inversion_of_a_slightly_distorted_crystal() -> None
     assert changed and len(fixed) == len(s)
     plain = screen_structure(noisy)
     row = screen_structure(noisy, symmetrize=0.1)
-    assert plain["method"] != "parity"  # the distortion breaks inversion at the default tolerance
+    assert plain["method"] != "parity"  # the distortion breaks inversion of the model (PARITY_SYMPREC)
+    # one analysis (0.1 Å): the row says R-3m either way, and names the basis of the weak indices
+    assert (plain["space_group"], plain["space_group_symbol"], plain["z2_basis"]) == (166, "R-3m", "input_cell")
     assert row["symmetrized"] and row["method"] == "parity" and row["space_group"] == 166
+    assert row["z2_basis"] == "standard_primitive" and row["n_atoms"] == 5
+    assert row["z2_conventional"] == plain["z2_conventional"] == [1, 0, 0, 0]
     assert row["topo_class"] == screen_structure(s)["topo_class"]
     with pytest.raises(TopodiffInputError):
         symmetrized(s, 0.0)
@@ -260,3 +264,14 @@ def test_nothing_processed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([command, str(d), "--json"]) == 0  # one good crystal: the batch succeeds
     rows = json.loads(capsys.readouterr().out)["structures"]
     assert len(rows) == 2 and "error" in rows[0] and "error" not in rows[1]
+
+
+def test_row_text_states_both_gaps_and_the_z2_basis() -> None:
+    from topodiff.evaluation.screen import gap_text, z2_text
+
+    row = screen_structure(load("Bi2Se3"))
+    assert 0 < row["gap"] <= row["direct_gap"]          # indirect ≤ direct on the same mesh
+    assert gap_text(row) == f"indirect {row['gap']:.3f} / direct {row['direct_gap']:.3f} eV"
+    assert z2_text(row) == "(1;000) conv."
+    assert z2_text({"z2": [0, 0, 0, 1], "z2_basis": "input_cell", "z2_conventional": None}) == "(0;001) input cell"
+    assert gap_text({"gap": None, "direct_gap": 0.2}) == "indirect ? / direct 0.200 eV" and z2_text({}) == ""

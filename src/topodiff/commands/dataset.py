@@ -15,6 +15,7 @@ import typer
 
 from topodiff.commands._common import (check_count, check_finite, check_int_range, check_seed, check_workers,
                                        print_json)
+from topodiff.crystal.symmetry import SYMPREC
 from topodiff.errors import TopodiffInputError
 
 dataset_app = typer.Typer(help="Crystal datasets: build the flat-array cache, statistics, synthetic crystals.",
@@ -73,7 +74,8 @@ def build(source: Path = typer.Argument(..., help="CIF/POSCAR/extxyz/CDVAE-CSV f
 @dataset_app.command("stats")
 def stats(source: Path = typer.Argument(..., help="Anything `dataset build` accepts, or a built cache."),
           png: Optional[Path] = typer.Option(None, "--png", help="Write element and space-group histograms here."),
-          symprec: float = typer.Option(0.1, "--symprec", help="spglib symmetry tolerance (Å)."),
+          symprec: float = typer.Option(SYMPREC, "--symprec", help="spglib symmetry tolerance (Å); "
+                                        "default the project's (topodiff.crystal.symmetry)."),
           no_cache: bool = typer.Option(False, "--no-cache", help="Read SOURCE directly; write no cache."),
           json_out: bool = typer.Option(False, "--json", help="Print the statistics as one JSON object.")) -> None:
     """Counts, element histogram and space-group histogram of a dataset."""

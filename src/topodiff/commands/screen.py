@@ -10,7 +10,8 @@ import typer
 from topodiff.errors import TopodiffInputError
 
 CONTRACT_KEYS = ("source", "formula", "space_group", "gap", "z2", "topo_class", "catalogue_class", "p_topological")
-OPTIONAL_KEYS = ("direct_gap", "method", "n_atoms", "time_s", "symmetrized", "error", "judge_note")
+OPTIONAL_KEYS = ("space_group_symbol", "direct_gap", "z2_basis", "z2_conventional", "method", "n_atoms", "time_s",
+                 "symmetrized", "error", "judge_note")
 MAX_GAP_TOL = 10.0      # eV: a wider "metal" window calls everything a metal
 MAX_SYMMETRIZE = 2.0    # Å: spglib tolerances beyond this merge distinct atoms
 MAX_ATOMS_CAP = 2000    # --max-atoms upper bound (a 2000-atom SK model needs ~260 GiB)
@@ -63,16 +64,16 @@ def _print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from topodiff.evaluation.screen import gap_text, z2_text
+
     table = Table(title="Slater-Koster topology screen")
-    for col in ("source", "formula", "SG", "gap (eV)", "Z2", "class", "judge (P topo)"):
+    for col in ("source", "formula", "SG", "SK gap", "Z2 (basis)", "class", "judge (P topo)"):
         table.add_column(col)
     for r in rows:
-        z2 = "" if r.get("z2") is None else f"({r['z2'][0]};{''.join(str(x) for x in r['z2'][1:])})"
-        gap = "" if r.get("gap") is None else f"{r['gap']:.3f}"
         cls = r.get("topo_class") or f"[red]error: {r.get('error', '')}[/red]"
         judge = "" if r.get("p_topological") is None else f"{r['catalogue_class']} ({r['p_topological']:.2f})"
-        table.add_row(str(r["source"]), str(r.get("formula") or ""), str(r.get("space_group") or ""), gap, z2, cls,
-                      judge)
+        sg = " ".join(str(x) for x in (r.get("space_group"), r.get("space_group_symbol")) if x)
+        table.add_row(str(r["source"]), str(r.get("formula") or ""), sg, gap_text(r), z2_text(r), cls, judge)
     Console().print(table)
 
 

@@ -16,7 +16,8 @@ the other entries are read normally. Units: Å; lattice rows are lattice vectors
 
 The work is split by concern: :mod:`~topodiff.crystal.records` (records, validity check),
 :mod:`~topodiff.crystal.readers` (one reader per format), :mod:`~topodiff.crystal.writers` and
-:mod:`~topodiff.crystal.standard` (standardisation, space groups); every public name stays
+:mod:`~topodiff.crystal.standard` (standardisation), :mod:`~topodiff.crystal.symmetry` (space groups);
+every public name stays
 importable from here.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ from topodiff.crystal.readers import (_read_cif, _read_csv, _read_extxyz, _read_
                                       _standardize_record, structure_from_cif_text)
 from topodiff.crystal.records import (OVERLAP_DISTANCE, StructureRecord, check_structure, min_pair_distance,
                                       quiet)
-from topodiff.crystal.standard import space_group, standardize, wrap_frac
+from topodiff.crystal.standard import standardize, wrap_frac
+from topodiff.crystal.symmetry import space_group
 from topodiff.crystal.writers import (cif_text, structure_to_atoms, write_cif, write_csv, write_poscar,
                                       write_structures)
 from topodiff.errors import TopodiffInputError

@@ -10,23 +10,22 @@ from typing import Any
 import numpy as np
 
 from topodiff.crystal.dataset import CrystalArrays
+from topodiff.crystal.symmetry import SYMPREC, cell_space_group
 from topodiff.io_utils import atomic_write
 
 #: Text labels with at most this many distinct values get a histogram in the stats.
 MAX_CATEGORIES = 20
 
 
-def space_groups(arrays: CrystalArrays, symprec: float = 0.1) -> np.ndarray:
-    """``[n]`` int space-group numbers from spglib (1 where spglib finds none)."""
-    import spglib
-
+def space_groups(arrays: CrystalArrays, symprec: float = SYMPREC) -> np.ndarray:
+    """``[n]`` int space-group numbers (:func:`topodiff.crystal.symmetry.cell_space_group`; 1 where
+    spglib finds none)."""
     out = np.ones(len(arrays), dtype=np.int64)
     frac, species, lat = np.asarray(arrays.frac), np.asarray(arrays.species), np.asarray(arrays.lattices)
     for i in range(len(arrays)):  # spglib takes one cell at a time
         sl = arrays.atoms_of(i)
-        data = spglib.get_symmetry_dataset((lat[i], frac[sl], species[sl]), symprec=symprec)
-        if data is not None:
-            out[i] = int(data.number)
+        sg = cell_space_group(lat[i], frac[sl], species[sl], symprec=symprec)
+        out[i] = 1 if sg is None else sg
     return out
 
 
@@ -50,7 +49,7 @@ def densities(arrays: CrystalArrays) -> np.ndarray:
     return mass / volume * 1.66053906660  # amu/Å³ → g/cm³
 
 
-def dataset_stats(arrays: CrystalArrays, *, symprec: float = 0.1, manifest: dict | None = None) -> dict[str, Any]:
+def dataset_stats(arrays: CrystalArrays, *, symprec: float = SYMPREC, manifest: dict | None = None) -> dict[str, Any]:
     """Counts and histograms of a dataset (JSON-ready).
 
     Keys: ``num_structures``, ``num_atoms_total``, ``atoms_per_structure`` (summary + histogram),

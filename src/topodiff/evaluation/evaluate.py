@@ -32,6 +32,10 @@ __all__ = ["Entry", "evaluate_entries", "evaluate_path", "default_out_dir", "loa
            "guess_dataset", "MAX_COV_REFERENCE"]
 
 
+#: Keys of a screen row (:func:`topodiff.evaluation.screen.screen_structure`) copied into evaluate's rows.
+SCREEN_KEYS = ("gap", "direct_gap", "z2", "z2_basis", "z2_conventional", "topo_class")
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -60,18 +64,18 @@ def _screen_rows(structures: Sequence[Structure | None], progress: bool,
             continue
         try:
             r = dict(screen_structure(s))
-            rows.append({"gap": r.get("gap"), "z2": r.get("z2"), "topo_class": r.get("topo_class"),
-                         "screen_error": r.get("error")})
+            rows.append({**{k: r.get(k) for k in SCREEN_KEYS}, "screen_error": r.get("error")})
         except Exception as exc:  # one crystal's screen failure must not stop the run
             rows.append({"topo_class": None, "screen_error": f"{type(exc).__name__}: {exc}"})
     return rows
 
 
-def _space_group(s: Structure) -> int | None:
-    from topodiff.evaluation.known import space_group
+def _space_group(s: Structure) -> dict[str, Any]:
+    """``space_group`` / ``space_group_symbol`` of the one symmetry analysis (None when none found)."""
+    from topodiff.crystal.symmetry import analyze
 
-    sg = space_group(s)
-    return sg or None
+    sym = analyze(s)
+    return {"space_group": sym.number if sym else None, "space_group_symbol": sym.symbol if sym else None}
 
 
 def _composition_valid(s: Structure) -> bool:
@@ -93,7 +97,7 @@ def _basic_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
                        elements=" ".join(sorted(el.symbol for el in s.composition.elements)),
                        num_elements=len(s.composition.elements), density=float(s.density),
                        volume=float(s.volume), min_distance=None if not np.isfinite(d) else d,
-                       space_group=_space_group(s), structure_valid=M.structure_valid(s),
+                       **_space_group(s), structure_valid=M.structure_valid(s),
                        composition_valid=_composition_valid(s))
         else:
             row.update(structure_valid=False, composition_valid=False)
@@ -159,6 +163,10 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
     summary.update(hull_summary(eh, rows, first, novel))
 
     final = [relaxed[i] if relaxed[i] is not None else structs[i] for i in range(n)]
+    for i in range(n):
+        if relaxed[i] is not None:   # the rows show the relaxed crystal's space group (and keep the input's)
+            rows[i]["space_group_unrelaxed"] = rows[i].get("space_group")
+            rows[i].update(_space_group(relaxed[i]))
     scr = _screen_rows(final, progress, valid=list(sv)) if screen else None
     counts: dict[str, int] = {}
     if scr is not None:

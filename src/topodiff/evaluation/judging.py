@@ -32,7 +32,8 @@ def energy_stage(structs: Sequence[Structure | None], valid: Sequence[bool], row
                  relax: bool, relax_fn: Callable[..., list] | None = None, relax_fmax: float = 0.1,
                  relax_steps: int = 300, progress: bool = True) -> tuple[list[Structure | None], dict[str, Any]]:
     """CHGNet energies per crystal (eV/atom): relaxed with ``relax``, else single points of the
-    structurally valid input. Returns the relaxed structures (None where not relaxed) and summary keys."""
+    structurally valid input. Returns the relaxed structures (their symmetrised standard cells,
+    :attr:`~topodiff.evaluation.relax.RelaxResult.kept`; None where not relaxed) and summary keys."""
     from topodiff.evaluation.relax import relax_structures, single_point_energies
 
     n = len(structs)
@@ -42,7 +43,7 @@ def energy_stage(structs: Sequence[Structure | None], valid: Sequence[bool], row
         results = (relax_fn or relax_structures)(structs, fmax=relax_fmax, steps=relax_steps, progress=progress)
         for i, r in enumerate(results):
             rows[i].update(r.as_row())
-            relaxed[i] = r.structure
+            relaxed[i] = r.kept          # the symmetrised standard cell of the relaxed crystal
             rows[i]["energy_source"] = "CHGNet, relaxed" if rows[i].get("energy_final") is not None else None
         rm = stats([r.get("rmsd_to_relaxed") for r in rows])
         n_relaxed = sum(1 for s in relaxed if s is not None)
@@ -174,6 +175,17 @@ def topological(row: dict[str, Any]) -> bool | None:
     return None if cls is None else cls in TOPOLOGICAL_CLASSES
 
 
+HIT_CLASSES = ("ti", "tci")
+
+
+def discovery_hit(row: dict[str, Any]) -> bool:
+    """A discovery hit (issue #14): formula-novel (unknown is not novel) ∧ e_above_hull ≤ 0.1 eV/atom
+    on the DFT hull (unknown is not stable) ∧ ``ti``/``tci`` by the learned judge."""
+    eh = row.get("e_above_hull")
+    stable = eh is not None and bool(np.isfinite(eh)) and eh <= STABLE_THRESHOLD
+    return bool(row.get("formula_novel") or False) and stable and row.get("catalogue_class") in HIT_CLASSES
+
+
 def discovery_counts(eh: np.ndarray, rows: Sequence[dict[str, Any]], unique: np.ndarray,
                      novel: np.ndarray) -> dict[str, int]:
     """Crystals that are S.U.N. and topological by the learned judge / by the Slater-Koster screen."""
@@ -183,4 +195,5 @@ def discovery_counts(eh: np.ndarray, rows: Sequence[dict[str, Any]], unique: np.
     sk = np.array([r.get("topo_class") in ("strong_ti", "weak_ti") for r in rows], dtype=bool)
     return {"num_sun_topological_learned": int((sun & learned).sum()),
             "num_sun_topological_slater_koster": int((sun & sk).sum()),
-            "num_sun_topological_both": int((sun & learned & sk).sum())}
+            "num_sun_topological_both": int((sun & learned & sk).sum()),
+            "num_hits": int(sum(discovery_hit(r) for r in rows))}

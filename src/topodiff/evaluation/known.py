@@ -26,7 +26,6 @@ crystal from being called new when its structure is missing from the index:
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,7 +42,6 @@ NUM_BINS = 24
 R_MIN, R_MAX, SIGMA = 0.5, 2.9, 0.1      # in units of r0 = (V/N)^(1/3)
 MATCH_TOL = 0.08                         # mean |Δg| over the bins
 SG_MATCH_TOL = 0.15                      # looser, when the space groups agree too
-SYMPREC = 0.1                            # Å, spglib tolerance for the space group
 
 
 def structure_fingerprint(structure: Structure) -> np.ndarray:
@@ -60,15 +58,11 @@ def structure_fingerprint(structure: Structure) -> np.ndarray:
 
 
 def space_group(structure: Structure) -> int:
-    """International space-group number (spglib, ``SYMPREC`` Å); 0 when spglib fails."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+    """International space-group number (:func:`topodiff.crystal.symmetry.analyze`); 0 when spglib fails."""
+    from topodiff.crystal.symmetry import analyze
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return int(SpacegroupAnalyzer(structure, symprec=SYMPREC).get_space_group_number())
-    except Exception:
-        return 0
+    res = analyze(structure)
+    return 0 if res is None else res.number
 
 
 @dataclass

@@ -12,18 +12,20 @@ from typing import Any, Sequence
 from pymatgen.core import Structure
 
 CSV_COLUMNS = ("index", "source", "formula", "num_atoms", "num_elements", "elements", "space_group",
+               "space_group_symbol", "space_group_unrelaxed",
                "density", "volume", "min_distance", "structure_valid", "composition_valid", "valid",
                "unique", "class_label", "novel", "formula_novel", "structure_novel", "known_match",
                "novelty_note", "energy_initial", "energy_final", "energy_source", "e_form", "e_above_hull",
                "hull_num_references", "hull_note", "rmsd_to_relaxed", "displacement_rmsd", "relax_steps",
-               "relax_converged", "gap", "z2", "topo_class", "catalogue_class", "p_topological", "judge_note",
-               "read_error", "relax_error", "screen_error")
+               "relax_converged", "gap", "direct_gap", "z2", "z2_basis", "z2_conventional", "topo_class",
+               "catalogue_class", "p_topological", "judge_note", "read_error", "relax_error", "screen_error")
 
 #: Keys of each ``"structures"`` row of ``evaluate --json`` (the contract's keys first).
 JSON_ROW_KEYS = ("source", "formula", "e_form", "e_above_hull", "hull_note", "novel", "topo_class",
                  "catalogue_class", "p_topological", "index", "space_group", "valid", "unique", "formula_novel",
                  "structure_novel", "known_match", "novelty_note", "hull_num_references", "energy_source",
-                 "gap", "z2", "judge_note", "read_error", "relax_error", "screen_error")
+                 "space_group_symbol", "space_group_unrelaxed", "gap", "direct_gap", "z2", "z2_basis",
+                 "z2_conventional", "judge_note", "read_error", "relax_error", "screen_error")
 
 
 def json_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -59,7 +61,7 @@ def write_outputs(out_dir: str | os.PathLike, summary: dict[str, Any], rows: lis
     if keep:
         from topodiff.crystal.io import write_structures
 
-        info = [{"index": i, "source": rows[i]["source"],
+        info = [{"index": i, "source": rows[i]["source"], "space_group": rows[i].get("space_group"),
                  **({"energy_per_atom": rows[i]["energy_final"]} if rows[i].get("energy_final") is not None else {})}
                 for i, _ in keep]
         paths["relaxed"] = str(write_structures([s for _, s in keep], out / "relaxed.extxyz", info=info))

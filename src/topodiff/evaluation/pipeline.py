@@ -45,8 +45,9 @@ def parse_conditions(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-CANDIDATE_KEYS = ("index", "formula", "space_group", "novel", "formula_novel", "known_match", "e_above_hull", "hull_note",
-                  "topo_class", "z2", "gap", "catalogue_class", "p_topological", "source")
+CANDIDATE_KEYS = ("index", "formula", "space_group", "space_group_symbol", "novel", "formula_novel", "known_match",
+                  "e_above_hull", "hull_note", "topo_class", "z2", "z2_basis", "z2_conventional", "gap", "direct_gap",
+                  "catalogue_class", "p_topological", "source")
 
 
 def top_candidates(structures_csv: str | Path, k: int) -> list[dict[str, Any]]:

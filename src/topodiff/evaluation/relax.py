@@ -34,6 +34,10 @@ class RelaxResult:
     from units of ``(V/N)^(1/3)`` to Å with the relaxed cell, None when the matcher finds no match;
     ``displacement_rmsd`` (Å) is the plain RMS of the atomic displacements (minimum image, rigid
     translation removed, in the relaxed cell): relaxation keeps atom order, so no matching is needed.
+    ``symmetrized`` is the symmetrised standard primitive cell of the relaxed crystal
+    (:func:`topodiff.crystal.symmetry.analyze`, 0.1 Å / 5°; None when spglib finds no group): the
+    crystal that is screened, judged and shown after relaxation (:attr:`kept`), so a crystal that
+    relaxes to within the tolerance of R-3m is R-3m everywhere; ``structure`` keeps the atom order.
     """
 
     structure: Structure | None
@@ -45,6 +49,12 @@ class RelaxResult:
     converged: bool = False
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    symmetrized: Structure | None = None
+
+    @property
+    def kept(self) -> Structure | None:
+        """The relaxed crystal as used downstream: ``symmetrized`` when found, else ``structure``."""
+        return self.symmetrized if self.symmetrized is not None else self.structure
 
     def as_row(self) -> dict[str, Any]:
         return {"energy_initial": self.energy_initial, "energy_final": self.energy_final,
@@ -176,9 +186,13 @@ def relax_structure(structure: Structure, *, fmax: float = 0.1, steps: int = 300
             return RelaxResult(structure=None, error=f"relaxation failed: {type(exc).__name__}: {exc}")
     if not np.all(np.isfinite(relaxed.lattice.matrix)) or relaxed.volume <= 0:
         return RelaxResult(structure=None, error="relaxation diverged (non-finite cell)")
+    from topodiff.crystal.symmetry import analyze
+
+    sym = analyze(relaxed)
     return RelaxResult(structure=relaxed, steps=n_steps, converged=converged,
                        rmsd=matcher_rmsd(structure, relaxed),
-                       displacement_rmsd=displacement_rmsd(structure, relaxed))
+                       displacement_rmsd=displacement_rmsd(structure, relaxed),
+                       symmetrized=sym.primitive if sym is not None else None)
 
 
 def _calculator_energies(calculator: Any, structures: Sequence[Structure]) -> np.ndarray:

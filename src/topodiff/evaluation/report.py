@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from topodiff.crystal.symmetry import ANGLE_TOLERANCE, SYMPREC
 from topodiff.errors import TopodiffInputError
 from topodiff.evaluation.summary import summary_lines
 
@@ -32,9 +33,11 @@ __all__ = ["build_report", "rank_candidates", "read_rows", "summary_lines"]
 NONTRIVIAL = ("strong_ti", "weak_ti")
 BOOL_COLS = ("structure_valid", "composition_valid", "valid", "unique", "novel", "formula_novel", "structure_novel",
              "relax_converged")
-INT_COLS = ("index", "num_atoms", "num_elements", "space_group", "class_label", "relax_steps", "hull_num_references")
+INT_COLS = ("index", "num_atoms", "num_elements", "space_group", "space_group_unrelaxed", "class_label", "relax_steps",
+            "hull_num_references")
 FLOAT_COLS = ("density", "volume", "min_distance", "energy_initial", "energy_final", "e_form", "e_above_hull",
-              "rmsd_to_relaxed", "displacement_rmsd", "gap", "p_topological")
+              "rmsd_to_relaxed", "displacement_rmsd", "gap", "direct_gap", "p_topological")
+JSON_COLS = ("z2", "z2_conventional")   # lists, written as JSON
 
 
 def _log(msg: str) -> None:
@@ -56,6 +59,8 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
                     out[k] = int(float(v))
                 elif k in FLOAT_COLS:
                     out[k] = float(v)
+                elif k in JSON_COLS:
+                    out[k] = json.loads(v)
                 else:
                     out[k] = v
             rows.append(out)
@@ -107,39 +112,6 @@ def _hist_vs(gen: np.ndarray, ref: np.ndarray | None, title: str, xlabel: str, d
     ax.set_ylabel("probability density")
     ax.legend(fontsize=8)
     return _png(fig)
-
-
-def _band_png(structure: Any, title: str) -> tuple[str | None, str | None]:
-    """Slater-Koster TB band structure figure of a crystal; (data URI, error)."""
-    try:
-        from topodiff.evaluation.known import SYMPREC
-        from topodiff.physics.bands import band_structure
-        from topodiff.physics.interop import crystal_path
-        from topodiff.physics.slater_koster import structure_to_tb
-    except ImportError as exc:
-        return None, f"band structure unavailable ({exc})"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = structure_to_tb(structure)
-            bs = band_structure(model, path=crystal_path(structure, symprec=SYMPREC), n=120)  # the SG shown
-    except Exception as exc:
-        return None, f"band structure failed: {type(exc).__name__}: {exc}"
-    e = np.asarray(bs.energies)
-    occ = getattr(model, "filling", None) or e.shape[1] // 2
-    ef = 0.5 * (e[:, occ - 1].max() + e[:, occ].min()) if 0 < occ < e.shape[1] else 0.0
-    fig, ax = _fig(3.6, 3.0)
-    ax.plot(bs.x, e - ef, color="k", lw=0.7)
-    ax.axhline(0.0, color="#c44e52", lw=0.6, ls="--")
-    for t in bs.ticks:
-        ax.axvline(t, color="0.8", lw=0.5)
-    ax.set_xticks(bs.ticks)
-    ax.set_xticklabels(bs.labels, fontsize=7)
-    ax.set_xlim(bs.x[0], bs.x[-1])
-    ax.set_ylim(-4, 4)
-    ax.set_ylabel("E − E_mid-gap (eV)")
-    ax.set_title(title, fontsize=9)
-    return _png(fig), None
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,7 +236,8 @@ def _figures(ok: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[st
     figs.append(("Elements", _bar(el.most_common(30), "Elements (crystals containing each)", "element")))
     sg = Counter(str(r["space_group"]) for r in ok if r.get("space_group"))
     if sg:
-        figs.append(("Space groups", _bar(sg.most_common(20), "Space groups (spglib, symprec 0.1 Å)", "space group")))
+        figs.append(("Space groups", _bar(sg.most_common(20), f"Space groups (spglib, {SYMPREC} Å, {ANGLE_TOLERANCE:g}°)",
+                                          "space group")))
     refd = summary.get("reference_distributions") or {}
     dens = np.array([r["density"] for r in ok if r.get("density") is not None])
     if dens.size:
@@ -290,19 +263,32 @@ def _figures(ok: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[st
     return figs
 
 
-CAND_COLS = (("formula", "formula"), ("space_group", "SG"), ("num_atoms", "atoms"), ("novel", "novel"),
+CAND_COLS = (("formula", "formula"), ("sg_text", "SG"), ("num_atoms", "atoms"), ("novel", "novel"),
              ("known_match", "known as"), ("e_above_hull", "E hull DFT (eV/at)"),
-             ("hull_num_references", "DFT refs"), ("topo_class", "SK class"), ("z2", "Z2"), ("gap", "SK gap (eV)"),
+             ("hull_num_references", "DFT refs"), ("topo_class", "SK class"), ("z2_text", "Z2 (ν0;ν1ν2ν3) basis"),
+             ("gap", "SK gap indirect (eV)"), ("direct_gap", "SK gap direct (eV)"),
              ("catalogue_class", "learned class"), ("p_topological", "p_topo"))
 
 
+def _shown(r: dict[str, Any]) -> dict[str, Any]:
+    """A candidate row with the derived display columns (space group with symbol, Z2 with its basis)."""
+    from topodiff.evaluation.screen import z2_text
+
+    sg = " ".join(str(x) for x in (r.get("space_group"), r.get("space_group_symbol")) if x) or None
+    return {**r, "sg_text": sg, "z2_text": z2_text(r) or None}
+
+
 def _candidates_html(cands: list[dict[str, Any]], structures: dict[int, Any], messages: list[str]) -> list[str]:
+    from topodiff.evaluation.report_bands import band_png
+
     out = []
     for rank, r in enumerate(cands, 1):
         s = structures.get(r["index"])
-        img, err = _band_png(s, f"#{rank} {r.get('formula')}") if s is not None else (None, "structure not found")
+        img, err = (band_png(s, f"#{rank} {r.get('formula')}", r.get("space_group")) if s is not None
+                    else (None, "structure not found"))
         if err:
             messages.append(f"candidate {r.get('source')}: {err}")
+        r = _shown(r)
         cells = "".join(f"<td>{_fmt(r.get(c)) if c != 'e_above_hull' or r.get(c) is not None else _fmt(r.get('hull_note') or 'unknown')}</td>"
                         for c, _ in CAND_COLS)
         flag = "✔" if is_discovery(r) else ""
@@ -378,7 +364,9 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
         crit = (f", then target class <b>{html.escape(target)}</b>" if target else "")
         parts.append(f"<h2>Top candidates</h2><p>Ranked: novel ∧ stable ∧ topological first (✔){crit}, then "
                      "topological, then energy above the DFT hull. Bands: spinful Slater-Koster sp³ model with "
-                     "atomic SOC (approximate).</p><table><tr>" + head + "</tr>" + "".join(cand_html) + "</table>")
+                     "atomic SOC (approximate), along seekpath's path for the space group shown (one analysis per "
+                     f"crystal: spglib, {SYMPREC} Å, {ANGLE_TOLERANCE:g}°). SK gaps on the screen's k-mesh. Z2 weak "
+                     "indices in the standard conventional cell (conv.) or the screened cell.</p><table><tr>" + head + "</tr>" + "".join(cand_html) + "</table>")
     from topodiff.evaluation.report_dft import dft_section
     from topodiff.io_utils import atomic_write_text
 

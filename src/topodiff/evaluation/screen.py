@@ -20,7 +20,9 @@ For each crystal (:func:`screen_structure`):
    open d or f shell (``open_shell`` in the row): their d/f electrons sit outside the sp basis, and
    on the mp_40 test set the direct rule turned many such intermetallics into spurious insulators;
 4. Z2 indices ``[ν0, ν1, ν2, ν3]`` of the occupied bands whenever the *direct* gap on the grid is
-   at least ``gap_tol``: Fu-Kane parity at the 8 TRIM when spglib finds inversion symmetry, else
+   at least ``gap_tol`` (weak indices in the basis of the screened cell, ``z2_basis``; also given in
+   the standard conventional cell, ``z2_conventional``): Fu-Kane parity at the 8 TRIM when spglib
+   finds inversion symmetry in the model (to ``PARITY_SYMPREC``), else
    the Wannier-centre route ``topodiff.physics.z2.z2_invariant`` (when available; skipped, with an
    ``error``, for models with more than ``wcc_max_bands`` = 96 bands because it takes seconds to
    minutes per crystal);
@@ -46,6 +48,7 @@ TOPO_CLASSES = ("trivial_insulator", "strong_ti", "weak_ti", "metal")
 GAP_TOL = 0.01  # eV
 K_DENSITY = 20.0  # Å
 K_CHUNK = 64  # k-points per eigvalsh call (bounds memory for large cells)
+PARITY_SYMPREC = 1e-3  # Å: inversion must hold in the model to this for the parity route (else WCC)
 WCC_MAX_BANDS = 96  # the WCC route (no inversion) is skipped for larger models: seconds to minutes each
 # The 26 points of {0, 1/3, 2/3}^3 other than Γ are added to the mesh of hexagonal cells: they hold
 # the K points in either setting (γ = 60° or 120°), where graphene-like Dirac cones sit.
@@ -95,21 +98,6 @@ def band_edges(model: Any, k: np.ndarray, filling: int) -> tuple[float, float]:
     return cb_min - vb_max, direct
 
 
-def _symmetry(structure: Any, symprec: float) -> tuple[int | None, str | None, tuple | None]:
-    """(space-group number, symbol, (rotations, translations)) from spglib, Nones if it fails."""
-    import spglib
-
-    cell = (np.asarray(structure.lattice.matrix), np.mod(np.asarray(structure.frac_coords), 1.0),
-            np.asarray(structure.atomic_numbers))
-    try:
-        data = spglib.get_symmetry_dataset(cell, symprec=symprec)
-    except Exception:  # spglib raises on degenerate cells in some versions
-        data = None
-    if data is None:
-        return None, None, None
-    return int(data.number), str(data.international), (np.asarray(data.rotations), np.asarray(data.translations))
-
-
 def _classify(z2: list[int] | None) -> str | None:
     if z2 is None:
         return None
@@ -128,63 +116,51 @@ def _wcc_z2(model: Any) -> list[int] | None:
     return [int(x) for x in np.atleast_1d(nu)]
 
 
-def symmetrized(structure: Any, symprec: float) -> tuple[Any, bool]:
-    """``(structure, changed)``: spglib's idealised primitive cell at tolerance ``symprec`` (Å), i.e. the
-    nearest structure with the symmetry found at that tolerance (as a relaxation would restore it);
-    the input unchanged when spglib finds nothing."""
-    import spglib
-    from pymatgen.core import Lattice, Structure
-
-    if not symprec > 0:
-        raise TopodiffInputError(f"symmetrize tolerance must be > 0 Å, got {symprec}")
-    cell = (np.asarray(structure.lattice.matrix), np.mod(np.asarray(structure.frac_coords), 1.0),
-            np.asarray(structure.atomic_numbers))
-    try:
-        std = spglib.standardize_cell(cell, to_primitive=True, no_idealize=False, symprec=symprec)
-    except Exception:
-        std = None
-    if std is None:
-        return structure, False
-    lat, frac, numbers = std
-    return Structure(Lattice(lat), [int(z) for z in numbers], frac), True
-
-
 def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cutoff: float | None = None,
                      params: dict[str, Any] | None = None, gap_tol: float = GAP_TOL,
-                     k_density: float = K_DENSITY, symprec: float = 1e-3,
-                     metal_rule: str = "auto", wcc_max_bands: int = WCC_MAX_BANDS,
+                     k_density: float = K_DENSITY, metal_rule: str = "auto", wcc_max_bands: int = WCC_MAX_BANDS,
                      symmetrize: float | None = None) -> dict[str, Any]:
     """Screen one crystal.
 
-    ``symmetrize`` (Å, optional): first replace the crystal by its idealised symmetric cell at that
-    tolerance (:func:`symmetrized`) — for generated crystals that are a little off their symmetry,
-    whose Z2 would otherwise need the slower, gap-sensitive WCC route. Off by default.
+    The crystal's symmetry is analysed once (:func:`topodiff.crystal.symmetry.analyze`, 0.1 Å and
+    5° unless ``symmetrize`` gives another tolerance): that space group is reported. ``symmetrize``
+    (Å, optional): screen the symmetrised standard primitive cell of that analysis instead of the
+    input cell — for generated crystals a little off their symmetry, whose Z2 would otherwise need
+    the slower, gap-sensitive WCC route. Off by default. The parity route itself needs inversion to
+    hold in the model to :data:`PARITY_SYMPREC` (an exact symmetry of the Hamiltonian, not the
+    crystallographer's tolerance).
 
     Returns
     -------
-    dict with ``formula``, ``space_group`` (number or None), ``gap`` (eV, indirect, ≥ 0),
-    ``direct_gap`` (eV), ``z2`` (``[ν0, ν1, ν2, ν3]`` or None), ``topo_class``
+    dict with ``formula``, ``space_group`` / ``space_group_symbol`` (None when spglib finds no group),
+    ``gap`` (eV, indirect, ≥ 0), ``direct_gap`` (eV), ``z2`` (``[ν0, ν1, ν2, ν3]`` or None) with
+    ``z2_basis`` naming the cell of its weak indices (``"input_cell"`` or ``"standard_primitive"``)
+    and ``z2_conventional`` (the same indices in the standard conventional cell of the analysis; None
+    when that cell is not a lattice cell of the screened one), ``topo_class``
     (one of :data:`TOPO_CLASSES`, or None with ``error`` when the topology could not be decided),
     ``method`` (``"parity"`` / ``"wcc"`` / None), ``n_atoms``, ``k_mesh``, ``time_s`` (wall) and
     ``cpu_s`` (CPU seconds of this process).
     Bad structures raise :class:`TopodiffInputError` (use :func:`screen_records` for rows).
     """
+    from topodiff.crystal.symmetry import SYMPREC, analyze, weak_indices_in
     from topodiff.physics.parity import find_inversion, parity_z2
     from topodiff.physics.sk_params import open_shell
     from topodiff.physics.slater_koster import orbital_parity, structure_to_tb
 
     t0, c0 = time.perf_counter(), time.process_time()
-    was_symmetrized = False
-    if symmetrize is not None:
-        structure, was_symmetrized = symmetrized(structure, float(symmetrize))
+    sym = analyze(structure, symprec=SYMPREC if symmetrize is None else float(symmetrize))
+    was_symmetrized = symmetrize is not None and sym is not None
+    if was_symmetrized:
+        structure = sym.primitive
     model = structure_to_tb(structure, basis=basis, soc=soc, cutoff=cutoff, params=params)
-    sg, _, symmetry = _symmetry(structure, symprec)
     mesh = k_mesh_shape(model.lattice, k_density)
     k = np.concatenate([half_mesh(mesh), THIRDS]) if has_hexagonal_pair(model.lattice) else half_mesh(mesh)
     filling = model.occupied
     gap, direct = band_edges(model, k, filling)
-    row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "space_group": sg,
+    row: dict[str, Any] = {"formula": structure.composition.reduced_formula,
+                           "space_group": sym.number if sym else None, "space_group_symbol": sym.symbol if sym else None,
                            "gap": round(max(gap, 0.0), 6), "direct_gap": round(direct, 6), "z2": None,
+                           "z2_basis": "standard_primitive" if was_symmetrized else "input_cell", "z2_conventional": None,
                            "topo_class": None, "method": None, "n_atoms": len(structure), "k_mesh": list(mesh)}
     if symmetrize is not None:
         row["symmetrized"] = was_symmetrized
@@ -198,7 +174,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
         n_o = int(model.params["n_orb_per_atom"])
         n_at = len(structure)
         inv = find_inversion(model.orbitals[::n_o], np.asarray(structure.atomic_numbers), model.lattice,
-                             symprec=symprec, symmetry=symmetry) if symmetry is not None else None
+                             symprec=PARITY_SYMPREC)
         if inv is not None:
             res = parity_z2(model, np.repeat(np.arange(n_at), n_o), np.tile(orbital_parity(basis), n_at), *inv)
             row["z2"], row["method"] = [int(x) for x in res["z2"]], "parity"
@@ -215,9 +191,30 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
             except (ArithmeticError, TopodiffInputError) as exc:  # ConvergenceError: gap too small for WCC
                 row["error"] = f"WCC Z2 failed: {exc}"
     row["topo_class"] = "metal" if metal else _classify(row["z2"])
+    if row["z2"] is not None and sym is not None:
+        weak = weak_indices_in(row["z2"][1:], sym.primitive_to_conventional if was_symmetrized else sym.to_conventional)
+        row["z2_conventional"] = None if weak is None else [row["z2"][0], *weak]
     row["time_s"] = round(time.perf_counter() - t0, 4)
     row["cpu_s"] = round(time.process_time() - c0, 4)
     return row
+
+
+def z2_text(row: dict[str, Any]) -> str:
+    """``(ν0;ν1ν2ν3) <basis>`` of a screen row: in the standard conventional cell (``conv.``) when
+    ``z2_conventional`` is known, else in the screened cell (``z2_basis``); "" without Z2."""
+    conv, z2 = row.get("z2_conventional"), row.get("z2")
+    nu, basis = (conv, "conv.") if conv is not None else (z2, (row.get("z2_basis") or "input_cell").replace("_", " "))
+    if nu is None:
+        return ""
+    return f"({nu[0]};{''.join(str(x) for x in nu[1:])}) {basis}"
+
+
+def gap_text(row: dict[str, Any]) -> str:
+    """``indirect X / direct Y eV`` of a screen row (``?`` for an unknown value); "" without a gap."""
+    if row.get("gap") is None and row.get("direct_gap") is None:
+        return ""
+    f = [("?" if row.get(k) is None else f"{row[k]:.3f}") for k in ("gap", "direct_gap")]
+    return f"indirect {f[0]} / direct {f[1]} eV"
 
 
 def _empty_row(source: str, error: str, formula: str | None = None) -> dict[str, Any]:

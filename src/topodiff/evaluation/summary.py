@@ -58,6 +58,8 @@ def _topology_lines(s: dict[str, Any]) -> list[str]:
     if d:
         out.append(f"S.U.N. ∧ topological  {d['num_sun_topological_learned']} (learned judge), "
                    f"{d['num_sun_topological_slater_koster']} (SK screen), {d['num_sun_topological_both']} (both)")
+        if "num_hits" in d:
+            out.append(f"discovery hits        {d['num_hits']} (formula-novel ∧ E hull ≤ 0.1 eV/atom ∧ learned ti/tci)")
     return out
 
 
@@ -85,7 +87,10 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
 
 
 def candidate_lines(cands: list[dict[str, Any]]) -> list[str]:
-    """One line per top candidate: formula, novelty, DFT hull, both topology verdicts."""
+    """One line per top candidate: formula, novelty, DFT hull, both topology verdicts (the SK one with
+    its indirect and direct gaps and its Z2 with the basis)."""
+    from topodiff.evaluation.screen import gap_text, z2_text
+
     out = []
     for rank, c in enumerate(cands, 1):
         eh = "E_hull unknown" if c.get("e_above_hull") is None else f"E_hull {c['e_above_hull']:+.3f} eV/atom"
@@ -93,7 +98,7 @@ def candidate_lines(cands: list[dict[str, Any]]) -> list[str]:
                else "novelty unknown (formula known)" if c.get("formula_novel") is False else "not novel")
         p = c.get("p_topological")
         learned = f"{c.get('catalogue_class') or 'unknown'}" + (f" p={p:.2f}" if p is not None else "")
+        sk = ", ".join(x for x in (c.get("topo_class") or "unscreened", gap_text(c), z2_text(c)) if x)
         out.append(f"#{rank} {'✔' if c.get('novel_stable_topological') else ' '} {c.get('formula')} "
-                   f"(SG {c.get('space_group') or '?'}): {nov}, {eh}, SK {c.get('topo_class') or 'unscreened'}, "
-                   f"learned {learned}")
+                   f"(SG {c.get('space_group') or '?'}): {nov}, {eh}, SK {sk}, learned {learned}")
     return out

@@ -9,7 +9,8 @@ One row of ``FEATURE_NAMES`` per crystal, float64, NaN where undefined:
 * valence-electron fractions s/p/d/f (He et al., npj Comput. Mater. 2025: the p fraction matters);
 * electron counting: total electrons per primitive cell and per formula unit, their parity and
   value mod 4 (an odd count per primitive cell cannot make a time-reversal insulator);
-* symmetry (spglib, symprec 0.1 Å as Materials Project): space-group number, point-group order,
+* symmetry (:func:`topodiff.crystal.symmetry.analyze`: 0.1 Å, 5°, as Materials Project): space-group
+  number, point-group order,
   inversion present, crystal system;
 * packing: volume per atom (Å³), packing fraction (Σ 4/3 π r³ / V with atomic radii), the shortest
   bond over the sum of radii; heaviest element and mean Z² (spin-orbit strength grows with Z);
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from topodiff.crystal.standard import symmetry_dataset
+from topodiff.crystal.symmetry import analyze
 
 MAX_Z = 103
 PROPS = ("Z", "group", "row", "X", "radius", "mendeleev", "nval", "ns", "np", "nd", "nf")
@@ -82,12 +83,12 @@ def element_table() -> np.ndarray:
     return table
 
 
-def _symmetry(structure: Any, symprec: float = 0.1) -> tuple[float, float, float, float, float]:
+def _symmetry(structure: Any) -> tuple[float, float, float, float, float]:
     """(space group, point-group order, inversion 0/1, crystal system 0-6, lattice points per cell)."""
-    data = symmetry_dataset(structure, symprec)
+    data = analyze(structure)
     if data is None:
         return 1.0, 1.0, 0.0, 0.0, 1.0
-    rots = np.asarray(data.rotations)
+    rots = data.rotations
     identity = np.all(rots == np.eye(3, dtype=int), axis=(1, 2))
     n_lattice = int(identity.sum())
     inversion = float(np.any(np.all(rots == -np.eye(3, dtype=int), axis=(1, 2))))

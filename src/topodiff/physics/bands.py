@@ -8,9 +8,11 @@ High-symmetry paths:
 * 1D: Γ (0) → X (1/2) → Γ (1), so ribbon edge crossings at κ = 1/2 sit in the middle.
 * 2D: detected from the lattice metric — hexagonal (|a1| = |a2|, 60°/120°): Γ-K-M-Γ; square:
   Γ-X-M-Γ; rectangular: Γ-X-S-Y-Γ; oblique: Γ-X-M-Γ-Y.
-* 3D: the standard path of seekpath (Hinuma et al., Comp. Mat. Sci. 128, 140 (2017)) for the Bravais
-  lattice of the model's cell (one atom at the origin), mapped back to the model's own reciprocal
-  basis (seekpath works in its standardised primitive cell).
+* 3D: the standard path of seekpath (Hinuma et al., Comp. Mat. Sci. 128, 140 (2017)) for the space
+  group of the crystal when its atoms are given (else of the Bravais lattice of the model's cell, one
+  atom at the origin), found at the project tolerances (:mod:`topodiff.crystal.symmetry`: 0.1 Å, 5°)
+  and mapped back to the model's own reciprocal basis (seekpath works in its standardised primitive
+  cell); :attr:`KPath.space_group` records the group seekpath used.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
+from topodiff.crystal.symmetry import ANGLE_TOLERANCE, SYMPREC
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.model import TBModel, k_grid
 
@@ -31,6 +34,7 @@ class KPath:
     """A path through the Brillouin zone: continuous pieces, each a list of ``(label, κ)`` nodes."""
 
     pieces: list[list[Node]]
+    space_group: int | None = None  # the space group the path was chosen for (3D seekpath paths)
 
     @property
     def dim(self) -> int:
@@ -120,14 +124,14 @@ def _path_2d(lattice: np.ndarray) -> KPath:
 
 
 def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = None,
-             symprec: float = 1e-3) -> KPath:
+             symprec: float = SYMPREC) -> KPath:
     import seekpath
 
     A = np.asarray(lattice, dtype=float)[:, :3]
     if A.shape != (3, 3):
         raise TopodiffInputError("a 3D model needs three 3-component lattice vectors for a k-path")
     cell = (A, [[0.0, 0.0, 0.0]], [1]) if atoms is None else (A, np.mod(atoms[0], 1.0), list(atoms[1]))
-    res = seekpath.get_path(cell, with_time_reversal=True, symprec=symprec)
+    res = seekpath.get_path(cell, with_time_reversal=True, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE)
     P = np.asarray(res["primitive_lattice"], dtype=float)
     rot = np.asarray(res.get("rotation_matrix", np.eye(3)), dtype=float)
     N = None
@@ -138,7 +142,7 @@ def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = 
             break
     if N is None:
         if atoms is not None:  # the atoms' cell is not a supercell of the symmetric one: the lattice's own path
-            return _path_3d(lattice)
+            return _path_3d(lattice, symprec=symprec)
         raise TopodiffInputError("could not map seekpath's k-path onto the model's lattice")  # pragma: no cover
     to_model = N.T  # κ_model = κ_seekpath @ N^T
 
@@ -152,16 +156,16 @@ def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = 
             pieces[-1].append(conv(end))
         else:
             pieces.append([conv(start), conv(end)])
-    return KPath(pieces)
+    return KPath(pieces, space_group=int(res["spacegroup_number"]))
 
 
 def high_symmetry_path(model_or_lattice: TBModel | np.ndarray, *, atoms: tuple[np.ndarray, np.ndarray] | None = None,
-                       symprec: float = 1e-3) -> KPath:
+                       symprec: float = SYMPREC) -> KPath:
     """Standard high-symmetry path for a model (or a ``[dim, n_cart]`` lattice); see module docstring.
 
     ``atoms = (frac [n, 3], atomic numbers [n])`` of a crystal in the model's cell (3D): seekpath then
-    uses the crystal's space group at ``symprec`` (Å), not only its lattice, so the path matches the
-    space group found at that tolerance.
+    uses the crystal's space group at ``symprec`` (Å; default the project's, as every space group
+    topodiff shows), not only its lattice, so the path matches the space group shown.
     """
     lattice = model_or_lattice.lattice if isinstance(model_or_lattice, TBModel) else np.atleast_2d(
         np.asarray(model_or_lattice, dtype=float))

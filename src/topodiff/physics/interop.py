@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from topodiff.crystal.symmetry import SYMPREC
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.model import TBModel
 
@@ -270,7 +271,7 @@ def crystal_model(source: Any, *, basis: str = "sp3", soc: bool = True, symmetri
     ``source``: a pymatgen ``Structure``, an ASE ``Atoms`` or a single-structure file (CIF, POSCAR,
     extxyz frame file). The filling is the valence-electron count of the basis.
     """
-    from topodiff.evaluation.screen import symmetrized
+    from topodiff.crystal.symmetry import symmetrized
     from topodiff.physics.slater_koster import structure_to_tb
 
     structure = as_structure(source)
@@ -279,10 +280,11 @@ def crystal_model(source: Any, *, basis: str = "sp3", soc: bool = True, symmetri
     return structure_to_tb(structure, basis=basis, soc=soc)
 
 
-def crystal_path(source: Any, *, symprec: float = 0.1) -> Any:
+def crystal_path(source: Any, *, symprec: float = SYMPREC) -> Any:
     """The high-symmetry k-path of a crystal's model from seekpath *with its atoms* (its space group at
-    ``symprec`` Å — 0.1, the tolerance of the space group ``evaluate`` and the report show), in the
-    reduced basis of the crystal's cell; None when ``source`` is not a crystal (Structure, Atoms, file).
+    ``symprec`` Å — by default the project tolerance of :mod:`topodiff.crystal.symmetry`, so the path
+    is that of the space group the screen, ``evaluate`` and the report show), in the reduced basis of
+    the crystal's cell; None when ``source`` is not a crystal (Structure, Atoms, file).
     """
     from topodiff.physics.bands import high_symmetry_path
 
