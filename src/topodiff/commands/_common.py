@@ -164,6 +164,15 @@ def emit(result: dict[str, Any], as_json: bool, summary: str) -> None:
 
 # --- one model source for the physics commands (bands, invariants, weyl) -------------------------
 
+def model_command(app: Any, name: str) -> Any:
+    """Decorator: register ``func(m, source, **options, as_json)`` as the sub-command ``name`` of the
+    Typer ``app``, with the shared model-source arguments of :func:`model_source_command`."""
+    def register(func: Any) -> Any:
+        return app.command(name)(model_source_command(func))
+
+    return register
+
+
 def model_source_command(func: Any) -> Any:
     """Decorate a command ``func(m, source, **options, as_json)`` that acts on one tight-binding model.
 

@@ -7,13 +7,12 @@ from typing import Any, Optional
 
 import typer
 
-from topodiff.commands._common import model_source_command, print_json
+from topodiff.commands._common import model_command, print_json
 from topodiff.errors import TopodiffInputError
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("bands")
-    @model_source_command
+    @model_command(app, "bands")
     def bands_cmd(
         m: Any, source: str,
         num: int = typer.Option(300, "--num", help="k-points along the path"),

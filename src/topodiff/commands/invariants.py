@@ -6,12 +6,11 @@ from typing import Any, Optional
 
 import typer
 
-from topodiff.commands._common import check_nk, model_source_command, print_json
+from topodiff.commands._common import check_nk, model_command, print_json
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("invariants")
-    @model_source_command
+    @model_command(app, "invariants")
     def invariants_cmd(
         m: Any, source: str,
         nk: Optional[int] = typer.Option(None, "--nk", help="k-points per direction (default 200/64/24 in 1D/2D/3D)"),

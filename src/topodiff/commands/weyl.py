@@ -6,13 +6,12 @@ from typing import Any
 
 import typer
 
-from topodiff.commands._common import model_source_command, print_json
+from topodiff.commands._common import model_command, print_json
 from topodiff.errors import TopodiffInputError
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("weyl")
-    @model_source_command
+    @model_command(app, "weyl")
     def weyl_cmd(
         m: Any, source: str,
         nk: int = typer.Option(20, "--nk", help="coarse search grid per direction"),

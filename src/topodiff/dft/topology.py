@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from topodiff.errors import TopodiffInputError
+from topodiff.evaluation.screen import classify
 from topodiff.physics.model import TBModel
 
 VERDICTS = ("strong_ti", "weak_ti", "trivial_insulator", "metal", "inconclusive")
@@ -60,14 +61,6 @@ def wcc_route(model: TBModel, *, gap_tol: float = 1e-3, max_lines: int = 400) ->
     if res.warning:
         out["warning"] = res.warning
     return out
-
-
-def classify(z2: list[int] | None) -> str | None:
-    if z2 is None:
-        return None
-    if z2[0] == 1:
-        return "strong_ti"
-    return "weak_ti" if any(z2[1:]) else "trivial_insulator"
 
 
 def verdict(z2: list[int] | None, gap_direct: float, filling: int, *, metal_tol: float = METAL_TOL,

@@ -98,7 +98,9 @@ def band_edges(model: Any, k: np.ndarray, filling: int) -> tuple[float, float]:
     return cb_min - vb_max, direct
 
 
-def _classify(z2: list[int] | None) -> str | None:
+def classify(z2: list[int] | None) -> str | None:
+    """Class of a gapped crystal from ``[ν0, ν1, ν2, ν3]``: ``strong_ti`` (ν0 = 1), ``weak_ti`` (some
+    νi = 1), else ``trivial_insulator``; None without Z2."""
     if z2 is None:
         return None
     if z2[0] == 1:
@@ -190,7 +192,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
                     row["z2"], row["method"] = z2, "wcc"
             except (ArithmeticError, TopodiffInputError) as exc:  # ConvergenceError: gap too small for WCC
                 row["error"] = f"WCC Z2 failed: {exc}"
-    row["topo_class"] = "metal" if metal else _classify(row["z2"])
+    row["topo_class"] = "metal" if metal else classify(row["z2"])
     if row["z2"] is not None and sym is not None:
         weak = weak_indices_in(row["z2"][1:], sym.primitive_to_conventional if was_symmetrized else sym.to_conventional)
         row["z2_conventional"] = None if weak is None else [row["z2"][0], *weak]
