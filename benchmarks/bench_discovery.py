@@ -1,0 +1,399 @@
+"""Discovery benchmark (issue #14 item 4): how many new, stable topological crystals per sample and per CPU-minute.
+
+Three arms, the same number ``N`` of candidates each, the same judging pipeline
+(:func:`topodiff.evaluation.evaluate.evaluate_entries` with CHGNet relaxation): relax → energy above the
+DFT-referenced hull → novelty against the shipped known-crystal index → Slater-Koster screen and the
+learned topology judge.
+
+* ``conditioned``   — ``N`` samples of the checkpoint under ``--condition`` (default ``catalogue_class=ti``);
+* ``unconditional`` — ``N`` samples of the same checkpoint without conditions;
+* ``substitution``  — ``N`` data-driven ion substitutions (Hautier et al. 2011, pymatgen;
+  :mod:`topodiff.evaluation.substitution`) into the known topological crystals of the training set: rows of
+  ``data/mp20/train.csv`` with ``catalogue_class`` = the target class and ``catalogue_source == catalogue``,
+  or, without that file, ``../shared/data/mp_20/train.csv.gz`` joined with the DFT catalogues.
+
+A **hit** (:func:`topodiff.evaluation.judging.discovery_hit`) is formula-novel (formula in no known
+crystal; unknown is not novel) ∧ e_above_hull ≤ 0.1 eV/atom ∧ judged ``ti``/``tci`` by the learned judge.
+Per arm: hits per 100 candidates, distinct hit formulas, hits per CPU-minute (process CPU time of the whole
+arm, candidate generation included; training is not), and the hit list with the Slater-Koster verdict beside.
+
+Resumable: ``OUT/<arm>/candidates.*`` and ``OUT/<arm>/chunks/NNNN.json`` are kept; a rerun with the same
+options continues. Writes ``OUT/discovery.json``, ``OUT/discovery.md``, ``OUT/discovery.png`` and
+``OUT/hits.json`` (``--hits-json`` merges the hits into one more file, keyed by target).
+
+    nice -n 10 python benchmarks/bench_discovery.py --out runs/discovery/ti --num 100 \\
+        --condition catalogue_class=ti --hits-json runs/discovery/hits.json
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+TRAIN_CSV = ROOT / "data" / "mp20" / "train.csv"
+ARMS = ("conditioned", "unconditional", "substitution")
+HIT_KEYS = ("formula", "space_group", "e_above_hull", "catalogue_class", "p_topological", "topo_class", "z2",
+            "gap", "known_match", "novelty_note", "index")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def plain(v: Any) -> Any:
+    """JSON-safe copy (numpy scalars → Python, NaN → None, containers recursively)."""
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [plain(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+# ------------------------------------------------------------------------------------------ templates
+def load_templates(cls: str, train_csv: Path = TRAIN_CSV, data_dir: Path = DATA) -> tuple[list, str]:
+    """Known ``cls`` crystals of the training set as ``[(material_id, Structure)]`` and where they came from."""
+    import pandas as pd
+
+    from topodiff.crystal.io import structure_from_cif_text
+    from topodiff.errors import TopodiffInputError
+
+    if train_csv.is_file():
+        df = pd.read_csv(train_csv, dtype={"material_id": str})
+        if {"catalogue_class", "catalogue_source"} <= set(df.columns):
+            df = df[(df["catalogue_class"] == cls) & (df["catalogue_source"] == "catalogue")]
+            source = f"{train_csv} (catalogue_class == {cls}, catalogue_source == catalogue)"
+        else:
+            log(f"{train_csv} lacks catalogue_class/catalogue_source: using the shared MP-20 join")
+            train_csv = Path("/nonexistent")
+    if not train_csv.is_file():
+        df, source = _catalogue_join(cls, data_dir)
+    ids = df["material_id"] if "material_id" in df.columns else [f"row{i}" for i in df.index]
+    out = [(str(m), structure_from_cif_text(c)) for m, c in zip(ids, df["cif"])]
+    if not out:
+        raise TopodiffInputError(f"no {cls} templates found in {source}")
+    return out, source
+
+
+def _catalogue_join(cls: str, data_dir: Path) -> tuple[Any, str]:
+    import pandas as pd
+    from pymatgen.core import Composition
+
+    from topodiff.crystal.catalogue import label_rows, load_catalogues, tang_formula
+    from topodiff.errors import TopodiffInputError
+
+    path = data_dir / "mp_20" / "train.csv.gz"
+    if not path.is_file():
+        raise TopodiffInputError(f"training data not found: {path} (and no {TRAIN_CSV})")
+    df = pd.read_csv(path, dtype={"material_id": str})
+    labels = label_rows(df["material_id"], df["spacegroup.number"],
+                        [tang_formula(Composition(f)) for f in df["pretty_formula"]], load_catalogues(data_dir / "topology"))
+    df = df[np.asarray([c == cls for c in labels["catalogue_class"]])]
+    return df, f"{path} joined with the DFT catalogues (catalogue_class == {cls})"
+
+
+# ------------------------------------------------------------------------------------------ candidates
+def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Write ``arm_dir/candidates.extxyz`` (once); returns ``candidates.json`` (CPU s, wall s, details)."""
+    from topodiff.crystal.io import write_structures
+    from topodiff.io_utils import atomic_write_json
+
+    done = arm_dir / "candidates.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    t0, c0 = time.time(), time.process_time()
+    if arm == "substitution":
+        from topodiff.evaluation.substitution import propose
+
+        templates, source = load_templates(args.template_class, args.templates)
+        cands, info = propose(templates, args.num, seed=args.seed)
+        info["template_source"] = source
+        write_structures([c.structure for c in cands], arm_dir / "candidates.extxyz", info=[c.as_info() for c in cands])
+    else:
+        from topodiff.generative.generate import generate_to_dir
+
+        gen = arm_dir / "generated"
+        shutil.rmtree(gen, ignore_errors=True)     # a generation cut short is redone
+        conds = args.conditions if arm == "conditioned" else None
+        meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint, conditions=conds,
+                               guidance=args.guidance if conds else None, steps=args.steps, seed=args.seed)
+        shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
+        info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
+    doc = plain({"arm": arm, "cpu_s": time.process_time() - c0, "wall_s": time.time() - t0, "info": info})
+    atomic_write_json(done, doc)
+    log(f"[{arm}] candidates: {doc['cpu_s']:.0f} CPU s")
+    return doc
+
+
+# ------------------------------------------------------------------------------------------ judging
+def judge_chunk(task: tuple[str, list[int], int]) -> dict[str, Any]:
+    """Evaluate (relax, hull, novelty, SK screen, learned judge) candidates ``idx`` of one file."""
+    from topodiff.crystal.io import cif_text
+    from topodiff.evaluation.entries import load_entries
+    from topodiff.evaluation.evaluate import evaluate_entries
+    from topodiff.evaluation.known import space_group
+    from topodiff.evaluation.outputs import CSV_COLUMNS
+    from topodiff.threads import ensure_threads
+
+    path, idx, relax_steps = task
+    ensure_threads()
+    t0, c0 = time.time(), time.process_time()
+    entries = load_entries(path)
+    _, rows, relaxed = evaluate_entries([entries[i] for i in idx], relax=True, relax_steps=relax_steps,
+                                        progress=False)
+    out = []
+    for i, r, s in zip(idx, rows, relaxed):
+        row = {k: r.get(k) for k in CSV_COLUMNS}
+        row.update(index=i, space_group_input=r.get("space_group"),
+                   space_group=space_group(s) if s is not None else r.get("space_group"),
+                   relaxed_cif=cif_text(s) if s is not None else None)
+        out.append(row)
+    return plain({"rows": out, "cpu_s": time.process_time() - c0, "wall_s": time.time() - t0})
+
+
+def judge_arm(arm: str, arm_dir: Path, num: int, args: argparse.Namespace) -> tuple[list[dict], float, int]:
+    """All chunks of one arm (done ones are read back); returns rows, their CPU s and chunks missing."""
+    from topodiff.io_utils import atomic_write_json
+    from topodiff.process_pool import resilient_map
+
+    chunk_dir = arm_dir / "chunks"
+    chunk_dir.mkdir(exist_ok=True)
+    cand = str(arm_dir / "candidates.extxyz")
+    tasks = [(cand, list(range(a, min(a + args.chunk, num))), args.relax_steps) for a in range(0, num, args.chunk)]
+    results: dict[int, dict] = {}
+    todo = []
+    for k in range(len(tasks)):
+        f = chunk_dir / f"{k:04d}.json"
+        if f.is_file():
+            results[k] = json.loads(f.read_text())
+        else:
+            todo.append(k)
+    log(f"[{arm}] judging {len(todo)} of {len(tasks)} chunks ({len(tasks) - len(todo)} done before)")
+
+    def keep(k: int, res: dict) -> None:
+        if "error" in res:
+            log(f"[{arm}] chunk {k} failed: {res['error']}")
+            return
+        atomic_write_json(chunk_dir / f"{k:04d}.json", res)
+        results[k] = res
+        hits = sum(_hit(r) for r in res["rows"])
+        log(f"[{arm}] chunk {k + 1}/{len(tasks)}: {res['cpu_s']:.0f} CPU s, {hits} hit(s)")
+
+    if args.workers <= 1:
+        for k in todo:
+            keep(k, judge_chunk(tasks[k]))
+    else:
+        crash = lambda task, msg: {"error": msg}   # noqa: E731
+        for j, res in resilient_map(judge_chunk, [tasks[k] for k in todo], workers=args.workers,
+                                    on_crash=crash, log=log):
+            keep(todo[j], res)
+    rows = [r for k in sorted(results) for r in results[k]["rows"]]
+    return rows, float(sum(r["cpu_s"] for r in results.values())), len(tasks) - len(results)
+
+
+def _hit(row: dict[str, Any]) -> bool:
+    from topodiff.evaluation.judging import discovery_hit
+
+    return discovery_hit(row)
+
+
+# ------------------------------------------------------------------------------------------ summary
+def arm_summary(arm: str, rows: list[dict], cand: dict, judge_cpu_s: float, num: int, missing: int) -> dict[str, Any]:
+    """Hits per 100 candidates, distinct hit formulas, hits per CPU-minute and the funnel behind them."""
+    from topodiff.evaluation.hull import STABLE_THRESHOLD
+
+    hits = [r for r in rows if _hit(r)]
+    cpu_min = (cand["cpu_s"] + judge_cpu_s) / 60.0
+    eh = [r["e_above_hull"] for r in rows if r.get("e_above_hull") is not None]
+    count = lambda pred: int(sum(1 for r in rows if pred(r)))   # noqa: E731
+    return plain({
+        "arm": arm, "num_candidates": num, "num_judged": len(rows), "chunks_missing": missing,
+        "num_hits": len(hits), "hits_per_100": 100.0 * len(hits) / num,
+        "distinct_hit_formulas": len({r["formula"] for r in hits}),
+        "cpu_minutes": cpu_min, "cpu_minutes_candidates": cand["cpu_s"] / 60.0,
+        "hits_per_cpu_minute": len(hits) / cpu_min if cpu_min > 0 else None,
+        "funnel": {"valid": count(lambda r: r.get("valid")), "formula_novel": count(lambda r: r.get("formula_novel")),
+                   "formula_novelty_unknown": count(lambda r: r.get("formula_novel") is None),
+                   "e_above_hull_known": len(eh),
+                   "stable": count(lambda r: r.get("e_above_hull") is not None and r["e_above_hull"] <= STABLE_THRESHOLD),
+                   "learned_ti_tci": count(lambda r: r.get("catalogue_class") in ("ti", "tci")),
+                   "sk_strong_or_weak_ti": count(lambda r: r.get("topo_class") in ("strong_ti", "weak_ti"))},
+        "e_above_hull": eh,
+        "hits": [{**{k: r.get(k) for k in HIT_KEYS}, "relaxed_cif": r.get("relaxed_cif")} for r in hits],
+        "candidates": cand})
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The table of the arms and the hit lists."""
+    head = ("| arm | N | valid | formula-novel | E hull ≤ 0.1 | learned ti/tci | hits | hits / 100 | distinct hit "
+            "formulas | CPU min | hits / CPU-min |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for a in doc["arms"].values():
+        f = a["funnel"]
+        lines.append(f"| {a['arm']} | {a['num_candidates']} | {f['valid']} | {f['formula_novel']} | {f['stable']} | "
+                     f"{f['learned_ti_tci']} | {a['num_hits']} | {a['hits_per_100']:.1f} | {a['distinct_hit_formulas']} | "
+                     f"{a['cpu_minutes']:.1f} | {a['hits_per_cpu_minute'] or 0:.3f} |")
+    text = [f"Target `{doc['target']}`, checkpoint `{doc['checkpoint']}`, seed {doc['seed']}, "
+            f"{doc['date']}.\n", head + "\n".join(lines), ""]
+    for a in doc["arms"].values():
+        text.append(f"**{a['arm']}** hits ({a['num_hits']}):\n")
+        if not a["hits"]:
+            text.append("none\n")
+            continue
+        text.append("| formula | SG | E hull (eV/atom) | learned class | p_topological | SK class | SK z2 | SK gap (eV) |\n"
+                    "|---|---|---|---|---|---|---|---|")
+        for h in sorted(a["hits"], key=lambda h: h["e_above_hull"]):
+            text.append(f"| {h['formula']} | {h['space_group']} | {h['e_above_hull']:.3f} | {h['catalogue_class']} | "
+                        f"{_num(h['p_topological'])} | {h['topo_class']} | {h['z2']} | {_num(h['gap'])} |")
+        text.append("")
+    return "\n".join(text) + "\n"
+
+
+def _num(v: Any) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    """Hits per 100 per arm and the e_above_hull histograms, one PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from topodiff.io_utils import atomic_write
+
+    arms = list(doc["arms"].values())
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.bar([a["arm"] for a in arms], [a["hits_per_100"] for a in arms], color="tab:blue")
+    ax1.set_ylabel("hits per 100 candidates")
+    ax1.set_title(f"hits ({doc['target']})", fontsize=9)
+    bins = np.linspace(-0.3, 1.5, 37)
+    for a in arms:
+        ax2.hist(np.clip(a["e_above_hull"], bins[0], bins[-1]), bins=bins, histtype="step", label=a["arm"])
+    ax2.axvline(0.1, color="k", ls=":", lw=1)
+    ax2.set_xlabel("E above DFT hull (eV/atom, clipped)")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110), mode="wb")
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ main
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from topodiff.evaluation.pipeline import parse_conditions
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
+    ap.add_argument("--condition", action="append", default=None, metavar="KEY=VALUE",
+                    help="target of the conditioned arm (repeatable; default catalogue_class=ti)")
+    ap.add_argument("--num", type=int, default=100, help="candidates per arm")
+    ap.add_argument("--checkpoint", default=None, help="checkpoint path or shipped name (default: the default)")
+    ap.add_argument("--guidance", type=float, default=None, help="default: the checkpoint's")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--template-class", default=None, choices=("ti", "tci", "semimetal", "trivial"),
+                    help="catalogue class of the substitution templates (default: the target's catalogue_class, else ti)")
+    ap.add_argument("--templates", type=Path, default=TRAIN_CSV,
+                    help="training CSV with catalogue_class and catalogue_source columns (default: %(default)s; "
+                         "absent: ../shared/data/mp_20/train.csv.gz joined with the DFT catalogues)")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
+    ap.add_argument("--chunk", type=int, default=4, help="candidates per resumable evaluation chunk")
+    ap.add_argument("--relax-steps", type=int, default=300, help="CHGNet optimiser steps per crystal")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes for the judging")
+    ap.add_argument("--hits-json", type=Path, default=None, help="also merge the hits into this file, keyed by target")
+    ap.add_argument("--overwrite", action="store_true", help="clear OUT when it holds another run")
+    args = ap.parse_args(argv)
+    args.conditions = parse_conditions(args.condition or ["catalogue_class=ti"])
+    args.target = " ".join(f"{k}={v}" for k, v in sorted(args.conditions.items()))
+    args.template_class = args.template_class or (str(args.conditions.get("catalogue_class", "ti")))
+    args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in args.arm_list if a not in ARMS]
+    if bad or args.num < 1 or args.chunk < 1 or args.workers < 1:
+        ap.error(f"unknown arm(s) {bad}" if bad else "--num, --chunk and --workers must be ≥ 1")
+    return args
+
+
+def merge_hits(path: Path, target: str, doc: dict[str, Any]) -> None:
+    """Put this target's hits into ``path`` (``{"targets": {target: {arm: [hits]}}}``), atomically."""
+    from topodiff.io_utils import atomic_write_json
+
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    old.setdefault("targets", {})[target] = {"date": doc["date"], "checkpoint": doc["checkpoint"],
+                                             "out": doc["out"], "arms": {a: s["hits"] for a, s in doc["arms"].items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, old)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every arm (resuming what is done), then the JSON, markdown, plot and hit files."""
+    from topodiff.generative.checkpoint import resolve_checkpoint
+    from topodiff.io_utils import atomic_write_json, atomic_write_text, claim_output_dir, fingerprint
+    from topodiff.threads import ensure_threads
+
+    ensure_threads()
+    opts = {k: getattr(args, k) for k in ("conditions", "num", "checkpoint", "guidance", "steps", "seed",
+                                          "template_class", "chunk", "relax_steps")}
+    opts["templates"] = "file" if args.templates.is_file() else "mp_20 join"
+    # a new checkpoint or template file is a new run (resuming into the old one is refused)
+    sources = [resolve_checkpoint(args.checkpoint), *([args.templates] if args.templates.is_file() else [])]
+    out = claim_output_dir(args.out, job="bench-discovery", fingerprint=fingerprint(sources=sources, options=opts),
+                           overwrite=args.overwrite, resume=True)
+    arms = {}
+    for arm in args.arm_list:
+        arm_dir = out / arm
+        arm_dir.mkdir(exist_ok=True)
+        cand = make_candidates(arm, arm_dir, args)
+        num = len(_frames(arm_dir / "candidates.extxyz"))
+        rows, cpu, missing = judge_arm(arm, arm_dir, num, args)
+        arms[arm] = arm_summary(arm, rows, cand, cpu, num, missing)
+        log(f"[{arm}] {arms[arm]['num_hits']} hits of {num}; {arms[arm]['cpu_minutes']:.1f} CPU min")
+    prev = json.loads((out / "discovery.json").read_text())["arms"] if (out / "discovery.json").is_file() else {}
+    arms = {a: arms.get(a, prev.get(a)) for a in ARMS if a in arms or a in prev}   # arms run before stay
+    ckpt = sources[0]
+    doc = plain({"target": args.target, "checkpoint": args.checkpoint or "default", "seed": args.seed,
+                 "checkpoint_file": str(ckpt), "checkpoint_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16],
+                 "num": args.num, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "out": str(out),
+                 "options": opts, "hit_rule": "formula-novel ∧ e_above_hull ≤ 0.1 eV/atom (DFT hull) ∧ learned judge ti/tci",
+                 "arms": arms})
+    atomic_write_json(out / "discovery.json", doc)
+    atomic_write_text(out / "discovery.md", markdown(doc))
+    plot(doc, out / "discovery.png")
+    atomic_write_json(out / "hits.json", {"target": doc["target"], "arms": {a: s["hits"] for a, s in arms.items()}})
+    if args.hits_json is not None:
+        merge_hits(args.hits_json, doc["target"], doc)
+    return doc
+
+
+def _frames(path: Path) -> list:
+    from topodiff.evaluation.entries import load_entries
+
+    return load_entries(path) if path.stat().st_size else []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from topodiff.errors import TopodiffInputError
+
+    args = parse_args(argv)
+    try:
+        doc = run(args)
+    except TopodiffInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
