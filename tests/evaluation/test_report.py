@@ -139,7 +139,7 @@ def test_report_row_of_a_relaxed_crystal_shows_its_space_group_gaps_and_z2_basis
     summary, rows = evaluate_path(src, out_dir=tmp_path / "out", relax=True, relax_fn=relax, progress=False, judge=False)
     r = read_rows(tmp_path / "out" / "structures.csv")[0]
     assert (r["space_group"], r["space_group_symbol"], r["space_group_unrelaxed"]) == (166, "R-3m", 166)
-    assert r["topo_class"] == "strong_ti" and r["z2_conventional"] == [1, 0, 0, 0] and r["z2_basis"] == "input_cell"
+    assert r["topo_class"] == "strong_ti" and r["z2_conventional"] == [1, 0, 0, 0] and r["z2_basis"] == "standard_primitive"
     assert 0 < r["gap"] <= r["direct_gap"]
     path, s_out = build_report(tmp_path / "out", top_k=1)
     text = path.read_text()

@@ -136,7 +136,9 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     -------
     dict with ``formula``, ``space_group`` / ``space_group_symbol`` (None when spglib finds no group),
     ``gap`` (eV, indirect, ≥ 0), ``direct_gap`` (eV), ``z2`` (``[ν0, ν1, ν2, ν3]`` or None) with
-    ``z2_basis`` naming the cell of its weak indices (``"input_cell"`` or ``"standard_primitive"``)
+    ``z2_basis`` naming the cell of its weak indices (``"standard_primitive"`` when the screened cell is
+    the analysis' symmetrised standard primitive cell — after ``symmetrize`` or relaxation — else
+    ``"input_cell"``)
     and ``z2_conventional`` (the same indices in the standard conventional cell of the analysis; None
     when that cell is not a lattice cell of the screened one), ``topo_class``
     (one of :data:`TOPO_CLASSES`, or None with ``error`` when the topology could not be decided),
@@ -154,6 +156,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     was_symmetrized = symmetrize is not None and sym is not None
     if was_symmetrized:
         structure = sym.primitive
+    standard = sym is not None and bool(np.allclose(structure.lattice.matrix, sym.primitive.lattice.matrix, atol=1e-6))
     model = structure_to_tb(structure, basis=basis, soc=soc, cutoff=cutoff, params=params)
     mesh = k_mesh_shape(model.lattice, k_density)
     k = np.concatenate([half_mesh(mesh), THIRDS]) if has_hexagonal_pair(model.lattice) else half_mesh(mesh)
@@ -162,7 +165,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     row: dict[str, Any] = {"formula": structure.composition.reduced_formula,
                            "space_group": sym.number if sym else None, "space_group_symbol": sym.symbol if sym else None,
                            "gap": round(max(gap, 0.0), 6), "direct_gap": round(direct, 6), "z2": None,
-                           "z2_basis": "standard_primitive" if was_symmetrized else "input_cell", "z2_conventional": None,
+                           "z2_basis": "standard_primitive" if standard else "input_cell", "z2_conventional": None,
                            "topo_class": None, "method": None, "n_atoms": len(structure), "k_mesh": list(mesh)}
     if symmetrize is not None:
         row["symmetrized"] = was_symmetrized
@@ -194,7 +197,7 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
                 row["error"] = f"WCC Z2 failed: {exc}"
     row["topo_class"] = "metal" if metal else classify(row["z2"])
     if row["z2"] is not None and sym is not None:
-        weak = weak_indices_in(row["z2"][1:], sym.primitive_to_conventional if was_symmetrized else sym.to_conventional)
+        weak = weak_indices_in(row["z2"][1:], sym.primitive_to_conventional if standard else sym.to_conventional)
         row["z2_conventional"] = None if weak is None else [row["z2"][0], *weak]
     row["time_s"] = round(time.perf_counter() - t0, 4)
     row["cpu_s"] = round(time.process_time() - c0, 4)
