@@ -131,6 +131,12 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
                                guidance=args.guidance if conds else None, steps=args.steps, seed=args.seed)
         shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
         info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
+        from topodiff.generative.checkpoint import resolve_checkpoint
+
+        ckpt = resolve_checkpoint(args.checkpoint)
+        recipe = ckpt.with_suffix(".json")
+        info.update(checkpoint_file=str(ckpt), checkpoint_sha256=hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16],
+                    checkpoint_description=json.loads(recipe.read_text()).get("description") if recipe.is_file() else None)
     doc = plain({"arm": arm, "cpu_s": time.process_time() - c0, "wall_s": time.time() - t0, "info": info})
     atomic_write_json(done, doc)
     log(f"[{arm}] candidates: {doc['cpu_s']:.0f} CPU s")
@@ -343,17 +349,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from topodiff.threads import ensure_threads
 
     ensure_threads()
-    opts = {k: getattr(args, k) for k in ("conditions", "num", "checkpoint", "guidance", "steps", "seed",
-                                          "template_class", "chunk", "relax_steps")}
-    opts["templates"] = "file" if args.templates.is_file() else "mp_20 join"
-    # a new checkpoint or template file is a new run (resuming into the old one is refused)
-    sources = [resolve_checkpoint(args.checkpoint), *([args.templates] if args.templates.is_file() else [])]
-    out = claim_output_dir(args.out, job="bench-discovery", fingerprint=fingerprint(sources=sources, options=opts),
+    opts = {k: getattr(args, k) for k in ("conditions", "template_class", "num", "seed", "chunk", "relax_steps")}
+    out = claim_output_dir(args.out, job="bench-discovery", fingerprint=fingerprint(options=opts),
                            overwrite=args.overwrite, resume=True)
+    ckpt = resolve_checkpoint(args.checkpoint)
     arms = {}
     for arm in args.arm_list:
-        arm_dir = out / arm
-        arm_dir.mkdir(exist_ok=True)
+        # each arm owns its folder: a new checkpoint (model arms) or template file (substitution) is a new run
+        if arm == "substitution":
+            src, arm_opts = ([args.templates] if args.templates.is_file() else []), {"templates": "file" if src else "mp_20 join"}
+        else:
+            src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps")}
+        arm_dir = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite, resume=True,
+                                   fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cand = make_candidates(arm, arm_dir, args)
         num = len(_frames(arm_dir / "candidates.extxyz"))
         rows, cpu, missing = judge_arm(arm, arm_dir, num, args)
@@ -361,9 +369,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"[{arm}] {arms[arm]['num_hits']} hits of {num}; {arms[arm]['cpu_minutes']:.1f} CPU min")
     prev = json.loads((out / "discovery.json").read_text())["arms"] if (out / "discovery.json").is_file() else {}
     arms = {a: arms.get(a, prev.get(a)) for a in ARMS if a in arms or a in prev}   # arms run before stay
-    ckpt = sources[0]
     doc = plain({"target": args.target, "checkpoint": args.checkpoint or "default", "seed": args.seed,
-                 "checkpoint_file": str(ckpt), "checkpoint_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16],
                  "num": args.num, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "out": str(out),
                  "options": opts, "hit_rule": "formula-novel ∧ e_above_hull ≤ 0.1 eV/atom (DFT hull) ∧ learned judge ti/tci",
                  "arms": arms})
