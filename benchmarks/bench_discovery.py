@@ -357,7 +357,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for arm in args.arm_list:
         # each arm owns its folder: a new checkpoint (model arms) or template file (substitution) is a new run
         if arm == "substitution":
-            src, arm_opts = ([args.templates] if args.templates.is_file() else []), {"templates": "file" if src else "mp_20 join"}
+            src = [args.templates] if args.templates.is_file() else []
+            arm_opts = {"templates": "file" if src else "mp_20 join"}
         else:
             src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps")}
         arm_dir = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite, resume=True,

@@ -110,3 +110,15 @@ def distorted_bi2se3(sigma: float = 0.01, seed: int = 0):
     for i in range(len(s)):
         s.translate_sites([i], rng.normal(0, sigma, 3), frac_coords=False)
     return s
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (scripts, not a package) as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod

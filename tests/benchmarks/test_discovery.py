@@ -3,27 +3,22 @@ end-to-end run (unconditional samples and ion substitution, CHGNet relaxation, D
 index, both topology verdicts) that resumes and refuses a different run in its directory."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import load_benchmark
 from pymatgen.core import Lattice, Structure
 
 from topodiff.evaluation.judging import discovery_hit
 from topodiff.evaluation.summary import summary_lines
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_discovery.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_discovery", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)   # type: ignore[union-attr]
-    return mod
+    return load_benchmark("bench_discovery")
 
 
 HIT = {"formula": "X2Y", "formula_novel": True, "e_above_hull": 0.05, "catalogue_class": "ti"}
