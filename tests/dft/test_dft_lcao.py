@@ -70,20 +70,34 @@ def test_parities_from_the_generalised_problem(si_data):
         assert ref["parities"][label] == delta
 
 
-def test_soc_matrix_matches_gpaw_soc_eigenstates():
-    """Our full-basis LCAO SOC equals GPAW's band-basis SOC when all LCAO bands are kept (off-TRIM k too)."""
+def _p1_sic():
+    """Zinc-blende SiC with a sheared cell and a displaced atom: no symmetry but time reversal."""
+    atoms = bulk("SiC", "zincblende", 4.36)
+    atoms.set_cell(atoms.cell[:] + [[0.0, 0.05, 0.0], [0.03, 0.0, 0.0], [0.0, 0.0, 0.02]], scale_atoms=True)
+    atoms.positions[1] += [0.04, -0.07, 0.05]
+    return atoms
+
+
+@pytest.mark.parametrize("make, reuses_scf", [(lambda: bulk("Si", "diamond", 5.431), False), (_p1_sic, True)],
+                         ids=["Si-fixed-density-pass", "P1-SiC-SCF-reused"])
+def test_soc_matrix_matches_gpaw_soc_eigenstates(make, reuses_scf):
+    """Our full-basis LCAO SOC equals GPAW's band-basis SOC when all LCAO bands are kept, off-TRIM k too,
+    on the full mesh rebuilt from time-reversal partners: from a fixed-density pass (Si, point group
+    reduced SCF) or from the SCF itself (P1 cell: its k-points cover the mesh up to time reversal)."""
     from gpaw.spinorbit import soc_eigenstates
 
-    from topodiff.dft.lcao import _calculator
+    from topodiff.dft.lcao import _calculator, _tr_map
 
-    atoms = bulk("Si", "diamond", 5.431)
+    atoms = make()
     data = run_lcao(atoms, (3, 3, 3), soc=True, h=H_GRID)
     nM = data.H.shape[1]
     calc = _calculator("lcao", (3, 3, 3), H_GRID, nbands=nM)
     atoms.calc = calc
     atoms.get_potential_energy()
+    assert (_tr_map(calc.wfs.kd) is not None) == reuses_scf
     nscf = calc.fixed_density(kpts={"size": (3, 3, 3), "gamma": True}, txt=None,
                               symmetry={"point_group": False, "time_reversal": False})
+    assert np.allclose(nscf.wfs.kd.bzk_kc, data.kpts)
     ref = soc_eigenstates(nscf).eigenvalues()
     ours = np.linalg.eigvalsh(lowdin_hamiltonians(data))
     assert np.allclose(ours, ref, atol=1e-4)

@@ -10,8 +10,8 @@ import typer
 from topodiff.errors import TopodiffInputError
 
 CONTRACT_KEYS = ("source", "formula", "z2", "gap_direct", "gap_indirect", "route", "basis", "verdict", "seconds")
-EXTRA_KEYS = ("cpu_seconds", "space_group", "n_atoms", "k_mesh", "soc", "parities", "z2_wcc", "z2_lcao", "gap_direct_lcao",
-              "reason", "wcc_warning", "note", "cached", "error")
+EXTRA_KEYS = ("cpu_seconds", "timings", "space_group", "n_atoms", "k_mesh", "soc", "parities", "z2_wcc", "z2_lcao",
+              "gap_direct_lcao", "reason", "wcc_warning", "note", "cached", "error")
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         cross_check: bool = typer.Option(True, "--cross-check/--no-cross-check",
                                          help="With inversion, also run the WCC route and compare."),
         max_atoms: int = typer.Option(12, "--max-atoms", help="Refuse cells with more atoms (CPU budget)."),
+        symmetrize: Optional[float] = typer.Option(None, "--symmetrize", help="Verify the symmetrised standard "
+                                                   "primitive cell at this tolerance (Å, e.g. 0.1: generated crystals "
+                                                   "a little off their symmetry; faster, parity route with inversion)."),
         timeout: float = typer.Option(900.0, "--timeout", help="Seconds per crystal before it is abandoned."),
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for results; rerunning resumes there."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Clear --out if it holds another run."),
@@ -58,7 +61,8 @@ def register(app: typer.Typer) -> None:
             raise TopodiffInputError("verify needs a method: pass --dft (first-principles check with GPAW)")
         check_int_range("--max-atoms", max_atoms, 1)
         opts = {"basis": basis, "k_density": k_density, "soc": not no_soc, "cross_check": cross_check,
-                "max_atoms": max_atoms, "escalate": not no_escalate}
+                "max_atoms": max_atoms, "escalate": not no_escalate,
+                **({"symmetrize": symmetrize} if symmetrize is not None else {})}
         from topodiff.dft.verify import validate_options
 
         validate_options(opts)

@@ -97,7 +97,7 @@ def verify_records(records: list[Any], opts: dict[str, Any], *, timeout: float, 
             rows.append({"source": rec.source, "formula": None, "verdict": None, "error": rec.error})
             continue
         try:  # refusals (magnetic, f-electron, too large) cost no DFT and no child process
-            precheck(rec.structure, max_atoms=int(opts.get("max_atoms", MAX_ATOMS)))
+            precheck(rec.structure, max_atoms=int(opts.get("max_atoms", MAX_ATOMS)), symmetrize=opts.get("symmetrize"))
         except TopodiffInputError as exc:
             rows.append({"source": rec.source, "formula": rec.structure.composition.reduced_formula,
                          "verdict": None, "error": str(exc), "error_kind": "input"})

@@ -2,7 +2,8 @@
 
 :func:`verify_candidates` takes an output directory of ``topodiff pipeline`` (its
 ``structures.csv`` ranks the crystals: novel ∧ stable ∧ topological first), verifies the top ``k``
-with :func:`topodiff.dft.verify.verify_structure` (one child process each, timeout, resumable in
+with :func:`topodiff.dft.verify.verify_structure` — the CHGNet-relaxed crystal of ``OUT/relaxed.extxyz``
+that the cheap judges saw, when the run relaxed — (one child process each, timeout, resumable in
 ``OUT/dft``) and writes ``OUT/dft/comparison.json``, ``OUT/dft/comparison.md`` (DFT vs
 Slater-Koster vs learned judge) and ``OUT/dft/bands_<index>.png`` (DFT bands, VBM at 0).
 The pipeline command and its report call it for ``--verify-dft K``.
@@ -34,6 +35,39 @@ def _records_for(sources: list[str]) -> list[Any]:
             raise TopodiffInputError(f"candidate source {src} not found")
         out.append(recs[i])
     return out
+
+
+def candidate_records(out_dir: Path, cands: list[dict[str, Any]]) -> list[Any]:
+    """The crystal the cheap judges saw for each candidate: its CHGNet-relaxed frame in
+    ``OUT/relaxed.extxyz`` (matched by ``index``) when the run relaxed it, else its ``source``."""
+    from topodiff.crystal.io import read_structures
+
+    relaxed = out_dir / "relaxed.extxyz"
+    by_index = {}
+    if relaxed.is_file():
+        by_index = {int(r.properties["index"]): r for r in read_structures(relaxed) if "index" in r.properties}
+    out = []
+    for c in cands:
+        i = c.get("index")
+        rec = by_index.get(int(i)) if i not in (None, "") else None
+        out.append(rec if rec is not None else _records_for([c["source"]])[0])
+    return out
+
+
+def compare_rows(cands: list[dict[str, Any]], results: list[dict[str, Any]], dft_dir: Path) -> list[dict[str, Any]]:
+    """DFT results beside each candidate's Slater-Koster (``topo_class``, ``z2``) and learned-judge
+    (``catalogue_class``, ``p_topological``) columns; plots the DFT bands into ``dft_dir``."""
+    rows = []
+    for c, r in zip(cands, results):
+        z2 = c.get("z2")
+        if isinstance(z2, str):  # the CSV stores Z2 as text
+            z2 = json.loads(z2) if z2.startswith("[") else None
+        row = {**r, "index": c.get("index"), "sk_class": c.get("topo_class"), "sk_z2": z2,
+               "judge_class": c.get("catalogue_class"), "p_topological": c.get("p_topological")}
+        if r.get("bands"):
+            row["bands_png"] = _plot(r, dft_dir / f"bands_{c.get('index')}.png")
+        rows.append({key: row.get(key) for key in COMPARE_KEYS})
+    return rows
 
 
 def _plot(row: dict[str, Any], path: Path) -> str | None:
@@ -88,17 +122,8 @@ def verify_candidates(out_dir: str | os.PathLike, k: int, *, opts: dict[str, Any
     cands = top_candidates(csv, k)
     dft_dir = out_dir / "dft"
     dft_dir.mkdir(exist_ok=True)
-    results = verify_records(_records_for([c["source"] for c in cands]), opts, timeout=timeout, out=dft_dir,
-                             progress=progress)
-    rows = []
-    for c, r in zip(cands, results):
-        if isinstance(c.get("z2"), str):  # the CSV stores Z2 as text
-            c["z2"] = json.loads(c["z2"]) if c["z2"].startswith("[") else None
-        row = {**r, "index": c.get("index"), "sk_class": c.get("topo_class"), "sk_z2": c.get("z2"),
-               "judge_class": c.get("catalogue_class"), "p_topological": c.get("p_topological")}
-        if r.get("bands"):
-            row["bands_png"] = _plot(r, dft_dir / f"bands_{c.get('index')}.png")
-        rows.append({key: row.get(key) for key in COMPARE_KEYS})
+    results = verify_records(candidate_records(out_dir, cands), opts, timeout=timeout, out=dft_dir, progress=progress)
+    rows = compare_rows(cands, results, dft_dir)
     atomic_write_json(dft_dir / "comparison.json", {"candidates": rows, "options": opts})
     atomic_write_text(dft_dir / "comparison.md", comparison_table(rows) + "\n")
     return rows

@@ -139,8 +139,60 @@ def basis_layout(calc: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(atoms), np.asarray(ls)
 
 
+def _tr_map(kd: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(ibz_of_bz, conj)`` when every mesh point is an IBZ point or its time-reversed partner
+    (``κ = −κ_ibz``, where the spin-free LCAO matrices are complex conjugates), else None."""
+    ops = np.asarray(kd.symmetry.op_scc)[np.asarray(kd.sym_k)]
+    if not (ops == np.eye(3, dtype=int)).all():
+        return None
+    return np.asarray(kd.bz2ibz_k, int), np.asarray(kd.time_reversal_k, bool)
+
+
+def _mesh_matrices(calc: Any, soc: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``H``, ``S`` ``[n_k, nM, nM]`` and ``V_soc`` on the full mesh (``kd.bzk_kc`` order) from a calculator
+    whose IBZ covers the mesh up to time reversal (:func:`_tr_map`); eV, ``⟨Φ_M|X|Φ_M'⟩`` convention."""
+    wfs = calc.wfs
+    ibz_of, conj = _tr_map(wfs.kd)
+    nM = wfs.setups.nao
+    blocks = soc_blocks(calc) if soc else None
+    H_q, S_q, P_q = {}, {}, {}
+    for kpt in wfs.kpt_u:  # GPAW stores the complex conjugates of ⟨Φ_M|X|Φ_M'⟩
+        H_q[kpt.k] = _full(wfs.eigensolver.calculate_hamiltonian_matrix(calc.hamiltonian, wfs, kpt)) * HARTREE
+        S_q[kpt.k] = _full(wfs.S_qMM[kpt.q])
+        P_q[kpt.k] = {a: np.asarray(P[kpt.q]) for a, P in wfs.P_aqMi.items()}
+    H, S, V = [], [], []
+    for k, tr in zip(ibz_of, conj):
+        flip = (lambda A: A.conj()) if tr else (lambda A: A)  # −κ: conjugate Bloch sums, same matrices conjugated
+        H.append(flip(H_q[k]).conj())
+        S.append(flip(S_q[k]).conj())
+        if blocks is not None:
+            V.append(soc_matrix({a: flip(P) for a, P in P_q[k].items()}, blocks, nM).conj())
+    return np.asarray(H), np.asarray(S), np.asarray(V) if V else None
+
+
+def _fixed_density(calc: Any, atoms: Any, mesh: tuple[int, int, int]) -> Any:
+    """A calculator on ``mesh`` reduced by time reversal only, holding the potential of ``calc``'s
+    converged density, its LCAO matrices set up but not diagonalised: what ``calc.fixed_density(...)``
+    builds before its eigensolver loop, which at fixed density only repeats the same diagonalisation."""
+    from gpaw.calculator import GPAW
+
+    params = calc.parameters.copy()
+    params.update(kpts={"size": mesh, "gamma": True}, symmetry={"point_group": False, "time_reversal": True})
+    nscf = GPAW(communicator=calc.world, txt=None, **params)
+    nscf.initialize(atoms)
+    nscf.density.initialize_from_other_density(calc.density, nscf.wfs.kptband_comm)
+    nscf.density.fixed = True
+    nscf.set_positions(atoms)  # LCAO: basis-function overlaps + projections, then the fixed density's potential
+    return nscf
+
+
 def run_lcao(atoms: Any, mesh: tuple[int, int, int], *, soc: bool = True, h: float = 0.2) -> LCAOData:
-    """SCF (symmetry-reduced mesh) + fixed-density pass on the full ``mesh``; see the module docstring."""
+    """SCF (symmetry-reduced mesh), then the LCAO matrices on the full ``mesh`` (see the module docstring).
+
+    When the SCF's k-points already cover the mesh up to time reversal (no point-group reduction: P1,
+    most generated crystals) its own matrices are used; otherwise one fixed-density pass on the mesh
+    reduced by time reversal only. ``H(−κ) = H(κ)*`` for the spin-free, real-orbital LCAO matrices.
+    """
     import time
 
     require_gpaw()
@@ -151,23 +203,14 @@ def run_lcao(atoms: Any, mesh: tuple[int, int, int], *, soc: bool = True, h: flo
     with contextlib.redirect_stdout(io.StringIO()):
         energy = float(atoms.get_potential_energy())
         t1 = time.perf_counter()
-        nscf = calc.fixed_density(kpts={"size": mesh, "gamma": True}, txt=None,
-                                  symmetry={"point_group": False, "time_reversal": False})
-    wfs = nscf.wfs
-    if wfs.nspins != 1 or len(wfs.kpt_u) != wfs.kd.nbzkpts:
-        raise RuntimeError("expected a spin-paired, undistributed full-mesh calculation")
-    nM = wfs.setups.nao
-    blocks = soc_blocks(nscf) if soc else None
-    H, S, V = [], [], []
-    for kpt in wfs.kpt_u:
-        # GPAW's LCAO matrices are the complex conjugates of ⟨Φ_M|X|Φ_M'⟩: conjugate once here
-        H.append(_full(wfs.eigensolver.calculate_hamiltonian_matrix(nscf.hamiltonian, wfs, kpt)).conj() * HARTREE)
-        S.append(_full(wfs.S_qMM[kpt.q]).conj())
-        if blocks is not None:
-            V.append(soc_matrix({a: P[kpt.q] for a, P in wfs.P_aqMi.items()}, blocks, nM).conj())
-    atom_of, l_of = basis_layout(nscf)
-    return LCAOData(kpts=np.asarray(wfs.kd.bzk_kc, float), mesh=tuple(mesh), H=np.asarray(H), S=np.asarray(S),
-                    V_soc=np.asarray(V) if V else None, atom_of_orbital=atom_of, l_of_orbital=l_of,
+        source = calc if _tr_map(calc.wfs.kd) is not None else _fixed_density(calc, atoms, mesh)
+    wfs = source.wfs
+    if wfs.nspins != 1 or len(wfs.kpt_u) != wfs.kd.nibzkpts or _tr_map(wfs.kd) is None:
+        raise RuntimeError("expected a spin-paired, undistributed calculation reduced by time reversal only")
+    H, S, V = _mesh_matrices(source, soc)
+    atom_of, l_of = basis_layout(source)
+    return LCAOData(kpts=np.asarray(wfs.kd.bzk_kc, float), mesh=tuple(mesh), H=H, S=S, V_soc=V,
+                    atom_of_orbital=atom_of, l_of_orbital=l_of,
                     lattice=np.asarray(atoms.cell[:], float), frac=atoms.get_scaled_positions(wrap=False),
                     numbers=atoms.numbers.copy(), n_valence=int(round(wfs.nvalence)), energy=energy,
                     scf_seconds=t1 - t0, nscf_seconds=time.perf_counter() - t1)

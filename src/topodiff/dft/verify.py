@@ -30,9 +30,15 @@ F_ELEMENTS = set(range(58, 72)) | set(range(90, 104))
 MAGNETIC_3D = {24, 25, 26, 27, 28}  # Cr, Mn, Fe, Co, Ni
 
 
-def precheck(structure: Any, *, max_atoms: int = MAX_ATOMS, symprec: float = 1e-3
+def precheck(structure: Any, *, max_atoms: int = MAX_ATOMS, symprec: float = 1e-3, symmetrize: float | None = None
              ) -> tuple[Any, tuple[np.ndarray, np.ndarray] | None, int | None]:
-    """:func:`check_supported` on the primitive cell, then :func:`centre_on_inversion` (cheap: no DFT)."""
+    """:func:`check_supported` on the primitive cell, then :func:`centre_on_inversion` (cheap: no DFT).
+    ``symmetrize`` (Å): first replace the crystal by its symmetrised standard primitive cell at that
+    tolerance (:func:`topodiff.crystal.symmetry.symmetrized`), as ``screen --symmetrize`` does."""
+    if symmetrize is not None:
+        from topodiff.crystal.symmetry import symmetrized
+
+        structure = symmetrized(structure, symmetrize)[0]
     atoms, inversion, sg = centre_on_inversion(structure, symprec)
     check_supported(structure, n_atoms=len(atoms), max_atoms=max_atoms)
     return atoms, inversion, sg
@@ -88,6 +94,16 @@ def centre_on_inversion(structure: Any, symprec: float = 1e-3
     return atoms, found, int(data.number)
 
 
+def valence_electrons(atoms: Any) -> int:
+    """Valence electrons per cell of the PBE PAW setups GPAW uses (``gpaw-data``)."""
+    from gpaw.setup import create_setup
+    from gpaw.xc import XC
+
+    xc = XC("PBE")
+    nv = {z: create_setup(str(s), xc).Nv for z, s in zip(atoms.numbers, atoms.get_chemical_symbols())}
+    return int(round(sum(nv[z] for z in atoms.numbers)))
+
+
 def band_data(model: Any, filling: int, n: int = 160, window: int = 8) -> dict[str, Any]:
     """Bands of the DFT model along the high-symmetry path: ``window`` bands each side of the
     filling, energies (eV) relative to the valence-band maximum on the path; for plots."""
@@ -127,6 +143,9 @@ def validate_options(opts: dict[str, Any]) -> None:
         raise TopodiffInputError(f"--basis must be lcao or pw, got {opts['basis']!r}")
     if not float(opts.get("k_density", K_DENSITY)) > 0:
         raise TopodiffInputError(f"--kdensity must be > 0 Å, got {opts['k_density']}")
+    tol = opts.get("symmetrize")
+    if tol is not None and not (np.isfinite(float(tol)) and 0 < float(tol) <= 0.5):
+        raise TopodiffInputError(f"--symmetrize must be a tolerance in (0, 0.5] Å, got {tol}")
 
 
 def _needs_pw(row: dict[str, Any], basis: str, escalate: bool) -> bool:
@@ -138,25 +157,38 @@ def _needs_pw(row: dict[str, Any], basis: str, escalate: bool) -> bool:
 
 def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = K_DENSITY, soc: bool = True,
                      cross_check: bool = True, max_atoms: int = MAX_ATOMS, escalate: bool = True, h: float = 0.2,
-                     symprec: float = 1e-3) -> dict[str, Any]:
+                     symprec: float = 1e-3, symmetrize: float | None = None) -> dict[str, Any]:
     """DFT topology of one crystal (see the module docstring). Energies in eV, times in s.
 
     Returns the contract row (without ``source``): ``formula``, ``z2`` ``[ν0, ν1, ν2, ν3]`` or None,
     ``gap_direct``, ``gap_indirect``, ``route``, ``basis``, ``verdict``, ``seconds``, plus
-    ``space_group``, ``n_atoms``, ``k_mesh``, ``soc``, ``parities`` (per TRIM), ``z2_wcc``, ``reason``.
+    ``space_group``, ``n_atoms``, ``k_mesh``, ``soc``, ``parities`` (per TRIM), ``z2_wcc``, ``reason``,
+    ``timings`` (wall s per stage: ``scf``, ``matrices``, ``model``, ``z2``, ``pw``).
+    ``symmetrize`` (Å): verify the symmetrised standard primitive cell at that tolerance (:func:`precheck`).
     """
     from topodiff.dft.lcao import mesh_for, require_gpaw, run_lcao
     from topodiff.dft.model import dft_model, lowdin_hamiltonians
     from topodiff.dft.topology import mesh_gaps, verdict
 
     t0, c0 = time.perf_counter(), time.process_time()
-    validate_options({"basis": basis, "k_density": k_density})
+    validate_options({"basis": basis, "k_density": k_density, "symmetrize": symmetrize})
     require_gpaw()
-    atoms, inversion, sg = precheck(structure, max_atoms=max_atoms, symprec=symprec)
+    atoms, inversion, sg = precheck(structure, max_atoms=max_atoms, symprec=symprec, symmetrize=symmetrize)
     mesh = mesh_for(np.asarray(atoms.cell[:]), k_density)
+    n_valence = valence_electrons(atoms)
+    if n_valence % 2:  # Kramers pairs at the TRIM: band N_e meets band N_e + 1 there, no SCF needed
+        row = {"formula": structure.composition.reduced_formula, "space_group": sg, "n_atoms": len(atoms),
+               "k_mesh": None, "soc": soc, "basis": None, "gap_direct": None, "gap_indirect": None, "z2": None,
+               "route": None, "n_valence": n_valence, "verdict": "metal",
+               "reason": verdict(None, 0.0, n_valence)[1] + " (from the PAW valence counts; no SCF run)"}
+        return {**row, "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2)}
+    clock = _Stages()
     data = run_lcao(atoms, mesh, soc=soc, h=h)
+    clock.done("lcao")
     Hk = lowdin_hamiltonians(data, soc)
     gap_direct, gap_indirect, _ = mesh_gaps(Hk, data.n_valence)
+    if data.n_valence != n_valence:
+        raise RuntimeError(f"valence count {data.n_valence} of the LCAO run differs from the setups' {n_valence}")
     row: dict[str, Any] = {"formula": structure.composition.reduced_formula, "space_group": sg,
                            "n_atoms": len(atoms), "k_mesh": list(mesh), "soc": soc, "basis": "lcao",
                            "gap_direct": round(gap_direct, 4), "gap_indirect": round(gap_indirect, 4),
@@ -164,17 +196,23 @@ def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = 
                            "n_valence": data.n_valence, "energy": round(data.energy, 5)}
     agree = True
     model = dft_model(data, soc=soc, name=row["formula"], Hk=Hk)
-    row["bands"] = band_data(model, data.n_valence)
+    try:  # the bands along the path are for plots: a k-path failure must not lose the verdict
+        row["bands"] = band_data(model, data.n_valence)
+    except TopodiffInputError as exc:
+        row["bands"], row["bands_error"] = None, str(exc)
+    clock.done("model")
     if data.n_valence % 2 == 0 and gap_direct > 0:
         row.update(_z2_routes(model, data, inversion, cross_check))
         if row.get("z2") is not None and row.get("z2_wcc") is not None:
             agree = row["z2"] == row["z2_wcc"]
+    clock.done("z2")
     row["verdict"], reason = verdict(row["z2"], gap_direct, data.n_valence, routes_agree=agree)
     if _needs_pw(row, basis, escalate):
         from topodiff.dft.pw import pw_check
 
         row.update(pw_check(atoms, inversion, mesh, soc=soc, lcao_row=row))
         reason = row.pop("reason", None)
+        clock.done("pw")
     if reason:
         row["reason"] = reason
     if row["verdict"] in ("strong_ti", "weak_ti", "trivial_insulator") and row["gap_indirect"] < -0.01:
@@ -183,4 +221,18 @@ def verify_structure(structure: Any, *, basis: str = "lcao", k_density: float = 
         row["note"] = f"{row['note']}; {overlap}" if row.get("note") else overlap
     row["seconds"] = round(time.perf_counter() - t0, 2)
     row["cpu_seconds"] = round(time.process_time() - c0, 2)  # this process: less sensitive to a busy machine
+    row["timings"] = {**clock.stages, "scf_wall": round(data.scf_seconds, 2), "matrices_wall": round(data.nscf_seconds, 2)}
     return row
+
+
+class _Stages:
+    """Wall and CPU seconds per stage: ``stages[name] = [wall, cpu]``."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list[float]] = {}
+        self._t = (time.perf_counter(), time.process_time())
+
+    def done(self, name: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.stages[name] = [round(now[0] - self._t[0], 2), round(now[1] - self._t[1], 2)]
+        self._t = now
