@@ -60,6 +60,17 @@ def test_evaluation_summary_shows_hits():
     assert any(line.startswith("discovery hits") and " 4 " in line for line in lines)
 
 
+def test_report_ranks_hits_first():
+    """A formula-novel ti beats a S.U.N. semimetal with a higher p_topological (both ✔, only one ★)."""
+    from topodiff.evaluation.report import is_discovery, rank_candidates
+
+    base = {"valid": True, "unique": True, "novel": True, "e_above_hull": 0.0}
+    rows = [{**base, "index": 0, "formula_novel": False, "catalogue_class": "semimetal", "p_topological": 0.99},
+            {**base, "index": 1, "formula_novel": True, "catalogue_class": "ti", "p_topological": 0.6}]
+    assert all(is_discovery(r) for r in rows) and [discovery_hit(r) for r in rows] == [False, True]
+    assert [r["index"] for r in rank_candidates(rows, None, 2)] == [1, 0]
+
+
 def _templates(path: Path) -> Path:
     pbte = Structure.from_spacegroup(225, Lattice.cubic(6.46), ["Pb", "Te"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     tini = Structure(Lattice.cubic(3.0), ["Ti", "Ni"], [[0, 0, 0], [0.5, 0.5, 0.5]])

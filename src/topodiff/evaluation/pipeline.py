@@ -52,10 +52,12 @@ CANDIDATE_KEYS = ("index", "formula", "space_group", "space_group_symbol", "nove
 
 def top_candidates(structures_csv: str | Path, k: int) -> list[dict[str, Any]]:
     """The report's top ``k`` candidates (novel ∧ stable ∧ topological first) as plain dicts."""
+    from topodiff.evaluation.judging import discovery_hit
     from topodiff.evaluation.report import is_discovery, rank_candidates, read_rows
 
     rows = read_rows(structures_csv)
-    return [{**{key: r.get(key) for key in CANDIDATE_KEYS}, "novel_stable_topological": is_discovery(r)}
+    return [{**{key: r.get(key) for key in CANDIDATE_KEYS}, "novel_stable_topological": is_discovery(r),
+             "discovery_hit": discovery_hit(r)}
             for r in rank_candidates(rows, None, k)]
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from topodiff.crystal.symmetry import ANGLE_TOLERANCE, SYMPREC
 from topodiff.errors import TopodiffInputError
+from topodiff.evaluation.judging import discovery_hit
 from topodiff.evaluation.summary import summary_lines
 
 __all__ = ["build_report", "rank_candidates", "read_rows", "summary_lines"]
@@ -134,15 +135,16 @@ def is_discovery(r: dict[str, Any]) -> bool:
 
 
 def rank_candidates(rows: list[dict[str, Any]], target: str | None = None, k: int = 5) -> list[dict[str, Any]]:
-    """Top ``k`` valid, unique crystals: novel ∧ stable ∧ topological first, then the target class
+    """Top ``k`` valid, unique crystals: novel ∧ stable ∧ topological first (discovery hits,
+    :func:`~topodiff.evaluation.judging.discovery_hit`, before the rest of them), then the target class
     (``topo_class`` or ``catalogue_class``; when given), then topological ones (higher
     ``p_topological`` first), then the lowest energy above the DFT hull (unknown last)."""
     def key(r: dict[str, Any]) -> tuple:
         match = target is not None and target in (r.get("topo_class"), r.get("catalogue_class"))
         eh = r.get("e_above_hull")
         stab = eh if eh is not None else np.inf      # unknown stability ranks after known
-        return (not is_discovery(r), not match, not is_topological(r), -(r.get("p_topological") or 0.0),
-                stab, r["index"])
+        return (not is_discovery(r), not discovery_hit(r), not match, not is_topological(r),
+                -(r.get("p_topological") or 0.0), stab, r["index"])
 
     pool = [r for r in rows if r.get("valid") and r.get("unique", True)]
     return sorted(pool, key=key)[:k]
@@ -291,7 +293,7 @@ def _candidates_html(cands: list[dict[str, Any]], structures: dict[int, Any], me
         r = _shown(r)
         cells = "".join(f"<td>{_fmt(r.get(c)) if c != 'e_above_hull' or r.get(c) is not None else _fmt(r.get('hull_note') or 'unknown')}</td>"
                         for c, _ in CAND_COLS)
-        flag = "✔" if is_discovery(r) else ""
+        flag = ("✔" if is_discovery(r) else "") + ("★" if discovery_hit(r) else "")
         pic = f'<img alt="bands {rank}" src="{img}" width="320">' if img else "–"
         out.append(f"<tr><td>{rank} {flag}</td>{cells}<td class='mono'>{html.escape(str(r.get('source')))}</td><td>{pic}</td></tr>")
     return out
@@ -306,7 +308,8 @@ NOTES = ("<h2>Notes</h2><p>Validity, uniqueness and coverage follow CDVAE/Matter
          "Project formation energies (validated: docs/evaluation.md); stable means ≤ 0.1 eV/atom. "
          "<b>Topology</b>: the Slater-Koster screen (approximate tight binding; on MP crystals mostly a metal/insulator "
          "split) and the learned judge trained on DFT catalogues (Materiae, TQC) are both shown; ✔ marks novel ∧ "
-         "stable ∧ topological (learned judge). Per-structure values: <span class='mono'>structures.csv</span>.</p>")
+         "stable ∧ topological (learned judge); ★ marks a discovery hit: formula-novel (no known crystal of that formula) ∧ stable ∧ "
+         "ti/tci by the learned judge. Per-structure values: <span class='mono'>structures.csv</span>.</p>")
 
 
 def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_missing: bool = True) -> tuple[Path, dict[str, Any]]:
@@ -362,7 +365,7 @@ def build_report(directory: str | os.PathLike, *, top_k: int = 5, evaluate_if_mi
     if cand_html:
         head = "".join(f"<th>{h}</th>" for h in ("#", *(h for _, h in CAND_COLS), "source", "TB bands"))
         crit = (f", then target class <b>{html.escape(target)}</b>" if target else "")
-        parts.append(f"<h2>Top candidates</h2><p>Ranked: novel ∧ stable ∧ topological first (✔){crit}, then "
+        parts.append(f"<h2>Top candidates</h2><p>Ranked: novel ∧ stable ∧ topological first (✔; discovery hits ★ before the rest){crit}, then "
                      "topological, then energy above the DFT hull. Bands: spinful Slater-Koster sp³ model with "
                      "atomic SOC (approximate), along seekpath's path for the space group shown (one analysis per "
                      f"crystal: spglib, {SYMPREC} Å, {ANGLE_TOLERANCE:g}°). SK gaps on the screen's k-mesh. Z2 weak "
