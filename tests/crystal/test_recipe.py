@@ -98,3 +98,33 @@ def test_changed_recipe_never_reuses_old_crystals(tmp_path):
 def test_recipe_numbers_are_checked_up_front(tmp_path, extra, message):
     with pytest.raises(TopodiffInputError, match=message):
         load_recipe(_recipe(tmp_path, **extra))
+
+
+def test_recipe_labels_from_catalogues_then_judge_and_screens_only_chosen_sources(tmp_path):
+    """Issue #14: catalogue_class from the DFT catalogues by MP id, the learned judge elsewhere
+    (catalogue_source says which); the Slater-Koster screen runs only on the sources named."""
+    src = pd.read_csv(DATA).head(4)
+    src["material_id"] = ["mp-1", "mp-2", "mp-3", "mp-4"]
+    src["band_gap"] = [0.5, 0.0, 1.5, float("nan")]
+    real = tmp_path / "real.csv"
+    src.to_csv(real, index=False)
+    cat = tmp_path / "topology"
+    cat.mkdir()
+    pd.DataFrame({"material_id": ["mp-1", "mp-2"], "soc_class": ["TI", "Unknown"]}).to_csv(cat / "materiae.csv", index=False)
+    out = tmp_path / "out"
+    recipe = _recipe(tmp_path, real=[{"name": "mp", "path": str(real)}], synth={"num": 0},
+                     prototypes={"num": 2, "names": ["a7"]},
+                     labels={"screen": ["prototypes"], "catalogue": str(cat), "judge": True})
+    build_from_recipe(recipe, out, log=lambda m: None)
+    table = pd.read_csv(out / "labelled.csv", dtype={"mp_id": str})
+    mp = table[table["source"] == "mp"].set_index("mp_id")
+    assert mp.loc["mp-1", "catalogue_class"] == "ti" and mp.loc["mp-1", "catalogue_source"] == "catalogue"
+    assert mp.loc["mp-2", "catalogue_source"] == "judge"  # Materiae "Unknown" carries no class
+    assert mp.loc["mp-2", "catalogue_class"] in ("trivial", "ti", "tci", "semimetal")
+    assert mp.loc["mp-1", "band_gap"] == 0.5 and mp["topo_class"].isna().all()  # real rows not screened
+    protos = table[table["source"].str.startswith("prototypes")]
+    assert len(protos) == 2 and protos["topo_class"].notna().all() and protos["band_gap"].isna().all()
+    train = pd.concat([pd.read_csv(out / "train.csv"), pd.read_csv(out / "val.csv")])
+    assert len(train) == 6 and "screened" not in train.columns
+    with pytest.raises(TopodiffInputError, match="labels.judge"):
+        load_recipe(_recipe(tmp_path, labels={"judge": "yes"}))

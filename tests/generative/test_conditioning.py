@@ -11,7 +11,7 @@ from topodiff.generative.embeddings import TOPO_CLASSES, ConditionEmbedding
 from topodiff.generative.generate import element_sets_match, generate_to_dir, parse_conditions
 from topodiff.generative.model import CrystalDiffusion
 
-CONDS = ["topo_class", "band_gap", "chemical_system", "space_group", "num_atoms"]
+CONDS = ["topo_class", "catalogue_class", "band_gap", "chemical_system", "space_group", "num_atoms"]
 
 
 def _conditioned(tiny_cfg, **overrides) -> CrystalDiffusion:
@@ -126,10 +126,13 @@ def test_element_sets_match():
     ({"band_gap": "wide"}, "expects a number"),
     ({"colour": "red"}, "unknown condition"),
     ({"topo_class": "weak_ti"}, "too few"),
+    ({"catalogue_class": "ti"}, "too few"),
+    ({"catalogue_class": "strong_ti"}, "one of trivial, ti, tci, semimetal"),
 ])
 def test_condition_values_are_validated(raw, message):
     with pytest.raises(TopodiffInputError, match=message):
-        parse_conditions(raw, CONDS, np.array([10.0, 10.0, 0.0, 10.0]))
+        parse_conditions(raw, CONDS, {"topo_class": np.array([10.0, 10.0, 0.0, 10.0]),
+                                      "catalogue_class": np.array([10.0, 0.0, 10.0, 10.0])})
 
 
 def test_untrained_condition_is_rejected_but_sampler_conditions_are_not():

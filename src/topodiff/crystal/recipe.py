@@ -32,7 +32,7 @@ import numpy as np
 from topodiff.errors import TopodiffInputError
 from topodiff.io_utils import atomic_write, atomic_write_json, claim_output_dir, fingerprint
 
-RECIPE_KEYS = {"seed", "max_atoms", "real", "synth", "prototypes", "val_fraction", "workers"}
+RECIPE_KEYS = {"seed", "max_atoms", "real", "synth", "prototypes", "val_fraction", "workers", "labels"}
 GAP_BINS = (0.0, 1e-6, 0.1, 0.3, 0.6, 1.0, 2.0, 4.0, np.inf)
 
 
@@ -60,6 +60,10 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
             raise TopodiffInputError(f"{path}: real data file not found: {entry.get('path')}")
         entry["path"] = str(src)
     _check_numbers(recipe, path)
+    from topodiff.crystal.recipe_labels import check_label_spec
+
+    if "labels" in recipe:
+        recipe["labels"] = check_label_spec(recipe["labels"], path)
     return recipe
 
 
@@ -93,7 +97,12 @@ def recipe_fingerprint(recipe: dict[str, Any]) -> str:
     replaced by their files' contents) and the topodiff version."""
     options = {k: v for k, v in recipe.items() if k != "workers"}
     options["real"] = [{k: v for k, v in e.items() if k != "path"} for e in recipe.get("real", []) or []]
-    return fingerprint(sources=[e["path"] for e in recipe.get("real", []) or []],
+    sources = [e["path"] for e in recipe.get("real", []) or []]
+    catalogue = (recipe.get("labels") or {}).get("catalogue")
+    if catalogue:
+        options["labels"] = {**recipe["labels"], "catalogue": "contents"}
+        sources += sorted(str(p) for p in Path(catalogue).iterdir() if p.is_file())
+    return fingerprint(sources=sources,
                        options={"job": "dataset-recipe", "recipe": options})
 
 
@@ -155,95 +164,178 @@ def _plot(dists: dict[str, dict[str, Any]], png: Path) -> None:
     plt.close(fig)
 
 
+def _real_rows(entry: dict[str, Any], k: int, seed: int, max_atoms: int, out: Path,
+               log: Callable[[str], None]) -> Any:
+    """Rows of one ``real:`` entry: seeded holdout written aside, cells above the atom cap left out.
+
+    Columns ``material_id`` (``NAME-ID``), ``source``, ``cif``, ``mp_id`` (the file's id), and the
+    file's ``band_gap`` (eV) and space group where it has them (NaN otherwise)."""
+    import pandas as pd
+
+    name = str(entry.get("name", Path(entry["path"]).parent.name))
+    df = pd.read_csv(entry["path"], dtype={"material_id": str})
+    if "cif" not in df.columns:
+        raise TopodiffInputError(f"{entry['path']}: no 'cif' column")
+    order = np.random.default_rng([seed, k]).permutation(len(df))
+    n_hold = int(round(float(entry.get("holdout", 0.0)) * len(df)))
+    if n_hold:
+        held = df.iloc[np.sort(order[:n_hold])]
+        atomic_write(out / f"heldout_{name}.csv", lambda fh: held.to_csv(fh, index=False))
+        log(f"{name}: {n_hold} rows held out -> {out / f'heldout_{name}.csv'}")
+    rest = order[n_hold:]
+    cap = int(entry.get("num_atoms_max", max_atoms))
+    natoms = np.array([_num_atoms(df["cif"].iloc[i]) for i in rest])
+    if np.isinf(natoms).any():
+        log(f"{name}: {int(np.isinf(natoms).sum())} unreadable CIF rows left out")
+    rest = np.sort(rest[natoms <= cap][:int(entry.get("take", len(rest)))])
+    part = df.iloc[rest]
+    ids = part["material_id"].astype(str) if "material_id" in part.columns else pd.Series(rest.astype(str))
+    sg_col = next((c for c in ("spacegroup.number", "space_group_number") if c in part.columns), None)
+    log(f"{name}: {len(part)} rows (≤ {cap} atoms)")
+    return pd.DataFrame({"material_id": [f"{name}-{m}" for m in ids], "source": name, "cif": part["cif"].to_numpy(),
+                         "mp_id": ids.to_numpy(),
+                         "band_gap": part["band_gap"].to_numpy() if "band_gap" in part.columns else np.nan,
+                         "space_group_number": part[sg_col].to_numpy() if sg_col else np.nan})
+
+
+def _synthetic_rows(recipe: dict[str, Any], seed: int, max_atoms: int, workers: int,
+                    log: Callable[[str], None]) -> Any:
+    """Random (``synth``) and prototype-substitution (``prototypes``) crystals of a recipe."""
+    import pandas as pd
+
+    from topodiff.crystal.io import cif_text
+    from topodiff.crystal.synth import synthesize
+
+    ids, sources, cifs = [], [], []
+    for kind, frac in (("synth", 0.0), ("prototypes", 1.0)):
+        spec = recipe.get(kind) or {}
+        num = int(spec.get("num", 0))
+        if num <= 0:
+            continue
+        structs, info = synthesize(num, elements=spec.get("elements"), seed=seed + (1 if frac else 0),
+                                   max_atoms=int(spec.get("max_atoms", max_atoms)), prototype_fraction=frac,
+                                   prototypes=spec.get("names"), num_workers=workers, progress=True,
+                                   return_info=True)
+        keep = [i for i, s in enumerate(structs) if len(s) <= max_atoms]
+        ids += [f"{kind}-{seed}-{i}" for i in keep]
+        sources += [f"{kind}:{info[i]['prototype']}" if frac else kind for i in keep]
+        cifs += [cif_text(structs[i]) for i in keep]
+        log(f"{kind}: {len(keep)} crystals")
+    return pd.DataFrame({"material_id": ids, "source": sources, "cif": cifs, "mp_id": "",
+                         "band_gap": np.nan, "space_group_number": np.nan})
+
+
+def _screened(df: Any, spec: dict[str, Any], out: Path, workers: int, log: Callable[[str], None]) -> Any:
+    """``df`` with the Slater-Koster screen's ``topo_class``, ``gap`` (eV), ``z2`` and ``label_error``
+    for the rows whose source kind is in ``labels.screen`` (every row when absent); resumable."""
+    import pandas as pd
+
+    from topodiff.crystal.labelling import LABEL_COLUMNS, label_dataset
+
+    kinds = df["source"].map(lambda s: str(s).split(":")[0])
+    chosen = kinds.isin(spec["screen"]) if "screen" in spec else pd.Series(True, index=df.index)
+    df = df.assign(screened=chosen.to_numpy())
+    if not chosen.any():
+        return df.assign(**{c: np.nan for c in LABEL_COLUMNS})
+    to_screen = out / "to_screen.csv"
+    if not to_screen.exists():
+        part = df.loc[chosen, ["material_id", "source", "cif"]]
+        atomic_write(to_screen, lambda fh: part.to_csv(fh, index=False))
+    result = label_dataset(to_screen, out / "screened.csv", workers=workers, log=log)
+    if not result.get("complete", True):
+        raise TopodiffInputError("labelling did not complete; run the command again to resume")
+    labels = pd.read_csv(out / "screened.csv", dtype={"material_id": str})[["material_id", *LABEL_COLUMNS]]
+    return df.merge(labels, on="material_id", how="left")
+
+
+def _add_space_groups(df: Any, structures: list[Any]) -> None:
+    """Fill missing ``space_group_number`` with spglib's (symprec 0.1 Å)."""
+    from topodiff.crystal.io import quiet, space_group
+
+    sg = np.array(df["space_group_number"], dtype=np.float64)
+    with quiet():
+        for i in np.flatnonzero(~np.isfinite(sg)):
+            if structures[i] is not None:
+                sg[i] = space_group(structures[i])[0]
+    df["space_group_number"] = sg
+
+
+def _structures(cifs: Any) -> list[Any]:
+    from pymatgen.core import Structure
+
+    from topodiff.crystal.io import quiet
+
+    out = []
+    with quiet():
+        for c in cifs:
+            try:
+                out.append(Structure.from_str(str(c), fmt="cif"))
+            except Exception:  # noqa: BLE001 - a broken CIF is a row without a structure
+                out.append(None)
+    return out
+
+
+def _labelled(recipe: dict[str, Any], out: Path, workers: int, log: Callable[[str], None]) -> Any:
+    """Build (or resume) ``labelled.csv``: every crystal of the recipe with its labels."""
+    import pandas as pd
+
+    from topodiff.crystal.recipe_labels import add_catalogue_labels
+
+    seed, max_atoms = int(recipe.get("seed", 0)), int(recipe.get("max_atoms", 16))
+    spec = recipe.get("labels") or {}
+    labelled = out / "labelled.csv"
+    if labelled.exists():
+        return pd.read_csv(labelled, dtype={"material_id": str, "mp_id": str})
+    unlabelled = out / "unlabelled.csv"
+    if not unlabelled.exists():
+        parts = [_real_rows(e, k, seed, max_atoms, out, log) for k, e in enumerate(recipe.get("real", []) or [])]
+        table = pd.concat(parts + [_synthetic_rows(recipe, seed, max_atoms, workers, log)], ignore_index=True)
+        atomic_write(unlabelled, lambda fh: table.to_csv(fh, index=False))
+    df = _screened(pd.read_csv(unlabelled, dtype={"material_id": str, "mp_id": str}), spec, out, workers, log)
+    structures = _structures(df["cif"])
+    _add_space_groups(df, structures)
+    if spec.get("catalogue") or spec.get("judge"):
+        log(json.dumps(add_catalogue_labels(df, structures, spec, log)))
+    atomic_write(labelled, lambda fh: df.to_csv(fh, index=False))
+    return df
+
+
+def _class_counts(df: Any) -> dict[str, Any]:
+    """``catalogue_class`` counts per label source (empty without catalogue labels)."""
+    if "catalogue_class" not in df.columns:
+        return {}
+    src = df["catalogue_source"].fillna("")
+    return {s or "none": df.loc[src == s, "catalogue_class"].fillna("none").value_counts().to_dict()
+            for s in sorted(src.unique())}
+
+
 def build_from_recipe(recipe_path: str | Path, out_dir: str | Path, *, workers: int | None = None,
                       overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run a recipe into ``out_dir``; returns the label report (also ``out_dir/labels.json``).
 
     ``out_dir`` resumes a run of the same recipe and data; another run there is refused unless
     ``overwrite`` (which clears it; see the module docstring)."""
-    import pandas as pd
-    from pymatgen.core import Structure
-
-    from topodiff.crystal.io import cif_text, quiet, space_group
-    from topodiff.crystal.labelling import label_dataset
     from topodiff.crystal.splits import split_indices
-    from topodiff.crystal.synth import synthesize
 
     recipe = load_recipe(recipe_path)
     out = claim_output_dir(out_dir, job="dataset-recipe", fingerprint=recipe_fingerprint(recipe),
                            overwrite=overwrite, resume=True)
     seed = int(recipe.get("seed", 0))
-    max_atoms = int(recipe.get("max_atoms", 16))
-    workers = int(workers or recipe.get("workers", 2))
-    unlabelled = out / "unlabelled.csv"
-    if not unlabelled.exists():
-        ids, sources, cifs = [], [], []
-        for k, entry in enumerate(recipe.get("real", []) or []):
-            name = str(entry.get("name", Path(entry["path"]).parent.name))
-            df = pd.read_csv(entry["path"])
-            if "cif" not in df.columns:
-                raise TopodiffInputError(f"{entry['path']}: no 'cif' column")
-            order = np.random.default_rng([seed, k]).permutation(len(df))
-            n_hold = int(round(float(entry.get("holdout", 0.0)) * len(df)))
-            if n_hold:
-                held = df.iloc[np.sort(order[:n_hold])]
-                atomic_write(out / f"heldout_{name}.csv", lambda fh, held=held: held.to_csv(fh, index=False))
-                log(f"{name}: {n_hold} rows held out -> {out / f'heldout_{name}.csv'}")
-            rest = order[n_hold:]
-            if "num_atoms_max" in entry or max_atoms:
-                cap = int(entry.get("num_atoms_max", max_atoms))
-                natoms = np.array([_num_atoms(df["cif"].iloc[i]) for i in rest])
-                if np.isinf(natoms).any():
-                    log(f"{name}: {int(np.isinf(natoms).sum())} unreadable CIF rows left out")
-                rest = rest[natoms <= cap]
-            take = int(entry.get("take", len(rest)))
-            rest = np.sort(rest[:take])
-            ids += [f"{name}-{df['material_id'].iloc[i] if 'material_id' in df.columns else i}" for i in rest]
-            sources += [name] * len(rest)
-            cifs += [df["cif"].iloc[i] for i in rest]
-            log(f"{name}: {len(rest)} rows (≤ {max_atoms} atoms)")
-        for kind, frac in (("synth", 0.0), ("prototypes", 1.0)):
-            spec = recipe.get(kind) or {}
-            num = int(spec.get("num", 0))
-            if num <= 0:
-                continue
-            structs, info = synthesize(num, elements=spec.get("elements"), seed=seed + (1 if frac else 0),
-                                       max_atoms=int(spec.get("max_atoms", max_atoms)), prototype_fraction=frac,
-                                       prototypes=spec.get("names"), num_workers=workers, progress=True,
-                                       return_info=True)
-            keep = [i for i, s in enumerate(structs) if len(s) <= max_atoms]
-            ids += [f"{kind}-{seed}-{i}" for i in keep]
-            sources += [f"{kind}:{info[i]['prototype']}" if frac else kind for i in keep]
-            cifs += [cif_text(structs[i]) for i in keep]
-            log(f"{kind}: {len(keep)} crystals")
-        table = pd.DataFrame({"material_id": ids, "source": sources, "cif": cifs})
-        atomic_write(unlabelled, lambda fh: table.to_csv(fh, index=False))
-    labelled = out / "labelled.csv"
-    result = label_dataset(unlabelled, labelled, workers=workers, log=log)
-    if not result.get("complete", True):
-        raise TopodiffInputError("labelling did not complete; run the command again to resume")
-    df = pd.read_csv(labelled)
-    if "space_group_number" not in df.columns:
-        with quiet():
-            df["space_group_number"] = [space_group(Structure.from_str(c, fmt="cif"))[0] for c in df["cif"]]
-    usable = df[df["topo_class"].notna()].reset_index(drop=True)
+    df = _labelled(recipe, out, int(workers or recipe.get("workers", 2)), log)
+    usable = df[~df["screened"].astype(bool) | df["topo_class"].notna()].reset_index(drop=True)
     if len(usable) == 0:
         raise TopodiffInputError("no crystal of the recipe could be labelled")
-    parts = split_indices(len(usable), seed=seed, fractions=(1 - float(recipe.get("val_fraction", 0.05)),
-                                                                 float(recipe.get("val_fraction", 0.05))))
+    val_fraction = float(recipe.get("val_fraction", 0.05))
+    parts = split_indices(len(usable), seed=seed, fractions=(1 - val_fraction, val_fraction))
     for name in ("train", "val"):
-        part = usable.iloc[parts[name]]
+        part = usable.iloc[parts[name]].drop(columns=["screened"])
         atomic_write(out / f"{name}.csv", lambda fh, part=part: part.to_csv(fh, index=False))
-    dists = {"all": label_distribution(list(usable["topo_class"]), usable["gap"].to_numpy())}
-    for src in sorted(usable["source"].map(lambda s: str(s).split(":")[0]).unique()):
-        sub = usable[usable["source"].map(lambda s: str(s).split(":")[0]) == src]
-        dists[src] = label_distribution(list(sub["topo_class"]), sub["gap"].to_numpy())
-    for src in sorted(s for s in usable["source"].unique() if ":" in str(s)):
-        sub = usable[usable["source"] == src]
-        dists[src] = label_distribution(list(sub["topo_class"]), sub["gap"].to_numpy())
-    for name in ("train", "val"):
-        sub = usable.iloc[parts[name]]
-        dists[name] = label_distribution(list(sub["topo_class"]), sub["gap"].to_numpy())
+    kind = usable["source"].map(lambda s: str(s).split(":")[0])
+    subsets = {"all": usable, "train": usable.iloc[parts["train"]], "val": usable.iloc[parts["val"]]}
+    subsets.update({k: usable[kind == k] for k in sorted(kind.unique())})
+    subsets.update({s: usable[usable["source"] == s] for s in sorted(usable["source"].unique()) if ":" in str(s)})
+    dists = {name: {**label_distribution(list(sub["topo_class"]), sub["gap"].to_numpy()),
+                    "catalogue_class": _class_counts(sub)} for name, sub in subsets.items()}
     report = {"recipe": str(recipe_path), "rows": int(len(df)), "usable": int(len(usable)),
               "unlabelled_errors": int(len(df) - len(usable)), "distributions": dists}
     atomic_write_json(out / "labels.json", report)

@@ -1,7 +1,8 @@
 """Torch dataset over :class:`topodiff.crystal.dataset.CrystalArrays` and the batch collate function.
 
-Conditions come from the property columns (float, NaN = missing) plus ``num_atoms`` and, when a
-``topo_class`` label column exists, its index in :data:`~topodiff.generative.embeddings.TOPO_CLASSES`.
+Conditions come from the property columns (float, NaN = missing) plus ``num_atoms`` and, for each
+categorical label column (``topo_class``, ``catalogue_class``), the index of its class in
+:data:`~topodiff.generative.embeddings.CATEGORY_NAMES`.
 The model uses only the conditions it was configured with and ignores the rest.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from topodiff.generative.batch import CrystalBatch
-from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
+from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
 
 #: property columns that feed a condition; for ``band_gap`` a dataset labelled by ``dataset label``
 #: should carry the screened gap as ``gap`` and no DFT gap column (the first alias present wins)
@@ -35,9 +36,10 @@ class CrystalTorchDataset(Dataset):
                 if name not in props and a in props:
                     props[name] = props[a]
         labels = getattr(arrays, "labels", None) or {}
-        if "topo_class" in labels:
-            lut = {c: float(i) for i, c in enumerate(TOPO_CLASSES)}
-            props["topo_class"] = np.array([lut.get(v, np.nan) if v is not None else np.nan for v in labels["topo_class"]])
+        for name, classes in CATEGORY_NAMES.items():
+            if name in labels:
+                lut = {c: float(i) for i, c in enumerate(classes)}
+                props[name] = np.array([lut.get(v, np.nan) if isinstance(v, str) else np.nan for v in labels[name]])
         props["num_atoms"] = self.num_atoms.astype(np.float64)
         # chemical system: multi-hot over atomic numbers [B, max_z + 1]
         chem = np.zeros((len(self.num_atoms), CONDITION_KINDS["chemical_system"][1]), dtype=np.float32)

@@ -15,11 +15,16 @@ from torch import nn
 from topodiff.errors import TopodiffInputError
 
 TOPO_CLASSES = ("trivial_insulator", "strong_ti", "weak_ti", "metal")
+#: DFT catalogue classes (Materiae / TQC / Tang et al., or the learned judge): see topodiff.crystal.catalogue
+CATALOGUE_CLASSES = ("trivial", "ti", "tci", "semimetal")
+#: categorical conditions given by name: label column -> class names (the index is what is embedded)
+CATEGORY_NAMES: dict[str, tuple[str, ...]] = {"topo_class": TOPO_CLASSES, "catalogue_class": CATALOGUE_CLASSES}
 # kind, size: "scalar" (one float), "categorical" (integer in [0, size)), "multihot" (vector of size)
 CONDITION_KINDS: dict[str, tuple[str, int]] = {
     "band_gap": ("scalar", 1),
     "num_atoms": ("scalar", 1),
     "topo_class": ("categorical", len(TOPO_CLASSES)),
+    "catalogue_class": ("categorical", len(CATALOGUE_CLASSES)),
     "space_group": ("categorical", 231),
     "chemical_system": ("multihot", 101),
 }

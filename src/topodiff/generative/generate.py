@@ -19,7 +19,7 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import load_generator
-from topodiff.generative.embeddings import CONDITION_KINDS, TOPO_CLASSES
+from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
 from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
@@ -56,12 +56,13 @@ PREDICTOR_TARGETS = ("topo_class", "band_gap")
 
 
 def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
-                     class_counts: Any = None) -> dict[str, float | list[float]]:
+                     class_counts: dict[str, Any] | None = None) -> dict[str, float | list[float]]:
     """Validate user conditions (``KEY -> text or number``) into numbers the model embeds.
 
     ``chemical_system`` and ``num_atoms`` are accepted by every checkpoint (the sampler enforces them
     exactly); the others need a checkpoint trained with them. ``class_counts`` (training crystals per
-    topo_class) rejects classes with less than :data:`MIN_CLASS_SUPPORT` of the labels.
+    class of each categorical condition, e.g. ``{"topo_class": [...]}``) rejects classes with less
+    than :data:`MIN_CLASS_SUPPORT` of that condition's labels.
     """
     out: dict[str, Any] = {}
     for key, value in (raw or {}).items():
@@ -71,17 +72,8 @@ def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
             raise TopodiffInputError(f"this checkpoint was not trained with condition {key!r} "
                                      f"(it knows: {', '.join(trained) or 'none'})")
         text = str(value).strip()
-        if key == "topo_class":
-            if text not in TOPO_CLASSES:
-                raise TopodiffInputError(f"topo_class must be one of {', '.join(TOPO_CLASSES)}, got {text!r}")
-            if class_counts is not None:
-                counts = np.asarray(class_counts, dtype=np.float64)
-                share = counts[TOPO_CLASSES.index(text)] / max(counts.sum(), 1.0)
-                if counts.sum() > 0 and share < MIN_CLASS_SUPPORT:
-                    raise TopodiffInputError(
-                        f"topo_class={text}: only {100 * share:.1f} % of this checkpoint's training crystals had "
-                        f"that label (< {100 * MIN_CLASS_SUPPORT:.0f} %), too few to condition on")
-            out[key] = float(TOPO_CLASSES.index(text))
+        if key in CATEGORY_NAMES:
+            out[key] = _category_index(key, text, (class_counts or {}).get(key))
         elif key == "chemical_system":
             from pymatgen.core import Element
 
@@ -114,6 +106,22 @@ def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
                 raise TopodiffInputError(f"band_gap must be ≥ 0 and ≤ {MAX_BAND_GAP:g} eV, got {text}")
             out[key] = number
     return out
+
+
+def _category_index(key: str, text: str, counts: Any) -> float:
+    """Index of class ``text`` of categorical condition ``key``; refused when unknown or when it had
+    less than :data:`MIN_CLASS_SUPPORT` of the checkpoint's training labels (``counts``)."""
+    classes = CATEGORY_NAMES[key]
+    if text not in classes:
+        raise TopodiffInputError(f"{key} must be one of {', '.join(classes)}, got {text!r}")
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.float64)
+        share = counts[classes.index(text)] / max(counts.sum(), 1.0)
+        if counts.sum() > 0 and share < MIN_CLASS_SUPPORT:
+            raise TopodiffInputError(
+                f"{key}={text}: only {100 * share:.1f} % of this checkpoint's training crystals had "
+                f"that label (< {100 * MIN_CLASS_SUPPORT:.0f} %), too few to condition on")
+    return float(classes.index(text))
 
 
 def _conditions_tensor(cond: dict[str, Any], b: int) -> dict[str, torch.Tensor]:
@@ -248,7 +256,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     trained = list(model.cfg.conditions)
     if (guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0) or int(prescreen) > 1:
         trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
-    cond = parse_conditions(conditions, trained, model.topo_class_counts.cpu().numpy())
+    cond = parse_conditions(conditions, trained, {name: getattr(model, f"{name}_counts").cpu().numpy()
+                                                  for name in CATEGORY_NAMES})
     if guidance is None:
         embedded = [k for k in cond if k in model.cfg.conditions]
         guidance = float(model.cfg.default_guidance) if embedded else 0.0

@@ -19,10 +19,10 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import ModelConfig
 from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
 from topodiff.generative.denoiser import PeriodicTransformer
-from topodiff.generative.embeddings import TOPO_CLASSES, ConditionEmbedding, TimeEmbedding
+from topodiff.generative.embeddings import CATEGORY_NAMES, ConditionEmbedding, TimeEmbedding
 
 #: buffers a checkpoint may lack (added after the first shipped checkpoints); they keep their defaults
-OPTIONAL_BUFFERS = ("topo_class_counts",)
+OPTIONAL_BUFFERS = ("topo_class_counts", "catalogue_class_counts")
 
 
 def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Tensor:
@@ -62,7 +62,8 @@ class CrystalDiffusion(nn.Module):
         self.register_buffer("stats_seen", torch.tensor(0.0))  # crystals behind the statistics above
         # crystals per topo_class label seen in training (NaN labels not counted); checkpoints older than
         # this buffer load without it (see OPTIONAL_BUFFERS)
-        self.register_buffer("topo_class_counts", torch.zeros(len(TOPO_CLASSES)))
+        for name, classes in CATEGORY_NAMES.items():  # topo_class_counts, catalogue_class_counts
+            self.register_buffer(f"{name}_counts", torch.zeros(len(classes)))
 
     # ------------------------------------------------------------------ data statistics
     def set_num_atoms_distribution(self, counts: torch.Tensor | np.ndarray | list) -> None:
@@ -104,10 +105,12 @@ class CrystalDiffusion(nn.Module):
         seen = float(self.stats_seen)
         self.volume_per_atom.fill_((float(self.volume_per_atom) * seen + float(vpa)) / (seen + n.numel()))
         self.species_allowed[batch.species.clamp(1, self.cfg.max_z)] = True
-        tc = batch.conditions.get("topo_class")
-        if tc is not None:
-            tc = tc[~torch.isnan(tc)].long().clamp(0, len(TOPO_CLASSES) - 1)
-            self.topo_class_counts.add_(torch.bincount(tc, minlength=len(TOPO_CLASSES)).to(self.topo_class_counts))
+        for name, classes in CATEGORY_NAMES.items():
+            label = batch.conditions.get(name)
+            if label is not None:
+                label = label[~torch.isnan(label)].long().clamp(0, len(classes) - 1)
+                counts = getattr(self, f"{name}_counts")
+                counts.add_(torch.bincount(label, minlength=len(classes)).to(counts))
         self.stats_seen.add_(float(n.numel()))
 
     def sample_num_atoms(self, n: int, generator: torch.Generator | None = None, min_atoms: int = 1) -> torch.Tensor:
