@@ -42,7 +42,7 @@ DATA = ROOT.parent / "shared" / "data"
 TRAIN_CSV = ROOT / "data" / "mp20" / "train.csv"
 ARMS = ("conditioned", "unconditional", "substitution")
 HIT_KEYS = ("formula", "space_group", "e_above_hull", "catalogue_class", "p_topological", "topo_class", "z2",
-            "gap", "known_match", "novelty_note", "index")
+            "gap", "known_match", "novelty_note", "index", "num_atoms", "candidate")
 
 
 def log(msg: str) -> None:
@@ -364,8 +364,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         arm_dir = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite, resume=True,
                                    fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cand = make_candidates(arm, arm_dir, args)
-        num = len(_frames(arm_dir / "candidates.extxyz"))
+        frames = _frames(arm_dir / "candidates.extxyz")
+        num = len(frames)
         rows, cpu, missing = judge_arm(arm, arm_dir, num, args)
+        for r in rows:      # what the candidate is (substitution: template, element map, probability)
+            r["candidate"] = {k: v for k, v in frames[r["index"]].labels.items() if k != "index"}
         arms[arm] = arm_summary(arm, rows, cand, cpu, num, missing)
         log(f"[{arm}] {arms[arm]['num_hits']} hits of {num}; {arms[arm]['cpu_minutes']:.1f} CPU min")
     prev = json.loads((out / "discovery.json").read_text())["arms"] if (out / "discovery.json").is_file() else {}
