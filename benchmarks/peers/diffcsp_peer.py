@@ -38,6 +38,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ MODEL_CONF = {"csp": "diffusion", "gen": "diffusion_w_type"}
 VAL_EVERY_EPOCHS = 5                     # conf/logging/default.yaml val_check_interval
 GRAD_CLIP_VALUE = 0.5                    # conf/train/default.yaml gradient_clip_val (value)
 SEED = 42                                # conf/train/default.yaml random_seed
+#: Longest lattice vector written (Å). topodiff's reader checks overlaps with pymatgen's cell-list
+#: neighbour search, whose memory grows with (cell extent / 0.5 Å)^3: an untrained model's 1e5 Å
+#: cells exhaust the machine. Longer cells are recorded as not written (bench_mp20: invalid).
+MAX_CELL_LENGTH = 100.0
 
 
 class PeerError(Exception):
@@ -108,8 +113,10 @@ def read_crystals(csv: Path, cfg: Any, limit: int | None = None, *, strict: bool
     out, bad = [], 0
     for k, cif in enumerate(df["cif"]):
         try:
-            crystal = build_crystal(cif, niggli=cfg.data.niggli, primitive=cfg.data.primitive)
-            f, z, lengths, angles, _, _, n = build_crystal_graph(crystal, "none")
+            with warnings.catch_warnings():   # pymatgen's CIF rounding notes, one per row
+                warnings.simplefilter("ignore")
+                crystal = build_crystal(cif, niggli=cfg.data.niggli, primitive=cfg.data.primitive)
+                f, z, lengths, angles, _, _, _ = build_crystal_graph(crystal, "none")
         except Exception as exc:  # their parser raises anything on a bad CIF
             if strict:
                 raise PeerError(f"{csv}: row {k} cannot be read ({type(exc).__name__}: {exc})") from None
@@ -286,7 +293,8 @@ def sample_jobs(args: argparse.Namespace, cfg: Any, train_crystals: list[dict[st
 
 def to_structure(frac: np.ndarray, lattice: np.ndarray, types: np.ndarray) -> Any:
     """A pymatgen ``Structure`` as DiffCSP's ``compute_metrics.Crystal`` builds it (cell from its
-    lengths/angles); None when the output is not finite or the cell degenerate."""
+    lengths/angles); None when the output is not finite, the cell degenerate (volume < 0.1 Å³, as
+    theirs) or longer than :data:`MAX_CELL_LENGTH`."""
     from pymatgen.core import Lattice, Structure
 
     if not (np.all(np.isfinite(frac)) and np.all(np.isfinite(lattice))):
@@ -295,7 +303,7 @@ def to_structure(frac: np.ndarray, lattice: np.ndarray, types: np.ndarray) -> An
         s = Structure(Lattice.from_parameters(*Lattice(lattice).parameters), types.tolist(), frac % 1.0)
     except Exception:  # their Crystal marks such a cell "construction_raises_exception"
         return None
-    return s if s.volume >= 0.1 else None
+    return s if s.volume >= 0.1 and max(s.lattice.abc) <= MAX_CELL_LENGTH else None
 
 
 def sample(model: Any, data: list[Any], info: list[dict[str, int]], args: argparse.Namespace,
