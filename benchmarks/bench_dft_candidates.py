@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,30 @@ def collect(pipeline_dirs: list[Path], symprec: float) -> list[dict[str, Any]]:
             s = symmetrized(rec.structure, symprec)[0]
             out.append({"source": f"{d.name}#{i}", "formula": s.composition.reduced_formula, "structure": s})
     return out
+
+
+def collect_hits(path: Path, symprec: float) -> list[dict[str, Any]]:
+    """Candidates from a discovery ``hits.json`` (any nesting): every object with a ``relaxed_cif``."""
+    from pymatgen.core import Structure
+
+    from topodiff.crystal.symmetry import symmetrized
+
+    found: list[dict[str, Any]] = []
+
+    def walk(x: Any, where: str) -> None:
+        if isinstance(x, dict):
+            if isinstance(x.get("relaxed_cif"), str):
+                s = symmetrized(Structure.from_str(x["relaxed_cif"], fmt="cif"), symprec)[0]
+                found.append({"source": f"{where}#{x.get('index', len(found))}", "formula": s.composition.reduced_formula,
+                              "structure": s})
+            for k, v in x.items():
+                walk(v, f"{where}/{k}" if where else str(k))
+        elif isinstance(x, list):
+            for v in x:
+                walk(v, where)
+
+    walk(json.loads(path.read_text()), "")
+    return found
 
 
 def select(cands: list[dict[str, Any]], max_atoms: int, limit: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -93,35 +118,43 @@ def cost(c: dict[str, Any], k_density: float = 18.0) -> float:
     return float(len(np.unique(mapping)) * len(atoms) ** 2)
 
 
-def cheap_judges(cands: list[dict[str, Any]]) -> None:
-    """Slater-Koster screen and learned judge on each candidate's (symmetrised) crystal, in place."""
+def cheap_judges(cands: list[dict[str, Any]], cache: Path) -> None:
+    """Slater-Koster screen and learned judge on each candidate's (symmetrised) crystal, in place;
+    cached per crystal in ``cache`` (keyed like the DFT results)."""
+    from topodiff.dft.batch import crystal_key
     from topodiff.evaluation.screen import screen_structure
+    from topodiff.io_utils import atomic_write_json
     from topodiff.judge import judge_structures
 
-    for c, v in zip(cands, judge_structures([c["structure"] for c in cands])):
-        c.update(catalogue_class=v.get("catalogue_class"), p_topological=v.get("p_topological"))
+    cache.mkdir(parents=True, exist_ok=True)
+    files = [cache / f"{crystal_key(c['structure'], {})[:24]}.json" for c in cands]
+    todo = [i for i, f in enumerate(files) if not f.is_file()]
+    verdicts = judge_structures([cands[i]["structure"] for i in todo]) if todo else []
+    for i, v in zip(todo, verdicts):
+        row = {"catalogue_class": v.get("catalogue_class"), "p_topological": v.get("p_topological")}
         try:
-            r = screen_structure(c["structure"])
-            c.update(topo_class=r.get("topo_class"), z2=r.get("z2"))
+            r = screen_structure(cands[i]["structure"])
+            row.update(topo_class=r.get("topo_class"), z2=r.get("z2"))
         except Exception as exc:  # a screen failure is a row note, not the end of the benchmark
-            c.update(topo_class=None, z2=None, sk_error=f"{type(exc).__name__}: {exc}")
+            row.update(topo_class=None, z2=None, sk_error=f"{type(exc).__name__}: {exc}")
+        atomic_write_json(files[i], row)
+    for c, f in zip(cands, files):
+        c.update(json.loads(f.read_text()))
 
 
 def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts over crystals DFT decided (strong/weak TI, trivial, metal): SK and judge agree or not."""
+    """Agreement with DFT on the crystals it decided (strong/weak TI, trivial, metal), as classes
+    topological / trivial / metal; ``*_scf`` counts leave out the metals by odd electron count (no SCF)."""
     decided = [r for r in rows if r.get("verdict") in VERDICT_CLASS]
-    out: dict[str, Any] = {"verified": sum(r.get("verdict") is not None for r in rows), "decided": len(decided),
-                           "dft_verdicts": {}}
-    for r in rows:
-        if r.get("verdict"):
-            out["dft_verdicts"][r["verdict"]] = out["dft_verdicts"].get(r["verdict"], 0) + 1
+    out: dict[str, Any] = {"rows": len(rows), "verified": sum(r.get("verdict") is not None for r in rows),
+                           "decided": len(decided), "decided_scf": sum(r.get("k_mesh") is not None for r in decided),
+                           "dft_verdicts": dict(Counter(r["verdict"] for r in rows if r.get("verdict"))),
+                           "sk_exact": sum(r["verdict"] == r.get("sk_class") for r in decided)}
     for name, key, table in (("sk", "sk_class", SK_CLASS), ("judge", "judge_class", JUDGE_CLASS)):
-        pairs = [(VERDICT_CLASS[r["verdict"]], table.get(r.get(key) or "")) for r in decided]
-        out[f"{name}_agree"] = sum(a == b for a, b in pairs)
-        out[f"{name}_exact_sk_class"] = None
-        if name == "sk":  # the screen predicts the same four classes: exact agreement too
-            out["sk_exact_sk_class"] = sum(r["verdict"] == r.get("sk_class") for r in decided)
-        out[f"{name}_undecided"] = sum(b is None for _, b in pairs)
+        for sub, part in (("", decided), ("_scf", [r for r in decided if r.get("k_mesh") is not None])):
+            pairs = [(VERDICT_CLASS[r["verdict"]], table.get(r.get(key) or "")) for r in part]
+            out[f"{name}_agree{sub}"] = sum(a == b for a, b in pairs)
+            out[f"{name}_pairs{sub}"] = dict(Counter(f"{a}->{b}" for a, b in pairs))
     return out
 
 
@@ -135,8 +168,12 @@ def table(rows: list[dict[str, Any]]) -> str:
              "judge (p_topo) | wall s | CPU s |", "|" + "---|" * 13]
     for r in rows:
         verdict = r.get("verdict") or f"not verified: {r.get('error')}"
-        if r.get("reason") and r.get("verdict") in ("inconclusive", "metal"):
+        if r.get("verdict") == "metal" and r.get("k_mesh") is None:
+            verdict += f" (odd electron count {r.get('n_valence')}, no SCF)"
+        elif r.get("reason") and r.get("verdict") in ("inconclusive", "metal"):
             verdict += f" ({r['reason']})"
+        elif r.get("note"):
+            verdict += f" ({r['note'].split(':')[0]})"
         gap = "" if r.get("gap_direct") is None else f"{r['gap_direct']:.2f} / {r['gap_indirect']:.2f}"
         p = "" if r.get("p_topological") is None else f" ({float(r['p_topological']):.2f})"
         mesh = "x".join(str(n) for n in r.get("k_mesh") or [])
@@ -155,8 +192,10 @@ def run(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     (out / "verify").mkdir(parents=True, exist_ok=True)
-    cands, counts = select(collect([Path(d) for d in args.pipelines], args.symmetrize), args.max_atoms, args.limit)
-    cheap_judges(cands)
+    found = (collect_hits(Path(args.hits), args.symmetrize) if args.hits
+             else collect([Path(d) for d in args.pipelines], args.symmetrize))
+    cands, counts = select(found, args.max_atoms, args.limit)
+    cheap_judges(cands, out / "cheap")
     opts = {"basis": "lcao", "k_density": args.kdensity, "soc": True, "cross_check": False, "escalate": True,
             "max_atoms": args.max_atoms}
     rows: list[dict[str, Any]] = []
@@ -179,14 +218,28 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("pipelines", nargs="+", help="topodiff pipeline output directories")
+    ap.add_argument("pipelines", nargs="*", help="topodiff pipeline output directories")
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-atoms", type=int, default=4, help="largest symmetrised primitive cell verified")
     ap.add_argument("--symmetrize", type=float, default=0.1, help="symmetrisation tolerance (Å)")
     ap.add_argument("--kdensity", type=float, default=18.0)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per crystal")
     ap.add_argument("--limit", type=int, default=40, help="at most this many candidates")
-    run(ap.parse_args(argv))
+    ap.add_argument("--hits", default=None, help="a discovery hits.json instead of pipeline directories")
+    ap.add_argument("--render", action="store_true", help="only rewrite OUT/table.md from OUT/rows.json (no DFT)")
+    args = ap.parse_args(argv)
+    if args.render:
+        render(Path(args.out))
+    else:
+        run(args)
+
+
+def render(out: Path) -> None:
+    """``OUT/table.md`` from ``OUT/rows.json``: the table, then the agreement counts."""
+    from topodiff.io_utils import atomic_write_text
+
+    rows = json.loads((out / "rows.json").read_text())["rows"]
+    atomic_write_text(out / "table.md", table(rows) + "\n\n" + json.dumps(agreement(rows)) + "\n")
 
 
 if __name__ == "__main__":
