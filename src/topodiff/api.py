@@ -147,7 +147,7 @@ class GeneratedStructures(list):
 
 
 def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, checkpoint: str | None = None,
-             seed: int = 0, steps: int | None = None, guidance: float | None = None, batch_size: int = 500,
+             seed: int = 0, steps: int | None = None, guidance: float | None = None, batch_size: int = 128,
              out_dir: str | os.PathLike | None = None, overwrite: bool = False, **options: Any) -> GeneratedStructures:
     """Generate crystals with the diffusion model (``topodiff generate``) as pymatgen Structures.
 

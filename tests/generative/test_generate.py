@@ -46,14 +46,14 @@ def test_generate_writes_contract_files(ckpt, tmp_path):
 
 def test_csp_keeps_compositions(ckpt, tmp_path):
     inp = tmp_path / "formulas.txt"
-    inp.write_text("SrTiO3\n# comment\nNaClO3\n")
+    inp.write_text("SrTiO3\n# comment\nNa2O\n")  # sampled smallest first, written in input order
     meta = csp_to_dir(inp, tmp_path / "csp", checkpoint=str(ckpt), samples=2, steps=2)
     from ase.io import read
 
     frames = read(tmp_path / "csp" / "structures.extxyz", index=":")
     assert meta["num_structures"] == 4 and [(a.info["index"], a.info["sample"]) for a in frames] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert sorted(frames[0].get_chemical_symbols()) == ["O", "O", "O", "Sr", "Ti"]
-    assert sorted(frames[3].get_chemical_symbols()) == ["Cl", "Na", "O", "O", "O"]
+    assert sorted(frames[3].get_chemical_symbols()) == ["Na", "Na", "O"]
     disk = json.loads((tmp_path / "csp" / "metadata.json").read_text())
     assert disk["sampler"]["corrector_noise_scale"] == 1.0 and disk["sampler"]["sample_steps"] > 0
     bad = tmp_path / "bad.txt"
@@ -106,3 +106,16 @@ def test_min_distances_right_for_a_strongly_skewed_cell():
     one_deep, valid = periodic_distances(b.frac, b.lattice, b.num_atoms)
     assert float(one_deep[valid].min()) > oracle + 0.5                # the old one-cell-deep check is wrong here
     assert float(min_distances(b)[0]) == pytest.approx(oracle, abs=1e-9)
+
+
+def test_chunks_group_similar_sizes_within_the_padded_pair_budget():
+    """Crystals are sampled in size-sorted chunks: each chunk's padded pair tensor (items × largest
+    n²) stays within PAIR_BUDGET and at most batch_size items; every job appears once, in order."""
+    from topodiff.generative.generate import PAIR_BUDGET, _chunks
+
+    sizes = [2, 3, 3, 5, 8, 20, 20, 20, 200, 200]
+    chunks = _chunks(list(range(len(sizes))), sizes, batch_size=4, padded=True)
+    assert [j for c in chunks for j in c] == list(range(len(sizes)))
+    for c in chunks:
+        assert len(c) <= 4 and (len(c) == 1 or len(c) * max(sizes[j] for j in c) ** 2 <= PAIR_BUDGET)
+    assert chunks[0] == [0, 1, 2, 3]

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
                                                  "(default: the checkpoint's default when conditions are given, else 0)"),
         steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (default: the checkpoint's)"),
         seed: int = typer.Option(0, "--seed"),
-        batch_size: int = typer.Option(500, "--batch-size", help="crystals sampled together"),
+        batch_size: int = typer.Option(128, "--batch-size", help="crystals sampled together (similar sizes together)"),
         repulsion: float = typer.Option(0.0, "--repulsion", help="strength of the distance-floor guidance "
                                         "(pushes atoms closer than max(1 Å, the checkpoint's floor) apart; 0 = off)"),
         predictor_guidance: float = typer.Option(0.0, "--predictor-guidance", help="classifier guidance by the "

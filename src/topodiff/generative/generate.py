@@ -232,7 +232,7 @@ def prescreen_scores(frames: list, cond: dict[str, Any], predictor: str | None) 
 
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
                     conditions: dict[str, Any] | None = None, guidance: float | None = None,
-                    steps: int | None = None, seed: int = 0, batch_size: int = 500,
+                    steps: int | None = None, seed: int = 0, batch_size: int = 128,
                     guide_options: dict[str, Any] | None = None, prescreen: int = 1,
                     predictor: str | None = "default") -> dict[str, Any]:
     """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
@@ -276,19 +276,22 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
     frames, below = [], 0
-    if "num_atoms" in cond:  # large fixed-size crystals: fewer per batch
-        batch_size = max(1, min(batch_size, PAIR_BUDGET // int(cond["num_atoms"]) ** 2))
-    for start in range(0, total, batch_size):
-        b = min(batch_size, total - start)
-        if "num_atoms" in cond:
-            num_atoms = torch.full((b,), int(cond["num_atoms"]), dtype=torch.long)
-        else:
-            num_atoms = model.sample_num_atoms(b, gen, min_atoms=min_atoms)
-        batch, nb = sample_guarded(model, num_atoms, conditions=cond, guidance=guidance, steps=steps, generator=gen,
-                                   guide=guide)
+    if "num_atoms" in cond:
+        sizes = torch.full((total,), int(cond["num_atoms"]), dtype=torch.long)
+    else:
+        sizes = model.sample_num_atoms(total, gen, min_atoms=min_atoms)
+    # crystals of similar size sampled together (the denoiser pads every crystal to the batch's largest)
+    order = torch.argsort(sizes, stable=True).tolist()
+    slots: list[Any] = [None] * total
+    for chunk in _chunks(order, [int(sizes[i]) for i in order], batch_size, padded=True):
+        batch, nb = sample_guarded(model, sizes[chunk], conditions=cond, guidance=guidance, steps=steps,
+                                   generator=gen, guide=guide)
         below += nb
-        frames += batch.split()
-        print(f"generated {len(frames)}/{total}", file=sys.stderr, flush=True)
+        for i, frame in zip(chunk, batch.split()):
+            slots[i] = frame
+        done = sum(f is not None for f in slots)
+        print(f"generated {done}/{total}", file=sys.stderr, flush=True)
+    frames = slots
     if int(prescreen) > 1:
         keep = np.sort(np.argsort(-prescreen_scores(frames, targets, predictor), kind="stable")[:int(num)])
         frames = [frames[i] for i in keep]
@@ -311,16 +314,19 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     return meta
 
 
-def _chunks(jobs: list, sizes: list[int], batch_size: int) -> list[list]:
-    """Consecutive runs of ``jobs`` with at most ``batch_size`` items and Σ size² ≤ :data:`PAIR_BUDGET`
-    (one item always fits)."""
-    out, cur, pairs = [], [], 0
+def _chunks(jobs: list, sizes: list[int], batch_size: int, *, padded: bool = False) -> list[list]:
+    """Consecutive runs of ``jobs`` (atom counts ``sizes``) with at most ``batch_size`` items and at
+    most :data:`PAIR_BUDGET` atom pairs: Σ n², or with ``padded`` items × (largest n)², the size of
+    the denoiser's padded pair tensors (one item always fits)."""
+    out, cur, pairs, largest = [], [], 0, 0
     for job, n in zip(jobs, sizes):
-        if cur and (len(cur) >= batch_size or pairs + n * n > PAIR_BUDGET):
+        cost = (len(cur) + 1) * max(largest, n) ** 2 if padded else pairs + n * n
+        if cur and (len(cur) >= batch_size or cost > PAIR_BUDGET):
             out.append(cur)
-            cur, pairs = [], 0
+            cur, pairs, largest = [], 0, 0
         cur.append(job)
         pairs += n * n
+        largest = max(largest, n)
     return out + ([cur] if cur else [])
 
 
@@ -369,23 +375,24 @@ def read_compositions(path: str | Path) -> list[np.ndarray]:
 
 
 def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None = None, samples: int = 1,
-               seed: int = 0, steps: int | None = None, batch_size: int = 500) -> dict[str, Any]:
+               seed: int = 0, steps: int | None = None, batch_size: int = 128) -> dict[str, Any]:
     """Crystal structure prediction: ``samples`` structures per composition of ``input``."""
     if int(samples) <= 0:
         raise TopodiffInputError(f"--samples must be a positive integer, got {samples}")
     comps = read_compositions(input)
     model, config = load_generator(checkpoint)
     gen = torch.Generator().manual_seed(int(seed))
-    jobs = [(i, k) for i in range(len(comps)) for k in range(int(samples))]
+    jobs = sorted(((i, k) for i in range(len(comps)) for k in range(int(samples))), key=lambda job: len(comps[job[0]]))
     t0 = time.time()
     frames = []
-    for chunk in _chunks(jobs, [len(comps[i]) for i, _ in jobs], batch_size):
+    for chunk in _chunks(jobs, [len(comps[i]) for i, _ in jobs], batch_size, padded=True):
         num_atoms = torch.tensor([len(comps[i]) for i, _ in chunk], dtype=torch.long)
         species = torch.as_tensor(np.concatenate([comps[i] for i, _ in chunk]), dtype=torch.long)
         batch, _ = sample_guarded(model, num_atoms, species=species, steps=steps, generator=gen)
         for (i, k), (f, L, z) in zip(chunk, batch.split()):
             frames.append(_to_atoms(f, L, z, {"index": i, "sample": k}))
         print(f"csp {len(frames)}/{len(jobs)}", file=sys.stderr, flush=True)
+    frames.sort(key=lambda atoms: (atoms.info["index"], atoms.info["sample"]))  # input order
     wall = time.time() - t0
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(frames))
