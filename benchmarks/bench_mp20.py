@@ -125,7 +125,7 @@ def score_csp(path: Path, reference: Sequence[Any]) -> dict[str, Any]:
 def _fmt(v: Any, kind: str) -> str:
     if v is None:
         return "—"
-    return {"pct": f"{100 * v:.1f} %", "f3": f"{v:.3f}", "f4": f"{v:.4f}", "int": str(int(v))}[kind]
+    return {"pct": f"{100 * v:.2f} %", "f3": f"{v:.3f}", "f4": f"{v:.4f}", "int": str(int(v))}[kind]
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:

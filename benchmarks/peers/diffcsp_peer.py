@@ -238,7 +238,7 @@ def train(model: Any, data: list[Any], val: list[Any] | None, args: argparse.Nam
             opt.step()
             progress["epoch_loss_sum"] += float(loss.detach())
             progress["epoch_loss_n"] += 1
-            progress["last_loss"] = {k: round(float(v), 5) for k, v in out.items()}
+            progress["last_loss"] = {k: round(float(v.detach()), 5) for k, v in out.items()}
         progress["step"] += 1
         progress["step_in_epoch"] += 1
         if progress["step_in_epoch"] == per_epoch:

@@ -72,5 +72,5 @@ def test_table_marks_unmeasured_cells(bench) -> None:
     md = bench.table({**bench.PUBLISHED, "mine": {"csp_match_rate": 0.5, "csp_rmse": 0.1, "csp_num_compositions": 4}})
     lines = md.splitlines()
     assert len(lines) == 2 + len(bench.PUBLISHED) + 1
-    assert "| mine | — |" in md and "50.0 %" in lines[-1]
+    assert "| mine | — |" in md and "50.00 %" in lines[-1]
     assert "35.02" not in md and "0.350" in md     # DiffCSP published d_ρ
