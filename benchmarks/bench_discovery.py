@@ -127,16 +127,11 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
         gen = arm_dir / "generated"
         shutil.rmtree(gen, ignore_errors=True)     # a generation cut short is redone
         conds = args.conditions if arm == "conditioned" else None
-        meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint, conditions=conds,
+        meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint_info["checkpoint_file"], conditions=conds,
                                guidance=args.guidance if conds else None, steps=args.steps, seed=args.seed)
         shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
         info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
-        from topodiff.generative.checkpoint import resolve_checkpoint
-
-        ckpt = resolve_checkpoint(args.checkpoint)
-        recipe = ckpt.with_suffix(".json")
-        info.update(checkpoint_file=str(ckpt), checkpoint_sha256=hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16],
-                    checkpoint_description=json.loads(recipe.read_text()).get("description") if recipe.is_file() else None)
+        info.update(args.checkpoint_info)
     doc = plain({"arm": arm, "cpu_s": time.process_time() - c0, "wall_s": time.time() - t0, "info": info})
     atomic_write_json(done, doc)
     log(f"[{arm}] candidates: {doc['cpu_s']:.0f} CPU s")
@@ -144,8 +139,9 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
 
 
 # ------------------------------------------------------------------------------------------ judging
-def judge_chunk(task: tuple[str, list[int], int]) -> dict[str, Any]:
-    """Evaluate (relax, hull, novelty, SK screen, learned judge) candidates ``idx`` of one file."""
+def judge_chunk(task: tuple[str, list[int], int, str]) -> dict[str, Any]:
+    """Evaluate (relax, hull, novelty, SK screen, learned judge) candidates ``idx`` of one file; a chunk
+    another invocation has written to ``done`` meanwhile is read back instead (``"reused"``)."""
     from topodiff.crystal.io import cif_text
     from topodiff.evaluation.entries import load_entries
     from topodiff.evaluation.evaluate import evaluate_entries
@@ -153,7 +149,9 @@ def judge_chunk(task: tuple[str, list[int], int]) -> dict[str, Any]:
     from topodiff.evaluation.outputs import CSV_COLUMNS
     from topodiff.threads import ensure_threads
 
-    path, idx, relax_steps = task
+    path, idx, relax_steps, done = task
+    if Path(done).is_file():
+        return {**json.loads(Path(done).read_text()), "reused": True}
     ensure_threads()
     t0, c0 = time.time(), time.process_time()
     entries = load_entries(path)
@@ -169,44 +167,62 @@ def judge_chunk(task: tuple[str, list[int], int]) -> dict[str, Any]:
     return plain({"rows": out, "cpu_s": time.process_time() - c0, "wall_s": time.time() - t0})
 
 
-def judge_arm(arm: str, arm_dir: Path, num: int, args: argparse.Namespace) -> tuple[list[dict], float, int]:
-    """All chunks of one arm (done ones are read back); returns rows, their CPU s and chunks missing."""
+def judge_all(arm_dirs: dict[str, Path], nums: dict[str, int], args: argparse.Namespace) -> dict[str, dict[int, dict]]:
+    """Judge every arm's chunks, interleaved arm by arm (chunk 0 of each arm, then chunk 1, ...), so that
+    the arms advance together; chunks done before are read back. With ``--max-minutes`` no new chunk
+    starts after that wall time. Returns ``{arm: {chunk number: chunk result}}``."""
     from topodiff.io_utils import atomic_write_json
     from topodiff.process_pool import resilient_map
 
-    chunk_dir = arm_dir / "chunks"
-    chunk_dir.mkdir(exist_ok=True)
-    cand = str(arm_dir / "candidates.extxyz")
-    tasks = [(cand, list(range(a, min(a + args.chunk, num))), args.relax_steps) for a in range(0, num, args.chunk)]
-    results: dict[int, dict] = {}
-    todo = []
-    for k in range(len(tasks)):
-        f = chunk_dir / f"{k:04d}.json"
-        if f.is_file():
-            results[k] = json.loads(f.read_text())
-        else:
-            todo.append(k)
-    log(f"[{arm}] judging {len(todo)} of {len(tasks)} chunks ({len(tasks) - len(todo)} done before)")
+    results: dict[str, dict[int, dict]] = {a: {} for a in arm_dirs}
+    tasks: list[tuple[str, int, tuple]] = []
+    for arm, d in arm_dirs.items():
+        (d / "chunks").mkdir(exist_ok=True)
+        for k, a in enumerate(range(0, nums[arm], args.chunk)):
+            f = d / "chunks" / f"{k:04d}.json"
+            if f.is_file():
+                results[arm][k] = json.loads(f.read_text())
+            else:
+                idx = list(range(a, min(a + args.chunk, nums[arm])))
+                tasks.append((arm, k, (str(d / "candidates.extxyz"), idx, args.relax_steps, str(f))))
+    tasks.sort(key=lambda t: (t[1], list(arm_dirs).index(t[0])))
+    if args.summarize_only:
+        tasks = []
+    log(f"judging {len(tasks)} chunks of {args.chunk} ({sum(map(len, results.values()))} done before)")
+    t_end = time.time() + 60.0 * args.max_minutes if args.max_minutes else float("inf")
 
-    def keep(k: int, res: dict) -> None:
+    def keep(task: tuple[str, int, tuple], res: dict) -> None:
+        arm, k, _ = task
         if "error" in res:
             log(f"[{arm}] chunk {k} failed: {res['error']}")
             return
-        atomic_write_json(chunk_dir / f"{k:04d}.json", res)
-        results[k] = res
-        hits = sum(_hit(r) for r in res["rows"])
-        log(f"[{arm}] chunk {k + 1}/{len(tasks)}: {res['cpu_s']:.0f} CPU s, {hits} hit(s)")
+        if not res.pop("reused", False):
+            atomic_write_json(arm_dirs[arm] / "chunks" / f"{k:04d}.json", res)
+        results[arm][k] = res
+        log(f"[{arm}] chunk {k + 1}: {res['cpu_s']:.0f} CPU s, {sum(_hit(r) for r in res['rows'])} hit(s)")
 
     if args.workers <= 1:
-        for k in todo:
-            keep(k, judge_chunk(tasks[k]))
+        for t in tasks:
+            if time.time() > t_end:
+                log(f"--max-minutes {args.max_minutes} reached: judging stops")
+                break
+            keep(t, judge_chunk(t[2]))
     else:
         crash = lambda task, msg: {"error": msg}   # noqa: E731
-        for j, res in resilient_map(judge_chunk, [tasks[k] for k in todo], workers=args.workers,
-                                    on_crash=crash, log=log):
-            keep(todo[j], res)
-    rows = [r for k in sorted(results) for r in results[k]["rows"]]
-    return rows, float(sum(r["cpu_s"] for r in results.values())), len(tasks) - len(results)
+        for j, res in resilient_map(judge_chunk, [t[2] for t in tasks], workers=args.workers, on_crash=crash, log=log):
+            keep(tasks[j], res)
+            if time.time() > t_end:
+                log(f"--max-minutes {args.max_minutes} reached: judging stops")
+                break
+    return results
+
+
+def judged_prefix(chunks: dict[int, dict], num: int) -> int:
+    """Number of candidates judged without a gap from the first one (whole chunks)."""
+    k = 0
+    while k in chunks:
+        k += 1
+    return min(num, sum(len(chunks[i]["rows"]) for i in range(k)))
 
 
 def _hit(row: dict[str, Any]) -> bool:
@@ -216,8 +232,11 @@ def _hit(row: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ summary
-def arm_summary(arm: str, rows: list[dict], cand: dict, judge_cpu_s: float, num: int, missing: int) -> dict[str, Any]:
-    """Hits per 100 candidates, distinct hit formulas, hits per CPU-minute and the funnel behind them."""
+def arm_summary(arm: str, rows: list[dict], cand: dict, judge_cpu_s: float, num: int, num_made: int) -> dict[str, Any]:
+    """Hits per 100 candidates, distinct hit formulas, hits per CPU-minute and the funnel behind them.
+
+    ``num``: candidates judged and counted (the common prefix of all arms); ``num_made``: candidates
+    made (their whole CPU time counts, also when only ``num`` of them were judged)."""
     from topodiff.evaluation.hull import STABLE_THRESHOLD
 
     hits = [r for r in rows if _hit(r)]
@@ -225,8 +244,8 @@ def arm_summary(arm: str, rows: list[dict], cand: dict, judge_cpu_s: float, num:
     eh = [r["e_above_hull"] for r in rows if r.get("e_above_hull") is not None]
     count = lambda pred: int(sum(1 for r in rows if pred(r)))   # noqa: E731
     return plain({
-        "arm": arm, "num_candidates": num, "num_judged": len(rows), "chunks_missing": missing,
-        "num_hits": len(hits), "hits_per_100": 100.0 * len(hits) / num,
+        "arm": arm, "num_candidates": num, "num_judged": len(rows), "num_made": num_made,
+        "num_hits": len(hits), "hits_per_100": 100.0 * len(hits) / num if num else None,
         "distinct_hit_formulas": len({r["formula"] for r in hits}),
         "cpu_minutes": cpu_min, "cpu_minutes_candidates": cand["cpu_s"] / 60.0,
         "hits_per_cpu_minute": len(hits) / cpu_min if cpu_min > 0 else None,
@@ -249,10 +268,10 @@ def markdown(doc: dict[str, Any]) -> str:
     for a in doc["arms"].values():
         f = a["funnel"]
         lines.append(f"| {a['arm']} | {a['num_candidates']} | {f['valid']} | {f['formula_novel']} | {f['stable']} | "
-                     f"{f['learned_ti_tci']} | {a['num_hits']} | {a['hits_per_100']:.1f} | {a['distinct_hit_formulas']} | "
-                     f"{a['cpu_minutes']:.1f} | {a['hits_per_cpu_minute'] or 0:.3f} |")
-    text = [f"Target `{doc['target']}`, checkpoint `{doc['checkpoint']}`, seed {doc['seed']}, "
-            f"{doc['date']}.\n", head + "\n".join(lines), ""]
+                     f"{f['learned_ti_tci']} | {a['num_hits']} | {_num(a['hits_per_100'], 1)} | {a['distinct_hit_formulas']} | "
+                     f"{a['cpu_minutes']:.1f} | {_num(a['hits_per_cpu_minute'], 3)} |")
+    text = [f"Target `{doc['target']}`, checkpoint `{doc['checkpoint']}` (sha256 {doc.get('checkpoint_sha256')}), "
+            f"seed {doc['seed']}, {doc['date']}.\n", head + "\n".join(lines), ""]
     for a in doc["arms"].values():
         text.append(f"**{a['arm']}** hits ({a['num_hits']}):\n")
         if not a["hits"]:
@@ -267,8 +286,8 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(text) + "\n"
 
 
-def _num(v: Any) -> str:
-    return "–" if v is None else f"{v:.2f}"
+def _num(v: Any, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
@@ -282,7 +301,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
     arms = list(doc["arms"].values())
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.bar([a["arm"] for a in arms], [a["hits_per_100"] for a in arms], color="tab:blue")
+    ax1.bar([a["arm"] for a in arms], [a["hits_per_100"] or 0.0 for a in arms], color="tab:blue")
     ax1.set_ylabel("hits per 100 candidates")
     ax1.set_title(f"hits ({doc['target']})", fontsize=9)
     bins = np.linspace(-0.3, 1.5, 37)
@@ -318,6 +337,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--chunk", type=int, default=4, help="candidates per resumable evaluation chunk")
     ap.add_argument("--relax-steps", type=int, default=300, help="CHGNet optimiser steps per crystal")
     ap.add_argument("--workers", type=int, default=1, help="worker processes for the judging")
+    ap.add_argument("--max-minutes", type=float, default=0.0,
+                    help="start no judging chunk after this wall time (0: no limit); every arm is then counted over "
+                         "the candidates judged in all arms (rerun to continue)")
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="judge nothing more: write the outputs from the chunks judged so far")
     ap.add_argument("--hits-json", type=Path, default=None, help="also merge the hits into this file, keyed by target")
     ap.add_argument("--overwrite", action="store_true", help="clear OUT when it holds another run")
     args = ap.parse_args(argv)
@@ -342,6 +366,39 @@ def merge_hits(path: Path, target: str, doc: dict[str, Any]) -> None:
     atomic_write_json(path, old)
 
 
+def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    """Claim each arm's folder and make its candidates: ``(arm dirs, candidates.json docs, entries)``."""
+    from topodiff.io_utils import claim_output_dir, fingerprint
+
+    arm_dirs, cands, frames = {}, {}, {}
+    for arm in args.arm_list:
+        # each arm owns its folder: a new checkpoint (model arms) or template file (substitution) is a new run
+        if arm == "substitution":
+            src = [args.templates] if args.templates.is_file() else []
+            arm_opts = {"templates": "file" if src else "mp_20 join"}
+        else:
+            src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps")}
+        arm_dirs[arm] = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite,
+                                         resume=True, fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
+        cands[arm] = make_candidates(arm, arm_dirs[arm], args)
+        frames[arm] = _frames(arm_dirs[arm] / "candidates.extxyz")
+    return arm_dirs, cands, frames
+
+
+def summarize(chunks: dict[str, dict[int, dict]], cands: dict[str, dict], frames: dict[str, list]) -> dict[str, Any]:
+    """Per-arm summaries over the same number of candidates: the longest prefix judged in every arm."""
+    common = min(judged_prefix(chunks[a], len(frames[a])) for a in chunks)
+    arms = {}
+    for arm in chunks:
+        used = [c for _, c in sorted(chunks[arm].items()) if c["rows"][0]["index"] < common]
+        rows = [r for c in used for r in c["rows"] if r["index"] < common]
+        for r in rows:      # what the candidate is (substitution: template, element map, probability)
+            r["candidate"] = {k: v for k, v in frames[arm][r["index"]].labels.items() if k != "index"}
+        arms[arm] = arm_summary(arm, rows, cands[arm], sum(c["cpu_s"] for c in used), common, len(frames[arm]))
+        log(f"[{arm}] {arms[arm]['num_hits']} hits of {common}; {arms[arm]['cpu_minutes']:.1f} CPU min")
+    return arms
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every arm (resuming what is done), then the JSON, markdown, plot and hit files."""
     from topodiff.generative.checkpoint import resolve_checkpoint
@@ -353,27 +410,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = claim_output_dir(args.out, job="bench-discovery", fingerprint=fingerprint(options=opts),
                            overwrite=args.overwrite, resume=True)
     ckpt = resolve_checkpoint(args.checkpoint)
-    arms = {}
-    for arm in args.arm_list:
-        # each arm owns its folder: a new checkpoint (model arms) or template file (substitution) is a new run
-        if arm == "substitution":
-            src = [args.templates] if args.templates.is_file() else []
-            arm_opts = {"templates": "file" if src else "mp_20 join"}
-        else:
-            src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps")}
-        arm_dir = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite, resume=True,
-                                   fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
-        cand = make_candidates(arm, arm_dir, args)
-        frames = _frames(arm_dir / "candidates.extxyz")
-        num = len(frames)
-        rows, cpu, missing = judge_arm(arm, arm_dir, num, args)
-        for r in rows:      # what the candidate is (substitution: template, element map, probability)
-            r["candidate"] = {k: v for k, v in frames[r["index"]].labels.items() if k != "index"}
-        arms[arm] = arm_summary(arm, rows, cand, cpu, num, missing)
-        log(f"[{arm}] {arms[arm]['num_hits']} hits of {num}; {arms[arm]['cpu_minutes']:.1f} CPU min")
-    prev = json.loads((out / "discovery.json").read_text())["arms"] if (out / "discovery.json").is_file() else {}
-    arms = {a: arms.get(a, prev.get(a)) for a in ARMS if a in arms or a in prev}   # arms run before stay
+    recipe = ckpt.with_suffix(".json")
+    args.checkpoint_info = {"checkpoint_file": str(ckpt), "checkpoint_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16],
+                            "checkpoint_description": json.loads(recipe.read_text()).get("description")
+                            if recipe.is_file() else None}
+    arm_dirs, cands, frames = prepare_arms(out, opts, ckpt, args)
+    chunks = judge_all(arm_dirs, {a: len(f) for a, f in frames.items()}, args)
+    arms = summarize(chunks, cands, frames)
     doc = plain({"target": args.target, "checkpoint": args.checkpoint or "default", "seed": args.seed,
+                 **args.checkpoint_info,
                  "num": args.num, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "out": str(out),
                  "options": opts, "hit_rule": "formula-novel ∧ e_above_hull ≤ 0.1 eV/atom (DFT hull) ∧ learned judge ti/tci",
                  "arms": arms})

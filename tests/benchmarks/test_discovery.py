@@ -54,6 +54,20 @@ def test_arm_summary_counts_hits_distinct_formulas_and_cpu(bench):
     assert s["e_above_hull"] == [0.05] * 4
 
 
+def test_judged_prefix_counts_whole_chunks_without_a_gap(bench):
+    chunk = {"rows": [{}] * 4}
+    assert bench.judged_prefix({}, 10) == 0
+    assert bench.judged_prefix({0: chunk, 1: chunk, 3: chunk}, 16) == 8      # chunk 2 missing
+    assert bench.judged_prefix({0: chunk, 1: chunk, 2: {"rows": [{}] * 2}}, 10) == 10
+
+
+def test_judge_chunk_reads_back_a_chunk_another_run_wrote(bench, tmp_path):
+    done = tmp_path / "0000.json"
+    done.write_text(json.dumps({"rows": [{"index": 0}], "cpu_s": 1.0}))
+    res = bench.judge_chunk((str(tmp_path / "missing.extxyz"), [0], 10, str(done)))
+    assert res == {"rows": [{"index": 0}], "cpu_s": 1.0, "reused": True}
+
+
 def test_evaluation_summary_shows_hits():
     lines = summary_lines({"discovery": {"num_sun_topological_learned": 1, "num_sun_topological_slater_koster": 0,
                                          "num_sun_topological_both": 0, "num_hits": 4}})
@@ -87,7 +101,7 @@ def test_end_to_end_resumes_and_refuses_another_run(bench, tmp_path, capsys):
     doc = json.loads((out / "discovery.json").read_text())
     assert set(doc["arms"]) == {"unconditional", "substitution"}
     for name, arm in doc["arms"].items():
-        assert arm["num_candidates"] == arm["num_judged"] == 2 and arm["chunks_missing"] == 0
+        assert arm["num_candidates"] == arm["num_judged"] == arm["num_made"] == 2
         assert arm["cpu_minutes"] > arm["cpu_minutes_candidates"] > 0
         assert arm["num_hits"] == len(arm["hits"]) and 0 <= arm["hits_per_100"] <= 100
         assert math.isclose(arm["hits_per_100"], 50.0 * arm["num_hits"])
@@ -107,7 +121,7 @@ def test_end_to_end_resumes_and_refuses_another_run(bench, tmp_path, capsys):
 
     assert bench.main(argv) == 0                      # resumed: nothing recomputed
     err = capsys.readouterr().err
-    assert "judging 0 of 2 chunks" in err and "candidates:" not in err
+    assert "judging 0 chunks of 1 (4 done before)" in err and "candidates:" not in err
     assert json.loads((out / "discovery.json").read_text())["arms"]["substitution"]["hits"] == \
         doc["arms"]["substitution"]["hits"]
 
