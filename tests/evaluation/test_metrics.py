@@ -56,6 +56,7 @@ def test_tiny_volume_is_invalid():
 def test_smact_composition_validity():
     assert M.composition_valid(Composition("NaCl"))
     assert M.composition_valid(Composition("Bi2Se3"))
+    assert not M.composition_valid(Composition("ArCl2"))  # SMACT gives Ar no oxidation states (None): invalid, not a crash
     assert M.composition_valid(Composition("BaTiO3"))
     assert not M.composition_valid(Composition("NaCl2"))      # no charge-neutral oxidation states
     assert M.composition_valid(Composition("Si"))             # single element

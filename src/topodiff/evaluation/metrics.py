@@ -89,7 +89,7 @@ def _smact_valid(symbols: tuple[str, ...], counts: tuple[int, ...]) -> bool:
     space = smact.element_dictionary(symbols)
     elems = [space[s] for s in symbols]
     eneg = [e.pauling_eneg for e in elems]
-    ox_lists = [list(e.oxidation_states) for e in elems]
+    ox_lists = [list(e.oxidation_states or ()) for e in elems]  # None for elements SMACT gives none (noble gases)
     if any(len(o) == 0 for o in ox_lists):
         return False
     # All oxidation-state combinations at once; charge neutral when Σ ox_i n_i = 0.
