@@ -17,7 +17,7 @@ $(BIN)/topodiff: pyproject.toml
 install: $(BIN)/topodiff
 
 run: install
-	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition topo_class=strong_ti
+	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition catalogue_class=ti
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20
