@@ -1,21 +1,15 @@
 """benchmarks/bench_dft_candidates.py: agreement counts and the table (no DFT run)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dft_candidates.py"
-
+from helpers import load_benchmark
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_dft_candidates", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+    return load_benchmark("bench_dft_candidates")
 
 
 ROWS = [

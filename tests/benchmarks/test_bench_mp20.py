@@ -2,24 +2,18 @@
 training file, missing crystals as invalid, CSP misses for compositions left unwritten."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_benchmark
 
 from topodiff.crystal.writers import write_structures
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_mp20.py"
-
-
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_mp20", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+    return load_benchmark("bench_mp20")
 
 
 @pytest.fixture
