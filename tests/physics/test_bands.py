@@ -63,6 +63,20 @@ def test_fcc_path_maps_onto_model_basis() -> None:
     assert len(ticks) == len(labels) and any("|" in lab for lab in labels)
 
 
+@pytest.mark.parametrize("handedness", [1.0, -1.0])
+def test_nearly_symmetric_lattice_gets_a_path(handedness: float) -> None:
+    """A cell monoclinic within 0.1 Å but not exactly (e.g. a relaxed crystal), either handedness:
+    seekpath idealises it, so the path falls back to the bare lattice; Γ stays Γ."""
+    a, b, c, beta = 4.0, 5.0, 6.0, math.radians(100.0)
+    A = np.array([[a, 0.0, 0.0], [0.0, b, 0.0], [c * math.cos(beta), 0.0, c * math.sin(beta)]])
+    A = A + np.array([[0.0, 0.02, -0.015], [0.01, 0.0, 0.02], [0.0, -0.02, 0.0]])  # strain below 0.1 Å
+    A[0] *= handedness
+    for atoms in (None, (np.array([[0.0, 0.0, 0.0], [0.31, 0.12, 0.77]]), np.array([14, 8]))):
+        path = high_symmetry_path(A, atoms=atoms)
+        nodes = [kap for piece in path.pieces for _, kap in piece]
+        assert any(np.allclose(kap, 0.0) for kap in nodes)
+        assert len(nodes) >= 4
+
 def test_dos_normalised_and_gaussian() -> None:
     E, dos = density_of_states(np.zeros((10, 2)), sigma=0.1, grid=np.linspace(-1, 1, 2001))
     np.testing.assert_allclose(dos, 2 * np.exp(-0.5 * (E / 0.1) ** 2) / (0.1 * math.sqrt(2 * math.pi)), atol=1e-12)

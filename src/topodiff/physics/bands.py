@@ -123,26 +123,40 @@ def _path_2d(lattice: np.ndarray) -> KPath:
     return KPath([[("Γ", G), ("X", X), ("M", M), ("Γ", G), ("Y", Y)]])
 
 
+def _supercell_of(A: np.ndarray, res: dict, atol: float) -> np.ndarray | None:
+    """Integer ``N`` with ``A = N P R`` (P: seekpath's primitive cell, R its rotation), or None."""
+    P = np.asarray(res["primitive_lattice"], dtype=float)
+    rot = np.asarray(res.get("rotation_matrix", np.eye(3)), dtype=float)
+    for Rm in (rot, rot.T, np.eye(3)):
+        inv = A @ np.linalg.inv(P @ Rm)
+        if np.allclose(inv, np.round(inv), atol=atol) and abs(np.linalg.det(np.round(inv))) >= 1:
+            return np.round(inv)  # rounding removes the strain of a cell idealised at symprec
+    return None
+
+
 def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = None,
              symprec: float = SYMPREC) -> KPath:
+    """seekpath's path for the crystal (or the bare lattice) mapped onto the model's cell.
+
+    Tried in order: the atoms at ``symprec``, the bare lattice at ``symprec``, the bare lattice at
+    1e-5 Å (always maps: a cell nearly symmetric at ``symprec`` but not exactly so is idealised by
+    seekpath into a cell that is not an integer supercell of the model's).
+    """
     import seekpath
 
     A = np.asarray(lattice, dtype=float)[:, :3]
     if A.shape != (3, 3):
         raise TopodiffInputError("a 3D model needs three 3-component lattice vectors for a k-path")
-    cell = (A, [[0.0, 0.0, 0.0]], [1]) if atoms is None else (A, np.mod(atoms[0], 1.0), list(atoms[1]))
-    res = seekpath.get_path(cell, with_time_reversal=True, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE)
-    P = np.asarray(res["primitive_lattice"], dtype=float)
-    rot = np.asarray(res.get("rotation_matrix", np.eye(3)), dtype=float)
-    N = None
-    for Rm in (rot, rot.T, np.eye(3)):
-        inv = A @ np.linalg.inv(P @ Rm)  # A = N P: the model cell is an integer supercell of seekpath's
-        if np.allclose(inv, np.round(inv), atol=0.1 if atoms is not None else 1e-5) and abs(np.linalg.det(np.round(inv))) >= 1:
-            N = np.round(inv)  # (idealised at symprec: the rounding removes the strain of a slightly off crystal)
+    bare = (A, [[0.0, 0.0, 0.0]], [1])
+    tries = [(bare, symprec), (bare, 1e-5)]
+    if atoms is not None:
+        tries.insert(0, ((A, np.mod(atoms[0], 1.0), list(atoms[1])), symprec))
+    for cell, prec in tries:
+        res = seekpath.get_path(cell, with_time_reversal=True, symprec=prec, angle_tolerance=ANGLE_TOLERANCE)
+        N = _supercell_of(A, res, atol=0.1)
+        if N is not None:
             break
-    if N is None:
-        if atoms is not None:  # the atoms' cell is not a supercell of the symmetric one: the lattice's own path
-            return _path_3d(lattice, symprec=symprec)
+    else:
         raise TopodiffInputError("could not map seekpath's k-path onto the model's lattice")  # pragma: no cover
     to_model = N.T  # κ_model = κ_seekpath @ N^T
 
