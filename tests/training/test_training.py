@@ -202,6 +202,10 @@ def test_max_minutes_stops_early_with_a_final_checkpoint(crystal_csv, tmp_path):
     summary = train(cfg, model=LatticeRegressor())
     assert 0 < summary["global_step"] < 1_000_000
     assert read_checkpoint(tmp_path / "last.ckpt")["global_step"] == summary["global_step"]
+    # the limit is per launch: a resumed run trains again (it used to stop at once, the checkpoint's
+    # elapsed time already past the limit)
+    again = train(cfg, model=LatticeRegressor(), resume=True)
+    assert again["global_step"] > summary["global_step"]
 
 
 def test_auto_threads_respects_processes_and_machine_load():

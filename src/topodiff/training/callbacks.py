@@ -29,7 +29,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import Timer, TQDMProgressBar
 
 from topodiff.training.checkpoint_files import (CKPT_FORMAT, atomic_link, atomic_torch_save,  # noqa: F401
                                                 find_resume_checkpoint, read_checkpoint, remove_stale_temporaries,
@@ -186,3 +186,11 @@ class PeriodicCheckpoint(pl.Callback):
         self._save(trainer)
 
 
+
+
+class LaunchTimer(Timer):
+    """Lightning's ``Timer`` (stop with a final checkpoint after ``duration``), counting this launch
+    only: a resumed run gets ``trainer.max_minutes`` afresh instead of the time its checkpoint used."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Ignore the elapsed time stored in the checkpoint."""

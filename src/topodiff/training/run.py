@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from topodiff.errors import TopodiffInputError
 from topodiff.io_utils import available_cpus
-from topodiff.training.callbacks import EMA, AtomicCheckpointIO, PeriodicCheckpoint, StderrProgressBar
+from topodiff.training.callbacks import EMA, AtomicCheckpointIO, LaunchTimer, PeriodicCheckpoint, StderrProgressBar
 from topodiff.training.checkpoint_files import find_resume_checkpoint, read_checkpoint, remove_stale_temporaries
 from topodiff.training.config import save_config, to_container
 from topodiff.training.datamodule import CrystalDataModule
@@ -128,7 +128,6 @@ def trainer_kwargs(cfg: DictConfig, *, has_val: bool) -> dict[str, Any]:
     return dict(
         accelerator=acc, devices=devices, num_nodes=int(t.num_nodes), strategy=strategy,
         precision=str(t.precision), max_steps=int(t.max_steps), max_epochs=-1,
-        max_time=timedelta(minutes=float(t.max_minutes)) if t.max_minutes > 0 else None,
         gradient_clip_val=float(cfg.optim.grad_clip) or None, gradient_clip_algorithm="norm",
         val_check_interval=int(t.val_every) if has_val else None, check_val_every_n_epoch=None,
         limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0,
@@ -241,6 +240,8 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
     meter = Throughput()
     callbacks: list[pl.Callback] = [EMA(float(cfg.ema.decay)), meter,
                                     PeriodicCheckpoint(out, int(cfg.trainer.checkpoint_every), int(cfg.trainer.keep_last))]
+    if cfg.trainer.max_minutes > 0:
+        callbacks.append(LaunchTimer(duration=timedelta(minutes=float(cfg.trainer.max_minutes)), interval="step"))
     if cfg.trainer.progress_bar:
         callbacks.append(StderrProgressBar(refresh_rate=max(1, int(cfg.trainer.log_every) // 4)))
     from lightning.pytorch.callbacks import ModelSummary  # plain summary (logging → stderr), not rich → stdout
