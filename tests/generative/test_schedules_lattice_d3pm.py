@@ -82,6 +82,35 @@ def test_masked_d3pm_forward_and_reverse():
 
 def test_lattice_ddim_step_eta():
     """eta = 1 is the DDPM posterior (same noise draw); eta = 0 is deterministic and lands on ŷ0 at s = 0."""
+
+def test_confident_reveal_keeps_counts_and_picks_sure_atoms():
+    """``order="confident"``: per crystal, as many atoms revealed as the random order would reveal
+    (same draws), chosen among the masked atoms whose species is most probable; all at s = 0."""
+    d3 = MaskedD3PM("linear")
+    n_cryst, per = 50, 8
+    batch = torch.arange(n_cryst).repeat_interleave(per)
+    species = torch.zeros(n_cryst * per, dtype=torch.long)
+    species[::4] = 8                                                     # a quarter already revealed
+    sure = (torch.arange(n_cryst * per) % per) >= 6                        # two atoms per crystal are certain
+    logits = torch.zeros(n_cryst * per, 30)
+    logits[:, 0] = float("-inf")
+    logits[sure, 14] = 50.0
+    t, s = torch.full((n_cryst * per,), 0.01), torch.full((n_cryst * per,), 0.0075)
+    rand = d3.reverse_step(species, logits, t, s, torch.Generator().manual_seed(3), batch=batch)
+    conf = d3.reverse_step(species, logits, t, s, torch.Generator().manual_seed(3), batch=batch, order="confident")
+    counts = [torch.bincount(batch[(x != species)], minlength=n_cryst) for x in (rand, conf)]
+    assert torch.equal(counts[0], counts[1]) and int(counts[0].sum()) > 10
+    newly = (conf != species)
+    picked_sure = (newly & sure).long().sum()
+    assert picked_sure == torch.minimum(counts[1], torch.tensor(2)).sum()    # the sure atoms go first
+    assert bool((conf[species != 0] == species[species != 0]).all())       # revealed atoms stay
+    done = d3.reverse_step(conf, logits, s, torch.zeros_like(s), batch=batch, order="confident")
+    assert bool((done != 0).all())
+    with pytest.raises(TopodiffInputError):
+        d3.reverse_step(species, logits, t, s, order="confident")           # needs the batch index
+    with pytest.raises(TopodiffInputError):
+        d3.reverse_step(species, logits, t, s, batch=batch, order="sorted")
+
     from topodiff.generative.corruption import LatticeVP
 
     vp = LatticeVP("cosine", 0.3)

@@ -158,6 +158,14 @@ def test_checkpoint_contents_and_bitwise_resume(crystal_csv, tmp_path):
     # resuming with another network is refused with a clear input error
     with pytest.raises(TopodiffInputError, match="hidden"):
         train(_cfg(crystal_csv, tmp_path / "b", *common, "model.hidden=48"), resume=True)
+    # ... but sampler settings only steer sampling: the same run, resumable with them changed
+    from topodiff.training.run_dir import run_fingerprint
+
+    sampler = _cfg(crystal_csv, tmp_path / "b", *common, "model.species_temperature=0.5",
+                   "model.species_reveal=confident")
+    assert run_fingerprint(sampler) == run_fingerprint(cfg_b)
+    assert run_fingerprint(_cfg(crystal_csv, tmp_path / "b", *common, "model.hidden=48")) != run_fingerprint(cfg_b)
+    assert train(sampler, resume=True)["global_step"] == 12
 
 
 def test_lr_schedule_shape():

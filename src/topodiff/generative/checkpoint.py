@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.config import ModelConfig
-from topodiff.generative.sampler import SAMPLER_SETTINGS
+from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.io_utils import atomic_write, atomic_write_json
 
 FORMAT = "topodiff-generator/1"
@@ -156,8 +157,9 @@ def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, A
         kind = type(getattr(defaults, key))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             values[key] = value = float(value)
-        if type(value) is not kind or (kind is not bool and not value >= 0):
-            raise TopodiffInputError(f"{key} must be a non-negative {kind.__name__}, got {value!r}")
+        if type(value) is not kind or (kind in (int, float) and not value >= 0):
+            raise TopodiffInputError(f"{key} must be a{' non-negative' if kind in (int, float) else ''} "
+                                     f"{kind.__name__}, got {value!r}")
     config = dict(data["config"])
     config["model"] = ModelConfig.from_dict({**config.get("model", {}), **values}).to_dict()
     recipe = dict(data.get("recipe") or {})
@@ -216,4 +218,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TopodiffInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

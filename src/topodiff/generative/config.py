@@ -11,6 +11,12 @@ from typing import Any
 from topodiff.errors import TopodiffInputError
 
 
+#: ModelConfig keys that only steer sampling: a shipped checkpoint may change them (weights untouched)
+#: and a training run may change them between launches.
+SAMPLER_SETTINGS = ("sample_steps", "corrector_steps", "step_lr", "predictor_noise_scale", "corrector_noise_scale",
+                    "lattice_eta", "species_temperature", "species_reveal", "species_reveal_noise",
+                    "resample_structure")
+
 @dataclass
 class ModelConfig:
     """All hyper-parameters of :class:`topodiff.generative.model.CrystalDiffusion`.
@@ -58,6 +64,9 @@ class ModelConfig:
     min_distance: float = 0.5        # Å, used by generate's minimum-distance guard
     lattice_eta: float = 1.0         # lattice reverse step: 1 = DDPM posterior, 0 = deterministic DDIM
     species_temperature: float = 1.0  # de novo: softmax temperature of the species draws at each reveal
+    species_reveal: str = "random"   # de novo: which masked atoms a reverse step reveals: random (D3PM) |
+    #                                   confident (those whose drawn species is most probable, MaskGIT-style)
+    species_reveal_noise: float = 1.0  # confident: Gumbel noise on the log-probabilities, × t (large → random)
     resample_structure: bool = False  # de novo: after the joint pass, re-sample lattice + coordinates for the
     #                                   generated composition with the CSP branch (needs p_csp > 0; 2× the cost)
 
@@ -96,7 +105,8 @@ class ModelConfig:
                 raise bad(key, f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
         if self.coord_sigma_min >= self.coord_sigma_max:
             raise bad("coord_sigma_min", f"below model.coord_sigma_max={self.coord_sigma_max}")
-        for key, allowed in (("lattice_schedule", ("cosine", "linear")), ("species_schedule", ("linear", "cosine"))):
+        for key, allowed in (("lattice_schedule", ("cosine", "linear")), ("species_schedule", ("linear", "cosine")),
+                             ("species_reveal", ("random", "confident"))):
             if getattr(self, key) not in allowed:
                 raise bad(key, "one of " + ", ".join(allowed))
         return self
@@ -135,5 +145,6 @@ _FLOAT_RANGES = {"rbf_cutoff": (0.0, 100.0, True, False), "dropout": (0.0, 1.0, 
                  "step_lr": (0.0, _INF, False, True), "predictor_noise_scale": (0.0, _INF, False, True),
                  "corrector_noise_scale": (0.0, _INF, False, True), "min_distance": (0.0, 10.0, False, False),
                  "lattice_eta": (0.0, 1.0, False, False), "species_temperature": (0.0, _INF, True, True),
+                 "species_reveal_noise": (0.0, _INF, False, True),
                  "p_uncond": (0.0, 1.0, False, False), "p_drop_condition": (0.0, 1.0, False, False),
                  "default_guidance": (-_INF, _INF, True, True)}

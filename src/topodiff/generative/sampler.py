@@ -30,6 +30,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
+from topodiff.generative.config import SAMPLER_SETTINGS  # noqa: F401  (re-exported)
 from topodiff.generative.corruption.d3pm import MASK
 from topodiff.progress import progress
 
@@ -46,10 +47,6 @@ def canonical_orientation(lattice: torch.Tensor) -> torch.Tensor:
     chol[:, 2, 2] = chol[:, 2, 2] * torch.where(sign == 0, torch.ones_like(sign), sign)
     ok = (info == 0)[:, None, None]
     return torch.where(ok, chol, lat).to(lattice.dtype)
-
-
-SAMPLER_SETTINGS = ("sample_steps", "corrector_steps", "step_lr", "predictor_noise_scale", "corrector_noise_scale",
-                    "lattice_eta", "species_temperature", "resample_structure")
 
 
 def sampler_settings(cfg) -> dict:
@@ -135,6 +132,8 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     ts = torch.linspace(1.0, 0.0, steps + 1, device=dev)
     traj = []
     temperature = float(getattr(cfg, "species_temperature", 1.0))
+    reveal_order = str(getattr(cfg, "species_reveal", "random"))
+    reveal_noise = float(getattr(cfg, "species_reveal_noise", 1.0))
     lattice_eta = float(getattr(cfg, "lattice_eta", 1.0))
     predictor_noise = float(getattr(cfg, "predictor_noise_scale", 1.0))
     corrector_noise = float(getattr(cfg, "corrector_noise_scale", 1.0))
@@ -177,7 +176,8 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         frac = cd.predictor_step(frac, score, sig_t, sig_s, generator, noise_scale=predictor_noise)
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
         if not csp:
-            species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator)
+            species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator,
+                                        batch=bi, order=reveal_order, reveal_noise=reveal_noise)
         if return_trajectory:
             traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, scale), species_t.clone(), num_atoms.clone()))
     # final noise-free (Tweedie) step at σ_min

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from topodiff.errors import TopodiffInputError
 from topodiff.io_utils import available_cpus
+from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.training.callbacks import EMA, AtomicCheckpointIO, LaunchTimer, PeriodicCheckpoint, StderrProgressBar
 from topodiff.training.checkpoint_files import find_resume_checkpoint, read_checkpoint, remove_stale_temporaries
 from topodiff.training.config import save_config, to_container
@@ -151,12 +152,14 @@ def _loggers(out: Path) -> list:
 
 
 def check_resume_compatible(ckpt: dict[str, Any], cfg: DictConfig, path: Path) -> None:
-    """A checkpoint's network must match the config's ``model`` section (else TopodiffInputError)."""
+    """A checkpoint's network must match the config's ``model`` section (else TopodiffInputError);
+    sampler settings (:data:`SAMPLER_SETTINGS`) may differ."""
     saved = ((ckpt.get("hyper_parameters") or {}).get("config") or {}).get("model")
     if saved is None:
         return
     current = to_container(cfg)["model"]
-    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    diff = sorted(k for k in set(saved) | set(current)
+                  if saved.get(k) != current.get(k) and k not in SAMPLER_SETTINGS)
     if diff:
         raise TopodiffInputError(f"--resume: {path} was trained with other model settings ({', '.join(diff)}); "
                                  f"resume with the run's config.yaml or start a new output_dir")

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
+from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.io_utils import claim_output_dir, fingerprint
 from topodiff.training.config import to_container
 
-# keys that may change between launches of one run (how long, how often to save/log, which hardware);
-# data paths are replaced by the contents of the files they name
+# keys that may change between launches of one run (how long, how often to save/log, which hardware,
+# how the model samples); data paths are replaced by the contents of the files they name
 RUN_CONTROL_KEYS = {"trainer": ("max_steps", "max_minutes", "checkpoint_every", "keep_last", "log_every",
                                 "progress_bar", "num_threads", "accelerator", "devices", "num_nodes", "strategy"),
-                    "data": ("num_workers", "train", "val")}
+                    "data": ("num_workers", "train", "val"), "model": SAMPLER_SETTINGS}
 
 
 def is_rank_zero_launch() -> bool:
