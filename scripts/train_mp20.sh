@@ -17,10 +17,19 @@ $BIN/topodiff train --config configs/mp20-csp.yaml &
 wait
 # (interrupted? `topodiff train --config configs/mp20.yaml --resume` continues the same run)
 
-# 3) export the EMA weights
+# 3) `default` continued (next session, 2026-12-03 21:00-22:05 UTC): 16,000 more steps of the same run.
+#    As run: --resume trainer.max_steps=48000 to step 27,000 (stopped by hand), then
+#    --resume trainer.max_steps=40000 to the end (the cosine schedule re-spans to max_steps on each
+#    launch: lr 5.3e-4 at step 24,000, 2.8e-4 at 27,000, 5e-5 at 40,000). To reproduce in one launch:
+$BIN/topodiff train --config configs/mp20.yaml --resume trainer.max_steps=40000
+
+# 4) export the EMA weights, then store the sampler settings chosen on data/mp20/val.csv
+#    (docs/generator.md, "Species reveal order")
 $BIN/python -m topodiff.generative.checkpoint runs/mp20_default/last.ckpt src/topodiff/checkpoints/default.ckpt \
-  --description "default: conditioned on catalogue_class, topo_class, band_gap, chemical_system, space_group, num_atoms; trained on configs/data/mp20.yaml (Materials Project)" \
+  --description "default: conditioned on catalogue_class, topo_class, band_gap, chemical_system, space_group, num_atoms; trained on configs/data/mp20.yaml (Materials Project), EMA weights at step 040000" \
   --command "scripts/train_mp20.sh"
+$BIN/python -m topodiff.generative.checkpoint src/topodiff/checkpoints/default.ckpt --set species_reveal=confident \
+  --set species_reveal_noise=3.0 --set resample_structure=true --note "chosen on data/mp20/val.csv (docs/generator.md)"
 $BIN/python -m topodiff.generative.checkpoint runs/mp20_csp/last.ckpt src/topodiff/checkpoints/mp20-csp.ckpt \
   --description "mp20-csp: crystal structure prediction for Materials Project compositions (≤ 20 atoms); trained on configs/data/mp20.yaml" \
   --command "scripts/train_mp20.sh"

@@ -119,6 +119,15 @@ def test_periodic_image_overlap_is_detected():
     assert "overlapping" in check_structure(tiny)
 
 
+def test_huge_cell_is_a_per_crystal_error_not_a_memory_error(tmp_path):
+    """An untrained generator's ~1e5 Å cell used to exhaust memory in the neighbour search."""
+    huge = Structure(Lattice.orthorhombic(1.0e5, 5, 5), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert "implausible cell" in check_structure(huge)
+    write_structures([huge, read_structure(DATA / "Bi2Se3.cif")], tmp_path / "mixed.extxyz")
+    recs = read_structures(tmp_path / "mixed.extxyz")
+    assert recs[0].structure is None and "implausible cell" in recs[0].error and recs[1].error is None
+
+
 def test_missing_path_raises():
     with pytest.raises(TopodiffInputError, match="no such"):
         read_structures(DATA / "does_not_exist.cif")

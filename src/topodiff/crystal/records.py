@@ -17,6 +17,9 @@ from topodiff.errors import TopodiffInputError
 
 #: Minimum interatomic distance (Å) below which atoms count as overlapping (CDVAE's validity cut).
 OVERLAP_DISTANCE = 0.5
+#: Å; a longer lattice vector is not a crystal topodiff can judge (the periodic neighbour search's
+#: memory grows with the cube of the cell extent: 400 Å already takes 2 GB)
+MAX_CELL_LENGTH = 200.0
 
 
 @dataclass
@@ -59,7 +62,8 @@ def check_structure(structure: Any, *, min_distance: float = OVERLAP_DISTANCE) -
     """Return a one-line reason why ``structure`` is unusable, or ``None`` when it is fine.
 
     Checks: at least one atom; every species a real element; full site occupancies; a finite cell
-    of volume > 0.1 Å³; no two atoms (periodic images included) closer than ``min_distance`` Å.
+    of volume > 0.1 Å³ and lattice vectors ≤ :data:`MAX_CELL_LENGTH`; no two atoms (periodic images
+    included) closer than ``min_distance`` Å.
     """
     from pymatgen.core.periodic_table import Element
 
@@ -77,6 +81,9 @@ def check_structure(structure: Any, *, min_distance: float = OVERLAP_DISTANCE) -
         return "non-finite lattice or coordinates"
     if abs(structure.volume) < 0.1:
         return f"degenerate cell (volume {structure.volume:.3g} Å³)"
+    longest = float(np.linalg.norm(matrix, axis=1).max())
+    if longest > MAX_CELL_LENGTH:
+        return f"implausible cell: a lattice vector of {longest:.4g} Å (limit {MAX_CELL_LENGTH:g} Å)"
     d = min_pair_distance(structure, cutoff=min_distance)
     if d < min_distance:
         i, j = _closest_pair(structure, min_distance)
