@@ -77,13 +77,14 @@ def test_per_condition_dropout_uses_each_null():
     torch.testing.assert_close(dropped, only_gap)
 
 
-def test_species_mask_gives_exact_chemical_system(tiny_cfg):
-    model = _conditioned(tiny_cfg)
+@pytest.mark.parametrize("reveal", ["random", "confident"])
+def test_species_mask_gives_exact_chemical_system(tiny_cfg, reveal):
+    model = _conditioned(tiny_cfg, species_reveal=reveal)
     n = torch.tensor([5, 5, 4, 3])
     mask = torch.zeros(4, tiny_cfg.max_z + 1, dtype=torch.bool)
     mask[:, [83, 34]] = True
     out = model.sample(n, steps=3, species_mask=mask, generator=torch.Generator().manual_seed(0))
-    assert set(out.species.tolist()) <= {83, 34}
+    assert set(out.species.tolist()) <= {83, 34} and bool((out.species > 0).all())
     with pytest.raises(TopodiffInputError, match="never seen"):
         bad = torch.zeros_like(mask)
         bad[:, 79] = True
