@@ -18,8 +18,7 @@ from typing import Any
 import torch
 
 from topodiff.errors import TopodiffInputError
-from topodiff.generative.config import ModelConfig
-from topodiff.generative.config import SAMPLER_SETTINGS
+from topodiff.generative.config import SAMPLER_SETTINGS, ModelConfig
 from topodiff.io_utils import atomic_write, atomic_write_json
 
 FORMAT = "topodiff-generator/1"

@@ -16,6 +16,9 @@ from topodiff.errors import TopodiffInputError
 SAMPLER_SETTINGS = ("sample_steps", "corrector_steps", "step_lr", "predictor_noise_scale", "corrector_noise_scale",
                     "lattice_eta", "species_temperature", "species_reveal", "species_reveal_noise",
                     "resample_structure")
+#: ``species_reveal`` values (see :mod:`topodiff.generative.corruption.d3pm`)
+REVEAL_ORDERS = ("random", "confident")
+
 
 @dataclass
 class ModelConfig:
@@ -106,7 +109,7 @@ class ModelConfig:
         if self.coord_sigma_min >= self.coord_sigma_max:
             raise bad("coord_sigma_min", f"below model.coord_sigma_max={self.coord_sigma_max}")
         for key, allowed in (("lattice_schedule", ("cosine", "linear")), ("species_schedule", ("linear", "cosine")),
-                             ("species_reveal", ("random", "confident"))):
+                             ("species_reveal", REVEAL_ORDERS)):
             if getattr(self, key) not in allowed:
                 raise bad(key, "one of " + ", ".join(allowed))
         return self

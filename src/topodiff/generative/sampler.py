@@ -30,7 +30,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
-from topodiff.generative.config import SAMPLER_SETTINGS  # noqa: F401  (re-exported)
+from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.generative.corruption.d3pm import MASK
 from topodiff.progress import progress
 

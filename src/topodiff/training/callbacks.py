@@ -186,8 +186,6 @@ class PeriodicCheckpoint(pl.Callback):
         self._save(trainer)
 
 
-
-
 class LaunchTimer(Timer):
     """Lightning's ``Timer`` (stop with a final checkpoint after ``duration``), counting this launch
     only: a resumed run gets ``trainer.max_minutes`` afresh instead of the time its checkpoint used."""

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from topodiff.errors import TopodiffInputError
+from topodiff.generative.config import REVEAL_ORDERS
 from topodiff.generative.corruption.schedules import get_schedule
 
 MASK = 0
-REVEAL_ORDERS = ("random", "confident")
 
 
 class MaskedD3PM:
