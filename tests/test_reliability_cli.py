@@ -132,6 +132,25 @@ def test_shipped_checkpoints_load_without_unpickling_code():
 # --------------------------------------------------------------------------------------------
 # output directories owned by one run
 
+def test_resume_of_a_run_whose_marker_predates_an_exempt_setting(tmp_path):
+    """A run claimed while ``model.steps`` still defined it resumes once that key is exempt; any other
+    difference is still refused."""
+    src = tmp_path / "train.csv"
+    src.write_text("a")
+    old = fingerprint(sources=[src], options={"model": {"hidden": 8, "steps": 100}})
+    out = claim_output_dir(tmp_path / "run", job="train", fingerprint=old)
+    (out / "last.ckpt").write_text("weights")
+    new = fingerprint(sources=[src], options={"model": {"hidden": 8}})  # steps no longer in the fingerprint
+    with pytest.raises(TopodiffInputError, match="model.steps: 100 -> None"):
+        claim_output_dir(out, job="train", fingerprint=new, resume=True)
+    other = fingerprint(sources=[src], options={"model": {"hidden": 16}})
+    with pytest.raises(TopodiffInputError, match="model.hidden: 8 -> 16"):
+        claim_output_dir(out, job="train", fingerprint=other, resume=True, exempt=["model.steps"])
+    assert claim_output_dir(out, job="train", fingerprint=new, resume=True, exempt=["model.steps"]) == out
+    assert json.loads((out / RUN_MARKER).read_text())["fingerprint"] == new
+    assert (out / "last.ckpt").read_text() == "weights"
+
+
 def test_claim_output_dir_rules(tmp_path):
     src = tmp_path / "input.txt"
     src.write_text("a")

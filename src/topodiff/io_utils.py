@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from topodiff.errors import TopodiffInputError
 
@@ -142,6 +142,20 @@ def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _same_run_but_exempt(old: Mapping[str, Any], fp: str, exempt: Collection[str]) -> bool:
+    """True when the marker ``old`` and the fingerprint ``fp`` differ only in the dotted option keys
+    ``exempt`` (keys made run-control after the marker was written): same inputs and version."""
+    new = _FINGERPRINT_DETAILS.get(fp)
+    prev = old.get("detail")
+    if not exempt or not new or not isinstance(prev, dict):
+        return False
+    po, no = _flatten(prev.get("options") or {}), _flatten(new["options"])
+    kept = (set(po) | set(no)) - set(exempt)
+    return (prev.get("version") == new["version"]
+            and sorted((prev.get("sources") or {}).values()) == sorted(new["sources"].values())
+            and all(po.get(k) == no.get(k) for k in kept))
+
+
 def _describe_difference(old: Mapping[str, Any], fp: str) -> str:
     """Say what differs between the marker ``old`` and the fingerprint ``fp`` (computed in this process)."""
     new = _FINGERPRINT_DETAILS.get(fp)
@@ -226,13 +240,15 @@ def _write_marker(path: Path, job: str, fp: str, *, exclusive: bool) -> None:
 
 
 def claim_output_dir(path: str | os.PathLike, *, job: str, fingerprint: str, overwrite: bool = False,
-                     resume: bool = False) -> Path:
+                     resume: bool = False, exempt: Collection[str] = ()) -> Path:
     """Create/own ``path`` for one run; writes ``<path>/.topodiff-run.json`` ``{job, fingerprint, created}``.
 
     Empty or missing directory: claim it. Same job and fingerprint with ``resume=True``: continue. A
     non-empty directory owned by another run, job, input or option set (or without a marker): refuse
     with a :class:`TopodiffInputError` unless ``overwrite`` (which clears its contents). ``resume=True``
-    with a different fingerprint: refuse, saying what differs. A path under a regular file or in an
+    with a different fingerprint: refuse, saying what differs, unless only the dotted option keys
+    ``exempt`` differ (settings that stopped defining the run after it started); the marker then takes
+    the new fingerprint. A path under a regular file or in an
     unwritable place is refused before anything is computed.
     """
     path = Path(path)
@@ -248,6 +264,9 @@ def claim_output_dir(path: str | os.PathLike, *, job: str, fingerprint: str, ove
         return path
     if marker is not None and marker["job"] == job and resume:
         if marker["fingerprint"] == fingerprint:
+            return path
+        if _same_run_but_exempt(marker, fingerprint, exempt):
+            _write_marker(path, job, fingerprint, exclusive=False)
             return path
         if not overwrite:
             raise TopodiffInputError(

@@ -49,4 +49,6 @@ def claim_run_dir(cfg: DictConfig, *, resume: bool, overwrite: bool = False) -> 
     out = Path(cfg.output_dir)
     if not is_rank_zero_launch():
         return out
-    return claim_output_dir(out, job="train", fingerprint=run_fingerprint(cfg), overwrite=overwrite, resume=resume)
+    control = [f"{section}.{key}" for section, keys in RUN_CONTROL_KEYS.items() for key in keys]
+    return claim_output_dir(out, job="train", fingerprint=run_fingerprint(cfg), overwrite=overwrite,
+                            resume=resume, exempt=control)
