@@ -149,10 +149,12 @@ def cached_crystals(csv: Path, cfg: Any, cache: Path) -> list[dict[str, np.ndarr
 
 
 def _split(z: Any) -> list[dict[str, np.ndarray]]:
-    ends = np.cumsum(z["num_atoms"])
-    starts = ends - z["num_atoms"]
-    return [{"frac_coords": z["frac_coords"][a:b], "atom_types": z["atom_types"][a:b],
-             "lengths": z["lengths"][i], "angles": z["angles"][i]} for i, (a, b) in enumerate(zip(starts, ends))]
+    """Per-crystal views of the flat arrays; each ``.npz`` member is read once (``z[key]`` re-reads it)."""
+    num, frac, types, lengths, angles = (z[k] for k in ("num_atoms", "frac_coords", "atom_types", "lengths", "angles"))
+    ends = np.cumsum(num)
+    starts = ends - num
+    return [{"frac_coords": frac[a:b], "atom_types": types[a:b], "lengths": lengths[i], "angles": angles[i]}
+            for i, (a, b) in enumerate(zip(starts, ends))]
 
 
 def to_data(c: dict[str, np.ndarray]) -> Any:

@@ -59,3 +59,28 @@ def test_train_resume_sample_csp(shared_data: Path, tmp_path: Path) -> None:
     entries = load_entries(tmp_path / "o" / "samples")
     assert [e.labels["index"] for e in entries] == sorted(e.labels["index"] for e in entries)
     assert len(entries) + len(meta["not_constructible"]) == 2
+
+
+def test_cached_training_arrays_are_split_reading_each_member_once() -> None:
+    """The training cache is an ``.npz`` whose ``z[key]`` decompresses the whole member on every
+    access; splitting 10,000 crystals by indexing it per crystal used 24 GB and never finished."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("diffcsp_peer", DRIVER)
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    arrays = {"num_atoms": np.array([2, 1]), "frac_coords": np.arange(9.0).reshape(3, 3),
+              "atom_types": np.array([8, 8, 26]), "lengths": np.ones((2, 3)), "angles": np.full((2, 3), 90.0)}
+    reads: dict[str, int] = {}
+
+    class CountingNpz(dict):
+        def __getitem__(self, key: str) -> np.ndarray:
+            reads[key] = reads.get(key, 0) + 1
+            return super().__getitem__(key)
+
+    crystals = peer._split(CountingNpz(arrays))
+    assert set(reads.values()) == {1}
+    assert [c["atom_types"].tolist() for c in crystals] == [[8, 8], [26]]
+    assert crystals[1]["frac_coords"].tolist() == [[6.0, 7.0, 8.0]] and crystals[1]["angles"].tolist() == [90.0] * 3
