@@ -90,6 +90,12 @@ def score_denovo(path: Path, test: Sequence[Any], train: Sequence[Any], *,
     from topodiff.evaluation.evaluate import evaluate_entries, load_entries
 
     entries = load_entries(path)
+    asked = int(_requested(path).get("num_requested", 0))
+    if not entries:  # the generator wrote nothing: every crystal asked for is invalid
+        zero = dict.fromkeys(("structural_validity", "compositional_validity", "validity", "uniqueness",
+                              "cov_recall", "cov_precision", "novelty_vs_test", "novelty_vs_train"), 0.0)
+        return {**zero, "wdist_density": None, "wdist_num_elems": None, "num_not_written": asked,
+                "num_structures": asked, "num_train": len(train), "num_test": len(test)}
     summary, _, _ = evaluate_entries(entries, reference=test, dataset="mp20", screen=False, judge=False,
                                      progress=False, max_cov_reference=max_cov_reference)
     readable = [e.structure for e in entries if e.structure is not None]
@@ -114,6 +120,10 @@ def score_csp(path: Path, reference: Sequence[Any]) -> dict[str, Any]:
 
     entries = [e for e in load_entries(path) if e.labels.get("index") is not None
                and int(e.labels["index"]) < len(reference)]
+    if not entries:  # nothing written: every composition asked for is a miss
+        asked = min(int(_requested(path).get("num_compositions", 0)), len(reference))
+        return {"csp_num_compositions": asked, "csp_matched": 0, "csp_match_rate": 0.0, "csp_rmse": None,
+                "csp_samples_per_composition": 0.0}
     out = csp_metrics(entries, reference)
     asked = int(_requested(path).get("num_compositions", out["csp_num_compositions"]))
     asked = min(asked, len(reference))

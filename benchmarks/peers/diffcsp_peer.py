@@ -293,19 +293,23 @@ def sample_jobs(args: argparse.Namespace, cfg: Any, train_crystals: list[dict[st
     return data, [{"index": i} for i in range(args.num)]
 
 
-def to_structure(frac: np.ndarray, lattice: np.ndarray, types: np.ndarray) -> Any:
+def to_structure(frac: np.ndarray, lattice: np.ndarray, types: np.ndarray) -> tuple[Any, str]:
     """A pymatgen ``Structure`` as DiffCSP's ``compute_metrics.Crystal`` builds it (cell from its
-    lengths/angles); None when the output is not finite, the cell degenerate (volume < 0.1 Å³, as
-    theirs) or longer than :data:`MAX_CELL_LENGTH`."""
+    lengths/angles) and ``""``; or None and why: the output is not finite, the cell degenerate
+    (volume < 0.1 Å³, as theirs) or longer than :data:`MAX_CELL_LENGTH`."""
     from pymatgen.core import Lattice, Structure
 
     if not (np.all(np.isfinite(frac)) and np.all(np.isfinite(lattice))):
-        return None
+        return None, "non-finite coordinates or lattice"
     try:
         s = Structure(Lattice.from_parameters(*Lattice(lattice).parameters), types.tolist(), frac % 1.0)
-    except Exception:  # their Crystal marks such a cell "construction_raises_exception"
-        return None
-    return s if s.volume >= 0.1 and max(s.lattice.abc) <= MAX_CELL_LENGTH else None
+    except Exception as exc:  # their Crystal marks such a cell "construction_raises_exception"
+        return None, f"construction raised {type(exc).__name__}: {str(exc)[:80]}"
+    if s.volume < 0.1:
+        return None, f"cell volume {s.volume:.3g} A^3"
+    if max(s.lattice.abc) > MAX_CELL_LENGTH:
+        return None, f"cell length {max(s.lattice.abc):.3g} A"
+    return s, ""
 
 
 def sample(model: Any, data: list[Any], info: list[dict[str, int]], args: argparse.Namespace,
@@ -330,10 +334,10 @@ def sample(model: Any, data: list[Any], info: list[dict[str, int]], args: argpar
         ends = torch.cumsum(batch.num_atoms, 0).tolist()
         for k, end in enumerate(ends):
             start = end - int(batch.num_atoms[k])
-            s = to_structure(res["frac_coords"][start:end].numpy(), res["lattices"][k].numpy(),
-                             types[start:end].numpy())
+            s, why = to_structure(res["frac_coords"][start:end].numpy(), res["lattices"][k].numpy(),
+                                  types[start:end].numpy())
             if s is None:
-                failed.append(info[a + k])
+                failed.append({**info[a + k], "reason": why})
             else:
                 structs.append(s)
                 kept.append(info[a + k])

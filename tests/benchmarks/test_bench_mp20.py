@@ -68,3 +68,15 @@ def test_table_marks_unmeasured_cells(bench) -> None:
     assert len(lines) == 2 + len(bench.PUBLISHED) + 1
     assert "| mine | — |" in md and "50.00 %" in lines[-1]
     assert "35.02" not in md and "0.350" in md     # DiffCSP published d_ρ
+
+
+def test_a_generator_that_wrote_nothing_scores_zero_not_a_traceback(bench, sets, tmp_path: Path) -> None:
+    train, test = sets
+    for d, meta in (("gen", {"num_requested": 5}), ("csp", {"num_compositions": 6})):
+        (tmp_path / d).mkdir()
+        write_structures([], tmp_path / d / "structures.extxyz")
+        (tmp_path / d / "metadata.json").write_text(json.dumps(meta))
+    r = bench.score_denovo(tmp_path / "gen", test, train, max_cov_reference=8)
+    assert r["num_structures"] == 5 and r["structural_validity"] == 0.0 and r["wdist_num_elems"] is None
+    c = bench.score_csp(tmp_path / "csp", test[:8])
+    assert c["csp_num_compositions"] == 6 and c["csp_matched"] == 0 and c["csp_rmse"] is None

@@ -70,3 +70,32 @@ def test_size_buckets_keep_a_permutation_group_sizes_and_resume():
         assert next(it) == bucketed.batch_for_step(step)
     with pytest.raises(TopodiffInputError):
         StepBatchSampler(10, 4, seed=0, sizes=np.ones(9), size_buckets=2)
+
+
+def test_repeats_oversample_items_in_every_epoch_and_resume():
+    repeats = np.array([1, 4, 1, 1, 2, 1, 1, 1, 3, 1] * 6)
+    for buckets, sizes in ((0, None), (3, np.arange(60) % 7 + 1)):
+        s = StepBatchSampler(60, 4, seed=2, sizes=sizes, size_buckets=buckets, repeats=repeats)
+        assert len(s) == repeats.sum() // 4
+        counts = np.bincount(np.concatenate(list(s)), minlength=60)
+        np.testing.assert_array_equal(counts, repeats)  # one epoch holds item i exactly repeats[i] times
+        full = _take(StepBatchSampler(60, 4, seed=2, sizes=sizes, size_buckets=buckets, repeats=repeats), 40)
+        r = StepBatchSampler(60, 4, seed=2, sizes=sizes, size_buckets=buckets, repeats=repeats)
+        r.start_step = 25
+        assert _take(r, 15) == full[25:]
+    with pytest.raises(TopodiffInputError, match="integers >= 1"):
+        StepBatchSampler(3, 2, seed=0, repeats=np.array([1, 0, 2]))
+
+
+def test_oversample_repeats_from_labels_and_clear_errors():
+    from topodiff.training.datasets import oversample_repeats
+
+    labels = {"catalogue_class": np.array(["ti", "trivial", "tci", "ti", None], dtype=object),
+              "source": np.array(["a", "b", "a", "b", "a"], dtype=object)}
+    assert oversample_repeats(labels, 5, {}) is None
+    got = oversample_repeats(labels, 5, {"catalogue_class": {"ti": 4, "tci": 2}, "source": {"a": 3}})
+    assert got.tolist() == [4, 1, 3, 4, 3]  # the largest factor wins where entries overlap
+    with pytest.raises(TopodiffInputError, match="no label column 'topo_class'"):
+        oversample_repeats(labels, 5, {"topo_class": {"ti": 2}})
+    with pytest.raises(TopodiffInputError, match="no training crystal has catalogue_class=TI"):
+        oversample_repeats(labels, 5, {"catalogue_class": {"TI": 2}})

@@ -243,3 +243,41 @@ def test_init_from_copies_generator_weights(crystal_csv, tmp_path):
                "trainer.max_steps=1", "data.val_fraction=0")
     with pytest.raises(TopodiffInputError, match="do not fit"):
         train(bad)
+
+
+def test_oversample_setting_is_validated_and_fingerprinted_only_when_set(crystal_csv, tmp_path):
+    from omegaconf import OmegaConf
+
+    from topodiff.training.run_dir import run_fingerprint
+
+    for bad in ("data.oversample.catalogue_class.ti=0", "data.oversample.catalogue_class.ti=1.5",
+                "data.oversample.catalogue_class=4"):
+        with pytest.raises(TopodiffInputError, match="data.oversample"):
+            _cfg(crystal_csv, tmp_path / "x", bad)
+    plain = _cfg(crystal_csv, tmp_path / "a")
+    legacy = OmegaConf.create(to_container(plain))  # a run started before the key existed
+    del legacy.data["oversample"]
+    assert run_fingerprint(legacy) == run_fingerprint(plain)
+    weighted = _cfg(crystal_csv, tmp_path / "a", "data.oversample.catalogue_class.ti=4")
+    assert dict(weighted.data.oversample) == {"catalogue_class": {"ti": 4}}
+    assert run_fingerprint(weighted) != run_fingerprint(plain)
+
+
+def test_datamodule_oversamples_labelled_crystals(crystal_csv, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from topodiff.training.datamodule import CrystalDataModule
+
+    df = pd.read_csv(crystal_csv, index_col=0)
+    df["catalogue_class"] = ["ti" if i % 8 == 0 else "trivial" for i in range(len(df))]
+    path = tmp_path / "labelled.csv"
+    df.to_csv(path)
+    cfg = _cfg(path, tmp_path / "run", "data.val_fraction=0", "data.batch_size=4",
+               "data.oversample.catalogue_class.ti=3")
+    dm = CrystalDataModule(cfg.data, seed=0)
+    labels = dm.train_set.base.arrays.labels["catalogue_class"]
+    counts = np.bincount(np.concatenate(list(dm.train_dataloader().batch_sampler)), minlength=len(labels))
+    np.testing.assert_array_equal(counts, np.where(labels == "ti", 3, 1))
+    with pytest.raises(TopodiffInputError, match="no training crystal has catalogue_class=tci"):
+        CrystalDataModule(_cfg(path, tmp_path / "run", "data.val_fraction=0", "data.oversample.catalogue_class.tci=2").data, seed=0)

@@ -53,6 +53,8 @@ class DataConfig:
     size_buckets: int = _f(0, "group crystals of similar size: sort each run of size_buckets global batches by "
                               "atom count before batching (0 = off; padding costs ~n_max² per crystal)")
     num_workers: int = _f(0, "DataLoader worker processes per device (0 = load in the main process)")
+    oversample: dict = _f({}, "repeat rare labelled crystals within each epoch: {label column: {value: integer "
+                              "factor >= 1}}, e.g. {catalogue_class: {ti: 4, tci: 4}} (empty = every crystal once)")
 
 
 @dataclass
@@ -232,6 +234,7 @@ def validate(cfg: DictConfig) -> None:
                 "data.val_batch_size", "data.size_buckets", "optim.warmup_steps", "optim.weight_decay", "optim.grad_clip",
                 "optim.min_lr_ratio", "optim.plateau_patience", "trainer.max_minutes"):
         _positive(cfg, key, allow_zero=True)
+    _check_oversample(cfg.data.oversample)
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise TopodiffInputError(f"config key 'data.val_fraction' must be in [0, 1), got {cfg.data.val_fraction}")
     if not 0.0 <= cfg.ema.decay < 1.0:
@@ -240,6 +243,18 @@ def validate(cfg: DictConfig) -> None:
         raise TopodiffInputError(f"config key 'optim.plateau_factor' must be in (0, 1), got {cfg.optim.plateau_factor}")
     if len(cfg.optim.betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in cfg.optim.betas):
         raise TopodiffInputError(f"config key 'optim.betas' must be two numbers in [0, 1), got {list(cfg.optim.betas)}")
+
+
+def _check_oversample(spec: Any) -> None:
+    """``data.oversample`` is ``{column: {value: integer factor >= 1}}``."""
+    for column, factors in (spec or {}).items():
+        if not isinstance(factors, (dict, DictConfig)) or not factors:
+            raise TopodiffInputError(f"config key 'data.oversample.{column}' must map label values to repeat factors, "
+                                     f"e.g. {{ti: 4}}; got {factors!r}")
+        for value, factor in factors.items():
+            if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+                raise TopodiffInputError(f"config key 'data.oversample.{column}.{value}' must be an integer >= 1 "
+                                         f"(times each such crystal appears per epoch), got {factor!r}")
 
 
 def to_container(cfg: DictConfig) -> dict:
@@ -303,18 +318,20 @@ def _emit(node: Any, cls: Any, indent: int, out: list[str]) -> None:
     pad = "  " * indent
     for key in node:
         value = node[key]
-        comment = helps.get(key) or f"{key} (see {getattr(cls, '__module__', '')}.{getattr(cls, '__name__', '')})"
+        comment = helps.get(key) or (f"{key} (see {getattr(cls, '__module__', '')}.{getattr(cls, '__name__', '')})"
+                                     if dataclasses.is_dataclass(cls) else "")  # entries of a plain mapping: none
         comment = " ".join(comment.split())
         if isinstance(value, DictConfig):
             sub_cls = OmegaConf.get_type(value)
-            out.append(f"{pad}# {comment}")
+            if comment:
+                out.append(f"{pad}# {comment}")
             out.append(f"{pad}{key}:")
             if len(value) == 0:
                 out[-1] += " {}"
             _emit(value, sub_cls, indent + 1, out)
         else:
             plain = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
-            out.append(f"{pad}{key}: {_scalar(plain)}  # {comment}")
+            out.append(f"{pad}{key}: {_scalar(plain)}" + (f"  # {comment}" if comment else ""))
 
 
 def to_yaml(cfg: DictConfig, header: str | None = None) -> str:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from topodiff.errors import TopodiffInputError
 from topodiff.training.datasets import (BatchedCrystalDataset, ResumableDataLoader, StepBatchSampler,  # noqa: F401
-                                        build_datasets, identity_collate)
+                                        build_datasets, identity_collate, oversample_repeats)
 
 
 class CrystalDataModule(pl.LightningDataModule):
@@ -32,6 +32,9 @@ class CrystalDataModule(pl.LightningDataModule):
             raise TopodiffInputError("training dataset has no usable rows")
         self.collate_fn = collate_fn or identity_collate
         self.train_sampler: StepBatchSampler | None = None
+        base = getattr(self.train_set, "base", self.train_set)
+        labels = getattr(getattr(base, "arrays", None), "labels", None) or {}
+        self.repeats = oversample_repeats(labels, len(self.train_set), data.get("oversample") or {})
 
     @property
     def has_val(self) -> bool:
@@ -40,12 +43,11 @@ class CrystalDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         buckets = int(self.data_cfg.get("size_buckets", 0) or 0)
-        sizes = None
-        if buckets > 1:
-            base = getattr(self.train_set, "base", self.train_set)
-            sizes = getattr(base, "num_atoms", None)
+        base = getattr(self.train_set, "base", self.train_set)
+        sizes = getattr(base, "num_atoms", None) if buckets > 1 else None
         self.train_sampler = StepBatchSampler(len(self.train_set), int(self.data_cfg.batch_size), self.seed,
-                                              rank=rank, world_size=world, sizes=sizes, size_buckets=buckets)
+                                              rank=rank, world_size=world, sizes=sizes, size_buckets=buckets,
+                                              repeats=self.repeats)
         workers = int(self.data_cfg.num_workers)
         return ResumableDataLoader(self.train_set, batch_sampler=self.train_sampler, collate_fn=self.collate_fn,
                                    num_workers=workers, persistent_workers=workers > 0)

@@ -30,16 +30,19 @@ class StepBatchSampler(Sampler[list[int]]):
     seed : data-order seed.
     rank, world_size : this process's slice of each global batch of ``batch_size * world_size``.
 
-    One epoch is ``max(1, n // (batch_size * world_size))`` steps; positions wrap around the
-    permutation when the dataset is smaller than a global batch. ``__iter__`` yields the batches
-    from ``start_step`` to the end of that epoch and then moves ``start_step`` to the next epoch.
+    repeats : ``[n]`` integers >= 1, how often each item appears per epoch (oversampling; None = once).
+
+    One epoch is ``max(1, N // (batch_size * world_size))`` steps, ``N = sum(repeats)``; positions wrap
+    around the permutation when the dataset is smaller than a global batch. ``__iter__`` yields the
+    batches from ``start_step`` to the end of that epoch and then moves ``start_step`` to the next epoch.
     """
 
     def __init__(self, num_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 sizes: np.ndarray | None = None, size_buckets: int = 0) -> None:
+                 sizes: np.ndarray | None = None, size_buckets: int = 0, repeats: np.ndarray | None = None) -> None:
         if num_items <= 0:
             raise TopodiffInputError("training dataset has no usable rows")
-        self.num_items = int(num_items)
+        self.items = _repeated_items(int(num_items), repeats)
+        self.num_items = len(self.items)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.rank = int(rank)
@@ -47,8 +50,10 @@ class StepBatchSampler(Sampler[list[int]]):
         self.steps_per_epoch = max(1, self.num_items // (self.batch_size * self.world_size))
         self.start_step = 0
         self.sizes = None if sizes is None else np.asarray(sizes)
-        if self.sizes is not None and self.sizes.shape != (self.num_items,):
-            raise TopodiffInputError(f"sizes must have one entry per item ({self.num_items})")
+        if self.sizes is not None and self.sizes.shape != (int(num_items),):
+            raise TopodiffInputError(f"sizes must have one entry per item ({int(num_items)})")
+        if self.sizes is not None:
+            self.sizes = self.sizes[self.items]
         self.size_buckets = int(size_buckets)
 
     def __len__(self) -> int:
@@ -64,7 +69,7 @@ class StepBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, int(epoch)])
         perm = rng.permutation(self.num_items)
         if self.sizes is None or self.size_buckets <= 1:
-            return perm
+            return self.items[perm]
         g = self.batch_size * self.world_size
         run = g * self.size_buckets
         n_runs = -(-self.num_items // run)
@@ -76,7 +81,7 @@ class StepBatchSampler(Sampler[list[int]]):
         if n_full > 1 and n_runs:
             head = perm[:n_full * g].reshape(n_full, g)[rng.permutation(n_full)].ravel()
             perm = np.concatenate([head, perm[n_full * g:]])
-        return perm
+        return self.items[perm]
 
     def batch_for_step(self, step: int) -> list[int]:
         """Indices of this rank's batch at global optimiser step ``step``."""
@@ -96,6 +101,39 @@ class StepBatchSampler(Sampler[list[int]]):
                 perm_epoch, perm = epoch, self.permutation(epoch)
             first = i * self.batch_size * self.world_size + self.rank * self.batch_size
             yield perm[(first + np.arange(self.batch_size)) % self.num_items].tolist()
+
+
+def _repeated_items(num_items: int, repeats: np.ndarray | None) -> np.ndarray:
+    """``[sum(repeats)]`` item indices, item ``i`` listed ``repeats[i]`` times (``arange`` without repeats)."""
+    if repeats is None:
+        return np.arange(num_items)
+    repeats = np.asarray(repeats)
+    if repeats.shape != (num_items,) or not np.issubdtype(repeats.dtype, np.integer) or (repeats < 1).any():
+        raise TopodiffInputError(f"repeats must be {num_items} integers >= 1")
+    return np.repeat(np.arange(num_items), repeats)
+
+
+def oversample_repeats(labels: dict[str, np.ndarray], num_items: int, spec: Any) -> np.ndarray | None:
+    """Per-crystal repeat factors from ``data.oversample`` (``{column: {value: factor}}``); a crystal
+    matching several entries takes the largest factor. None when ``spec`` is empty.
+
+    Raises :class:`TopodiffInputError` when a column is absent or no crystal carries a value (a typo
+    would otherwise silently train on the unweighted data).
+    """
+    if not spec:
+        return None
+    repeats = np.ones(num_items, dtype=np.int64)
+    for column, factors in spec.items():
+        if column not in labels:
+            have = ", ".join(sorted(labels)) or "none"
+            raise TopodiffInputError(f"data.oversample: the training data has no label column {column!r} (it has: {have})")
+        col = np.asarray(labels[column], dtype=object)
+        for value, factor in factors.items():
+            hit = col == str(value)
+            if not hit.any():
+                raise TopodiffInputError(f"data.oversample: no training crystal has {column}={value}")
+            repeats[hit] = np.maximum(repeats[hit], int(factor))
+    return repeats
 
 
 class ResumableDataLoader(DataLoader):
