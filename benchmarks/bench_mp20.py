@@ -90,7 +90,8 @@ def score_denovo(path: Path, test: Sequence[Any], train: Sequence[Any], *,
     from topodiff.evaluation.evaluate import evaluate_entries, load_entries
 
     entries = load_entries(path)
-    asked = int(_requested(path).get("num_requested", 0))
+    n = len(entries)
+    asked = int(_requested(path).get("num_requested", n))
     if not entries:  # the generator wrote nothing: every crystal asked for is invalid
         zero = dict.fromkeys(("structural_validity", "compositional_validity", "validity", "uniqueness",
                               "cov_recall", "cov_precision", "novelty_vs_test", "novelty_vs_train"), 0.0)
@@ -99,9 +100,8 @@ def score_denovo(path: Path, test: Sequence[Any], train: Sequence[Any], *,
     summary, _, _ = evaluate_entries(entries, reference=test, dataset="mp20", screen=False, judge=False,
                                      progress=False, max_cov_reference=max_cov_reference)
     readable = [e.structure for e in entries if e.structure is not None]
-    n = len(entries)
     novel = int(M.novel_mask(readable, train).sum()) if readable else 0
-    missing = max(int(_requested(path).get("num_requested", n)) - n, 0)
+    missing = max(asked - n, 0)
     scale = n / (n + missing)
     out = {k: summary.get(k) for k in ("num_structures", "structural_validity", "compositional_validity",
                                        "validity", "uniqueness", "wdist_density", "wdist_num_elems",

@@ -245,22 +245,25 @@ def test_init_from_copies_generator_weights(crystal_csv, tmp_path):
         train(bad)
 
 
-def test_oversample_setting_is_validated_and_fingerprinted_only_when_set(crystal_csv, tmp_path):
+def test_oversample_setting_is_validated_and_a_run_started_before_it_resumes(crystal_csv, tmp_path):
     from omegaconf import OmegaConf
 
-    from topodiff.training.run_dir import run_fingerprint
+    from topodiff.training.run_dir import claim_run_dir
 
     for bad in ("data.oversample.catalogue_class.ti=0", "data.oversample.catalogue_class.ti=1.5",
                 "data.oversample.catalogue_class=4"):
         with pytest.raises(TopodiffInputError, match="data.oversample"):
             _cfg(crystal_csv, tmp_path / "x", bad)
     plain = _cfg(crystal_csv, tmp_path / "a")
-    legacy = OmegaConf.create(to_container(plain))  # a run started before the key existed
+    legacy = OmegaConf.create(to_container(plain))  # a run claimed before the key existed
     del legacy.data["oversample"]
-    assert run_fingerprint(legacy) == run_fingerprint(plain)
+    out = claim_run_dir(legacy, resume=False)
+    (out / "last.ckpt").write_text("x")
+    assert claim_run_dir(plain, resume=True) == out  # the unset key does not make it another run
     weighted = _cfg(crystal_csv, tmp_path / "a", "data.oversample.catalogue_class.ti=4")
     assert dict(weighted.data.oversample) == {"catalogue_class": {"ti": 4}}
-    assert run_fingerprint(weighted) != run_fingerprint(plain)
+    with pytest.raises(TopodiffInputError, match="data.oversample.catalogue_class.ti"):
+        claim_run_dir(weighted, resume=True)
 
 
 def test_datamodule_oversamples_labelled_crystals(crystal_csv, tmp_path):

@@ -32,8 +32,8 @@ class CrystalDataModule(pl.LightningDataModule):
             raise TopodiffInputError("training dataset has no usable rows")
         self.collate_fn = collate_fn or identity_collate
         self.train_sampler: StepBatchSampler | None = None
-        base = getattr(self.train_set, "base", self.train_set)
-        labels = getattr(getattr(base, "arrays", None), "labels", None) or {}
+        self.train_base = getattr(self.train_set, "base", self.train_set)
+        labels = getattr(getattr(self.train_base, "arrays", None), "labels", None) or {}
         self.repeats = oversample_repeats(labels, len(self.train_set), data.get("oversample") or {})
 
     @property
@@ -43,8 +43,7 @@ class CrystalDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         buckets = int(self.data_cfg.get("size_buckets", 0) or 0)
-        base = getattr(self.train_set, "base", self.train_set)
-        sizes = getattr(base, "num_atoms", None) if buckets > 1 else None
+        sizes = getattr(self.train_base, "num_atoms", None) if buckets > 1 else None
         self.train_sampler = StepBatchSampler(len(self.train_set), int(self.data_cfg.batch_size), self.seed,
                                               rank=rank, world_size=world, sizes=sizes, size_buckets=buckets,
                                               repeats=self.repeats)

@@ -19,9 +19,6 @@ RUN_CONTROL_KEYS = {"trainer": ("max_steps", "max_minutes", "checkpoint_every", 
                                 "progress_bar", "num_threads", "accelerator", "devices", "num_nodes", "strategy"),
                     "data": ("num_workers", "train", "val"), "model": SAMPLER_SETTINGS}
 
-# settings added after runs were started: fingerprinted only when set, so runs started before them resume
-LATER_KEYS = {"data": {"oversample": {}}}
-
 
 def is_rank_zero_launch() -> bool:
     """True in the process a user started (not a DDP/SLURM worker rank that re-runs the command)."""
@@ -35,10 +32,6 @@ def run_fingerprint(cfg: DictConfig) -> str:
     for section, keys in RUN_CONTROL_KEYS.items():
         for key in keys:
             config[section].pop(key, None)
-    for section, keys in LATER_KEYS.items():
-        for key, neutral in keys.items():
-            if config[section].get(key, neutral) == neutral:
-                config[section].pop(key, None)
     config.pop("output_dir", None)
     train = cfg.data.train
     sources = [str(x) for x in (train if isinstance(train, (list, ListConfig)) else [train])]
