@@ -43,6 +43,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
 
 COLUMNS = [("structural_validity", "struct. valid", "pct"), ("compositional_validity", "comp. valid", "pct"),
            ("uniqueness", "unique", "pct"), ("novelty_vs_train", "novel vs train", "pct"),
+           ("symmetric_fraction", "SG > P1", "pct"),
            ("wdist_density", "d_ρ", "f3"), ("wdist_num_elems", "d_elem", "f3"),
            ("cov_recall", "COV-R", "pct"), ("cov_precision", "COV-P", "pct"), ("num_structures", "N gen", "int"),
            ("csp_match_rate", "CSP match", "pct"), ("csp_rmse", "CSP RMSE", "f4"),
@@ -104,7 +105,7 @@ def score_denovo(path: Path, test: Sequence[Any], train: Sequence[Any], *,
     missing = max(asked - n, 0)
     scale = n / (n + missing)
     out = {k: summary.get(k) for k in ("num_structures", "structural_validity", "compositional_validity",
-                                       "validity", "uniqueness", "wdist_density", "wdist_num_elems",
+                                       "validity", "uniqueness", "symmetric_fraction", "wdist_density", "wdist_num_elems",
                                        "cov_recall", "cov_precision", "novelty_vs_reference")}
     for k in ("structural_validity", "compositional_validity", "validity", "uniqueness"):
         out[k] = float(out[k]) * scale

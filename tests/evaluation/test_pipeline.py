@@ -84,3 +84,20 @@ def test_parse_conditions():
         parse_conditions(["band_gap"])
     with pytest.raises(TopodiffInputError):
         run_pipeline("/tmp/x", num=0, generate_fn=fake_generate)
+
+
+def test_symmetric_fraction_counts_readable_crystals_above_p1():
+    from topodiff.evaluation.entries import Entry
+    from topodiff.evaluation.evaluate import evaluate_entries
+    from topodiff.evaluation.summary import summary_lines
+
+    rng = np.random.default_rng(0)
+    base = nacl()
+    shift = rng.uniform(0.2, 0.3, (8, 1)) * rng.choice([-1, 1], (8, 3)) / 5.64 / np.sqrt(3)
+    rattled = Structure(base.lattice, base.species, base.frac_coords + shift)   # 0.2-0.3 Å: P1 at 0.1 Å
+    triclinic = Structure(Lattice.from_parameters(4.1, 5.3, 6.2, 71, 83, 97), ["Na", "Cl", "Cl"], rng.random((3, 3)))
+    entries = [Entry("a", nacl()), Entry("b", rattled), Entry("c", triclinic), Entry("d", None, "unreadable")]
+    summary, rows, _ = evaluate_entries(entries, screen=False, judge=False, progress=False)
+    assert [r.get("space_group") for r in rows[:3]] == [225, 1, 1]
+    assert summary["symmetric_fraction"] == pytest.approx(1 / 3)     # of the three readable crystals
+    assert "symmetric (SG > P1)   33.3 %" in summary_lines(summary)

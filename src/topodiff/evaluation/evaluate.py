@@ -106,6 +106,13 @@ def _basic_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
     return rows
 
 
+def _symmetric_fraction(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Share of the readable crystals, as given (before any relaxation), whose space group at 0.1 Å is
+    above P1 (1.7 % of 300 ``mp_20/train`` crystals are P1; a generator's excess P1 share is disorder)."""
+    groups = [r.get("space_group") for r in rows if r.get("formula") is not None]
+    return float(np.mean([g is not None and g > 1 for g in groups])) if groups else None
+
+
 def _uniqueness(structs: Sequence[Structure | None], rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
     """``[n]`` bool (first member of each StructureMatcher class) and the uniqueness fraction."""
     n = len(structs)
@@ -147,7 +154,7 @@ def evaluate_entries(entries: Sequence[Entry], *, reference: Sequence[Structure]
     summary: dict[str, Any] = {
         "num_structures": n, "num_readable": int(sum(s is not None for s in structs)),
         "structural_validity": float(sv.mean()), "compositional_validity": float(cv.mean()),
-        "validity": float((sv & cv).mean()), "uniqueness": uniq}
+        "validity": float((sv & cv).mean()), "uniqueness": uniq, "symmetric_fraction": _symmetric_fraction(rows)}
     not_in_ref = None
     if reference is not None:
         ref_summary, not_in_ref = reference_metrics(structs, [r["valid"] for r in rows], reference,

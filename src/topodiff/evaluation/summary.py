@@ -71,7 +71,8 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     lines = [f"structures            {s.get('num_structures', 0)} ({s.get('num_readable', 0)} readable)",
              f"structural validity   {pct('structural_validity')}",
              f"compositional valid.  {pct('compositional_validity')}",
-             f"uniqueness            {pct('uniqueness')}"]
+             f"uniqueness            {pct('uniqueness')}",
+             f"symmetric (SG > P1)   {pct('symmetric_fraction')}"]
     lines += _novelty_lines(s)
     if s.get("cov_recall") is not None:
         lines.append(f"COV-R / COV-P         {pct('cov_recall')} / {pct('cov_precision')}")
