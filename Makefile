@@ -17,7 +17,8 @@ $(BIN)/topodiff: pyproject.toml
 install: $(BIN)/topodiff
 
 run: install
-	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition catalogue_class=ti
+	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition catalogue_class=ti \
+		--sampler predictor_noise_scale=0.7 --sampler corrector_noise_scale=0.5
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20

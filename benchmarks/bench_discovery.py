@@ -128,7 +128,8 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
         shutil.rmtree(gen, ignore_errors=True)     # a generation cut short is redone
         conds = args.conditions if arm == "conditioned" else None
         meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint_info["checkpoint_file"], conditions=conds,
-                               guidance=args.guidance if conds else None, steps=args.steps, seed=args.seed)
+                               guidance=args.guidance if conds else None, steps=args.steps, seed=args.seed,
+                               sampler=args.sampler)
         shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
         info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
         info.update(args.checkpoint_info)
@@ -271,7 +272,8 @@ def markdown(doc: dict[str, Any]) -> str:
                      f"{f['learned_ti_tci']} | {a['num_hits']} | {_num(a['hits_per_100'], 1)} | {a['distinct_hit_formulas']} | "
                      f"{a['cpu_minutes']:.1f} | {_num(a['hits_per_cpu_minute'], 3)} |")
     text = [f"Target `{doc['target']}`, checkpoint `{doc['checkpoint']}` (sha256 {doc.get('checkpoint_sha256')}), "
-            f"seed {doc['seed']}, {doc['date']}.\n", head + "\n".join(lines), ""]
+            f"seed {doc['seed']}, sampler {doc.get('sampler') or 'as the checkpoint'}, {doc['date']}.\n",
+            head + "\n".join(lines), ""]
     for a in doc["arms"].values():
         text.append(f"**{a['arm']}** hits ({a['num_hits']}):\n")
         if not a["hits"]:
@@ -328,6 +330,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--guidance", type=float, default=None, help="default: the checkpoint's")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampler", action="append", default=None, metavar="KEY=VALUE",
+                    help="sampler setting of both model arms instead of the checkpoint's (repeatable)")
     ap.add_argument("--template-class", default=None, choices=("ti", "tci", "semimetal", "trivial"),
                     help="catalogue class of the substitution templates (default: the target's catalogue_class, else ti)")
     ap.add_argument("--templates", type=Path, default=TRAIN_CSV,
@@ -346,6 +350,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--overwrite", action="store_true", help="clear OUT when it holds another run")
     args = ap.parse_args(argv)
     args.conditions = parse_conditions(args.condition or ["catalogue_class=ti"])
+    from topodiff.generative.checkpoint import parse_sampler_settings
+
+    args.sampler = parse_sampler_settings(args.sampler)
     args.target = " ".join(f"{k}={v}" for k, v in sorted(args.conditions.items()))
     args.template_class = args.template_class or (str(args.conditions.get("catalogue_class", "ti")))
     args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -377,7 +384,7 @@ def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Nam
             src = [args.templates] if args.templates.is_file() else []
             arm_opts = {"templates": "file" if src else "mp_20 join"}
         else:
-            src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps")}
+            src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps", "sampler")}
         arm_dirs[arm] = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite,
                                          resume=True, fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cands[arm] = make_candidates(arm, arm_dirs[arm], args)
@@ -418,6 +425,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     chunks = judge_all(arm_dirs, {a: len(f) for a, f in frames.items()}, args)
     arms = summarize(chunks, cands, frames)
     doc = plain({"target": args.target, "checkpoint": args.checkpoint or "default", "seed": args.seed,
+                 "sampler": args.sampler,
                  **args.checkpoint_info,
                  "num": args.num, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "out": str(out),
                  "options": opts, "hit_rule": "formula-novel ∧ e_above_hull ≤ 0.1 eV/atom (DFT hull) ∧ learned judge ti/tci",
@@ -440,9 +448,8 @@ def _frames(path: Path) -> list:
 def main(argv: Sequence[str] | None = None) -> int:
     from topodiff.errors import TopodiffInputError
 
-    args = parse_args(argv)
     try:
-        doc = run(args)
+        doc = run(parse_args(argv))
     except TopodiffInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ def nacl(a: float = 5.64) -> Structure:
     return Structure(Lattice.cubic(a), ["Na"] * 4 + ["Cl"] * 4, np.concatenate([FCC, FCC + [0.5, 0, 0]]) % 1.0)
 
 
-def fake_generate(out_dir, *, num, checkpoint=None, conditions=None, guidance=0.0, steps=None, seed=0):
+def fake_generate(out_dir, *, num, checkpoint=None, conditions=None, guidance=0.0, steps=None, seed=0, sampler=None):
     """Writes what ``generate_to_dir`` writes: structures.extxyz, cif/NNNN.cif, metadata.json."""
     from topodiff.crystal.io import write_cif, write_structures
 

@@ -119,3 +119,28 @@ def test_chunks_group_similar_sizes_within_the_padded_pair_budget():
     for c in chunks:
         assert len(c) <= 4 and (len(c) == 1 or len(c) * max(sizes[j] for j in c) ** 2 <= PAIR_BUDGET)
     assert chunks[0] == [0, 1, 2, 3]
+
+
+def test_sampler_settings_for_one_run(ckpt, tmp_path, capsys):
+    """--sampler replaces the checkpoint's sampler defaults for that run only: the metadata says what was
+    used, the same seed samples other coordinates, the file is untouched, bad settings exit 2."""
+    before = ckpt.read_bytes()
+    assert main(["generate", "--out", str(tmp_path / "a"), "--num", "2", "--steps", "3", "--seed", "0",
+                 "--checkpoint", str(ckpt), "--sampler", "predictor_noise_scale=0", "--sampler",
+                 "corrector_noise_scale=0"]) == 0
+    meta = json.loads((tmp_path / "a" / "metadata.json").read_text())
+    assert meta["sampler"]["predictor_noise_scale"] == 0.0 and meta["sampler"]["corrector_noise_scale"] == 0.0
+    assert meta["sampler_overrides"] == {"predictor_noise_scale": 0.0, "corrector_noise_scale": 0.0}
+    assert ckpt.read_bytes() == before
+    plain = generate_to_dir(tmp_path / "plain", num=2, checkpoint=str(ckpt), steps=3, seed=0)
+    assert plain["sampler"]["predictor_noise_scale"] == 1.0 and plain["sampler_overrides"] == {}
+    from ase.io import read
+
+    cold, full = (read(tmp_path / o / "structures.extxyz", index=":") for o in ("a", "plain"))
+    assert not all(np.allclose(x.get_scaled_positions(), y.get_scaled_positions()) for x, y in zip(cold, full))
+    capsys.readouterr()
+    for bad in ("colour=1", "predictor_noise_scale=-1", "species_reveal=sideways", "sample_steps"):
+        assert main(["generate", "--out", str(tmp_path / "bad"), "--num", "1", "--checkpoint", str(ckpt),
+                     "--sampler", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 4 and "Traceback" not in err

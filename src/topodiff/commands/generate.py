@@ -34,11 +34,13 @@ def register(app: typer.Typer) -> None:
         predictor: str = typer.Option("default", "--predictor", help="property predictor file or shipped name"),
         prescreen: int = typer.Option(1, "--prescreen", help="sample K× --num crystals and keep the --num that the "
                                       "property predictor puts closest to the topo_class/band_gap targets (1 = off)"),
+        sampler: Optional[list[str]] = typer.Option(None, "--sampler", help="KEY=VALUE sampler setting for this run "
+                                                    "instead of the checkpoint's (e.g. predictor_noise_scale=0.7; repeatable)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Generate crystals: DIR/structures.extxyz, DIR/cif/NNNN.cif, DIR/metadata.json."""
-        from topodiff.generative.checkpoint import resolve_checkpoint
+        from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
         from topodiff.generative.generate import generate_to_dir
 
         conds = parse_key_values(condition, "--condition")
@@ -59,13 +61,14 @@ def register(app: typer.Typer) -> None:
             guide["repulsion"] = repulsion
         if predictor_guidance:
             guide.update(predictor=predictor, predictor_scale=predictor_guidance)
+        settings = parse_sampler_settings(sampler)
         ckpt = resolve_checkpoint(checkpoint)
         claim_run_output(out, "generate", sources=[ckpt], overwrite=overwrite, options=dict(
             num=num, conditions=conds, guidance=guidance, steps=steps, seed=seed, batch_size=batch_size,
-            guide=guide, prescreen=prescreen, predictor=predictor))
+            guide=guide, prescreen=prescreen, predictor=predictor, sampler=settings))
         meta = generate_to_dir(out, num=num, checkpoint=str(ckpt), conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None,
-                               prescreen=prescreen, predictor=predictor)
+                               prescreen=prescreen, predictor=predictor, sampler=settings)
         if json_out:
             print_json(meta)
         else:

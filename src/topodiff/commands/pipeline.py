@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         reference: Optional[List[Path]] = typer.Option(None, "--reference", help="Reference set for novelty/coverage (CDVAE CSV, extxyz, CIF dir); repeatable."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Clear a non-empty --out that holds another run."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        sampler: Optional[List[str]] = typer.Option(None, "--sampler", help="KEY=VALUE sampler setting instead of "
+                                                    "the checkpoint's (e.g. predictor_noise_scale=0.7); repeatable."),
         verify_dft: int = typer.Option(0, "--verify-dft", min=0, help="Verify the top K candidates with DFT "
                                        "(GPAW PBE+SOC; minutes each): OUT/dft/comparison.md, bands_*.png."),
     ) -> None:
@@ -35,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from topodiff.errors import TopodiffInputError
         from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
         from topodiff.evaluation.report import summary_lines
-        from topodiff.generative.checkpoint import resolve_checkpoint
+        from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
 
         # every argument is checked before anything is generated
         num = check_count("--num", num)
@@ -45,6 +47,7 @@ def register(app: typer.Typer) -> None:
         if steps is not None:
             steps = check_int_range("--steps", steps, 1, MAX_STEPS)
         check_numeric_values(parse_key_values(condition, "--condition"), "--condition")
+        settings = parse_sampler_settings(sampler)
         for ref in reference or []:
             if not structure_files(ref):
                 raise TopodiffInputError(f"--reference {ref}: no structure files (CIF, POSCAR, extxyz, CSV) there")
@@ -54,9 +57,10 @@ def register(app: typer.Typer) -> None:
             require_gpaw()  # before anything is generated
         ckpt = resolve_checkpoint(checkpoint)
         claim_run_output(out, "pipeline", sources=[ckpt, *(reference or [])], overwrite=overwrite, options=dict(
-            num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax))
+            num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax,
+            sampler=settings))
         result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
-                              seed=seed, relax=relax, guidance=guidance, steps=steps,
+                              seed=seed, relax=relax, guidance=guidance, steps=steps, sampler=settings,
                               reference=reference or None, verify_dft=verify_dft)  # DFT before the report
         if json_out:
             print_json(result)

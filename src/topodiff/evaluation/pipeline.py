@@ -71,7 +71,7 @@ def _default_generate() -> GenerateFn:
 
 def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | None = None,
                  conditions: dict[str, Any] | None = None, seed: int = 0, relax: bool = True,
-                 guidance: float | None = None, steps: int | None = None,
+                 guidance: float | None = None, steps: int | None = None, sampler: dict[str, Any] | None = None,
                  reference: Sequence[str | Path] | None = None, screen: bool = True, top_k: int = 5,
                  generate_fn: GenerateFn | None = None, progress: bool = True, verify_dft: int = 0) -> dict[str, Any]:
     """Run the whole job; returns ``{"report", "metrics", "timings", ...}``.
@@ -79,7 +79,8 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     Parameters
     ----------
     out : output directory (created). num : crystals to generate (≥ 1).
-    checkpoint, conditions, guidance, steps, seed : passed to the generator.
+    checkpoint, conditions, guidance, steps, seed, sampler : passed to the generator (``sampler``: settings
+        that replace the checkpoint's sampler defaults for this run).
     relax : CHGNet relaxation (energies, RMSD, energy above hull, S.U.N.).
     reference : optional reference set(s) for novelty / coverage / Wasserstein distances.
     generate_fn : generator with ``generate_to_dir``'s signature (default: the shipped one).
@@ -103,7 +104,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     t = time.time()
     log(f"[1/3] generating {num} crystals → {gen_dir}")
     gen_info = gen(gen_dir, num=num, checkpoint=checkpoint, conditions=conditions or None,
-                   guidance=guidance, steps=steps, seed=seed)
+                   guidance=guidance, steps=steps, seed=seed, sampler=sampler or None)
     timings["generate_s"] = round(time.time() - t, 2)
 
     t = time.time()
@@ -130,6 +131,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     timings["total_s"] = round(sum(timings.values()), 2)
     result = {"report": str(report), "metrics": str(out / "metrics.json"), "generated": str(gen_dir),
               "num": num, "checkpoint": checkpoint, "conditions": conditions or {}, "seed": seed,
+              "sampler": dict(sampler or {}),
               "relax": relax, "timings": timings,
               "generator": {k: v for k, v in (gen_info or {}).items() if isinstance(v, (str, int, float, bool))},
               "summary": {k: v for k, v in summary.items() if k not in ("reference_distributions",)},

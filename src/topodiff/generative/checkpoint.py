@@ -137,16 +137,9 @@ def _append_note(old: str | None, note: str) -> str:
     return "; ".join(x for x in (old, note) if x)
 
 
-def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, Any], note: str) -> Path:
-    """Change the sampler defaults stored in an exported/shipped checkpoint, weights untouched.
-
-    ``values``: :data:`SAMPLER_SETTINGS` → new value; ``note`` (how they were chosen) is appended to the
-    recipe's ``sampler_update`` in the file and in its ``.json`` sidecar. Both are rewritten atomically.
-    """
-    path = resolve_checkpoint(path_or_name)
-    data = _read(path)
-    if data.get("format") != FORMAT:
-        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
+def check_sampler_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Validated copy of ``values`` (:data:`SAMPLER_SETTINGS` → value of the field's type, numbers ≥ 0;
+    an int is accepted for a float field); raises :class:`TopodiffInputError` otherwise."""
     unknown = sorted(set(values) - set(SAMPLER_SETTINGS))
     if unknown:
         raise TopodiffInputError(f"not sampler setting(s): {unknown}; allowed: {', '.join(SAMPLER_SETTINGS)}")
@@ -159,6 +152,26 @@ def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, A
         if type(value) is not kind or (kind in (int, float) and not value >= 0):
             raise TopodiffInputError(f"{key} must be a{' non-negative' if kind in (int, float) else ''} "
                                      f"{kind.__name__}, got {value!r}")
+    ModelConfig.from_dict({**ModelConfig().to_dict(), **values})  # the config's own checks (e.g. reveal order)
+    return values
+
+
+def parse_sampler_settings(items: list[str] | None) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` (JSON values: ``0.7``, ``true``, ``"confident"`` or a bare word) → checked settings."""
+    return check_sampler_values(dict(_parse_setting(x) for x in items or []))
+
+
+def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, Any], note: str) -> Path:
+    """Change the sampler defaults stored in an exported/shipped checkpoint, weights untouched.
+
+    ``values``: :data:`SAMPLER_SETTINGS` → new value; ``note`` (how they were chosen) is appended to the
+    recipe's ``sampler_update`` in the file and in its ``.json`` sidecar. Both are rewritten atomically.
+    """
+    path = resolve_checkpoint(path_or_name)
+    data = _read(path)
+    if data.get("format") != FORMAT:
+        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
+    values = check_sampler_values(values)
     config = dict(data["config"])
     config["model"] = ModelConfig.from_dict({**config.get("model", {}), **values}).to_dict()
     recipe = dict(data.get("recipe") or {})

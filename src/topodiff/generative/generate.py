@@ -18,7 +18,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
-from topodiff.generative.checkpoint import load_generator
+from topodiff.generative.checkpoint import check_sampler_values, load_generator
 from topodiff.generative.compositions import MAX_ATOMS, read_compositions
 from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
@@ -234,8 +234,11 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
                     conditions: dict[str, Any] | None = None, guidance: float | None = None,
                     steps: int | None = None, seed: int = 0, batch_size: int = 128,
                     guide_options: dict[str, Any] | None = None, prescreen: int = 1,
-                    predictor: str | None = "default") -> dict[str, Any]:
+                    predictor: str | None = "default", sampler: dict[str, Any] | None = None) -> dict[str, Any]:
     """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
+
+    ``sampler``: :data:`~topodiff.generative.config.SAMPLER_SETTINGS` → value for this run instead of the
+    checkpoint's defaults (e.g. ``{"predictor_noise_scale": 0.7}``); the metadata records what was used.
 
     ``guidance`` None: the checkpoint's ``default_guidance`` when a trained condition is given, else 0.
     ``guide_options``: keyword arguments of :func:`topodiff.generative.guidance.build_guide` (physics
@@ -253,6 +256,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     if guidance is not None and not guidance >= 0:
         raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
     model, config = load_generator(checkpoint)
+    for key, value in check_sampler_values(sampler or {}).items():
+        setattr(model.cfg, key, value)
     trained = list(model.cfg.conditions)
     if (guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0) or int(prescreen) > 1:
         trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
@@ -308,7 +313,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             "seed": int(seed), "wall_time_s": wall,
             "structures_per_s": len(frames) / wall if wall > 0 else None,
             "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
-            "guide": dict(guide_options or {}), "prescreen": int(prescreen),
+            "sampler_overrides": dict(sampler or {}), "guide": dict(guide_options or {}), "prescreen": int(prescreen),
             "predictor": predictor if int(prescreen) > 1 else None}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta
