@@ -237,7 +237,7 @@ def test_output_under_a_file_is_refused_before_computing(tmp_path, capsys):
                         "missing.csv")
     assert not (tmp_path / "p").exists()  # --reference is checked before anything is generated
     _expect_input_error(["pipeline", "--out", tmp_path / "q", "--sampler", "predictor_noise_scale=hot"], capsys,
-                        "predictor_noise_scale must be a non-negative float")
+                        "predictor_noise_scale must be a finite non-negative float")
     assert not (tmp_path / "q").exists()  # so is --sampler
 
 

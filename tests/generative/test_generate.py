@@ -139,8 +139,9 @@ def test_sampler_settings_for_one_run(ckpt, tmp_path, capsys):
     cold, full = (read(tmp_path / o / "structures.extxyz", index=":") for o in ("a", "plain"))
     assert not all(np.allclose(x.get_scaled_positions(), y.get_scaled_positions()) for x, y in zip(cold, full))
     capsys.readouterr()
-    for bad in ("colour=1", "predictor_noise_scale=-1", "species_reveal=sideways", "sample_steps"):
+    for bad in ("colour=1", "predictor_noise_scale=-1", "corrector_noise_scale=1e999", "species_reveal=sideways",
+                "sample_steps"):
         assert main(["generate", "--out", str(tmp_path / "bad"), "--num", "1", "--checkpoint", str(ckpt),
                      "--sampler", bad]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 4 and "Traceback" not in err
+    assert err.count("error:") == 5 and "Traceback" not in err

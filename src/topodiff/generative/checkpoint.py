@@ -149,8 +149,8 @@ def check_sampler_values(values: dict[str, Any]) -> dict[str, Any]:
         kind = type(getattr(defaults, key))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             values[key] = value = float(value)
-        if type(value) is not kind or (kind in (int, float) and not value >= 0):
-            raise TopodiffInputError(f"{key} must be a{' non-negative' if kind in (int, float) else ''} "
+        if type(value) is not kind or (kind in (int, float) and not 0 <= value < float("inf")):
+            raise TopodiffInputError(f"{key} must be a{' finite non-negative' if kind in (int, float) else ''} "
                                      f"{kind.__name__}, got {value!r}")
     ModelConfig.from_dict({**ModelConfig().to_dict(), **values})  # the config's own checks (e.g. reveal order)
     return values
