@@ -51,7 +51,7 @@ def plan_steps(runs: dict[str, tuple[str, list[str]]], probe: dict[str, dict], l
 
 
 def _worker(name: str, config: str, overrides: list[str], descriptors: str, out: str) -> None:
-    """One training run in this process; prints its JSON summary and exports the EMA weights to ``out``."""
+    """One ``topodiff train --json`` run in this process (its summary on stdout); then the EMA weights to ``out``."""
     import numpy as np
     import torch
 
@@ -60,18 +60,15 @@ def _worker(name: str, config: str, overrides: list[str], descriptors: str, out:
     if descriptors:
         table = torch.as_tensor(np.load(descriptors), dtype=torch.float32)
         emb.element_descriptors = lambda max_z=100: table[: max_z + 1].clone()
+    from topodiff.cli import main
     from topodiff.generative.checkpoint import export_generator
     from topodiff.training.config import load_config
-    from topodiff.training.datasets import build_datasets
-    from topodiff.training.run import train
-    from topodiff.training.run_dir import claim_run_dir
 
-    cfg = load_config(config, overrides)
-    claim_run_dir(cfg, resume=False, overwrite=True)
-    summary = train(cfg, datasets=build_datasets(cfg.data))
-    print(json.dumps({k: v for k, v in summary.items() if isinstance(v, (int, float, str, type(None)))}), flush=True)
+    code = main(["train", "--config", config, "--overwrite", "--json", *overrides])  # prints its JSON summary
+    if code:
+        raise SystemExit(code)
     if out:
-        run_dir = Path(cfg.output_dir)
+        run_dir = Path(load_config(config, overrides).output_dir)
         recipe = {"description": f"{name}: {config} on a lent GPU (scripts/device_train.py)",
                   "training_command": " ".join(["topodiff train --config", config, *overrides])}
         export_generator(run_dir / "last.ckpt", Path(out) / f"{name}.ckpt", recipe)
