@@ -6,7 +6,8 @@ DFT-referenced hull → novelty against the shipped known-crystal index → Slat
 learned topology judge.
 
 * ``conditioned``   — ``N`` samples of the checkpoint under ``--condition`` (default ``catalogue_class=ti``);
-* ``unconditional`` — ``N`` samples of the same checkpoint without conditions;
+* ``unconditional`` — ``N`` samples of the same checkpoint without conditions (``--prescreen K``: both model arms
+  sample ``K·N`` and keep the ``N`` the learned judge finds most likely of the target class, γ = 0 here);
 * ``substitution``  — ``N`` data-driven ion substitutions (Hautier et al. 2011, pymatgen;
   :mod:`topodiff.evaluation.substitution`) into the known topological crystals of the training set: rows of
   ``data/mp20/train.csv`` with ``catalogue_class`` = the target class and ``catalogue_source == catalogue``,
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from topodiff.errors import TopodiffInputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from discovery_output import markdown, merge_hits, plot  # noqa: E402
@@ -71,7 +74,6 @@ def load_templates(cls: str, train_csv: Path = TRAIN_CSV, data_dir: Path = DATA)
     import pandas as pd
 
     from topodiff.crystal.io import structure_from_cif_text
-    from topodiff.errors import TopodiffInputError
 
     if train_csv.is_file():
         df = pd.read_csv(train_csv, dtype={"material_id": str})
@@ -95,7 +97,6 @@ def _catalogue_join(cls: str, data_dir: Path) -> tuple[Any, str]:
     from pymatgen.core import Composition
 
     from topodiff.crystal.catalogue import label_rows, load_catalogues, tang_formula
-    from topodiff.errors import TopodiffInputError
 
     path = data_dir / "mp_20" / "train.csv.gz"
     if not path.is_file():
@@ -129,10 +130,12 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
 
         gen = arm_dir / "generated"
         shutil.rmtree(gen, ignore_errors=True)     # a generation cut short is redone
-        conds = args.conditions if arm == "conditioned" else None
+        # with --prescreen the unconditional arm is screened toward the same target (γ = 0: condition unused)
+        conds = args.conditions if arm == "conditioned" or args.prescreen > 1 else None
+        guidance = args.guidance if arm == "conditioned" else (0.0 if conds else None)
         meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint_info["checkpoint_file"], conditions=conds,
-                               guidance=args.guidance if conds else None, steps=args.steps, seed=args.seed,
-                               sampler=args.sampler)
+                               guidance=guidance, steps=args.steps, seed=args.seed, sampler=args.sampler,
+                               prescreen=args.prescreen, prescreen_novel=args.prescreen_novel)
         shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
         info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
         info.update(args.checkpoint_info)
@@ -267,6 +270,7 @@ def arm_summary(arm: str, rows: list[dict], cand: dict, judge_cpu_s: float, num:
 # ------------------------------------------------------------------------------------------ main
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from topodiff.evaluation.pipeline import parse_conditions
+    from topodiff.generative.checkpoint import parse_sampler_settings
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
@@ -279,6 +283,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sampler", action="append", default=None, metavar="KEY=VALUE",
                     help="sampler setting of both model arms instead of the checkpoint's (repeatable)")
+    ap.add_argument("--prescreen", type=int, default=1, metavar="K", help="model arms: sample K×N, keep the N that "
+                    "the learned judge puts closest to the target (generate --prescreen; 1 = off)")
+    ap.add_argument("--prescreen-novel", action="store_true", help="with --prescreen: new formulas first")
     ap.add_argument("--template-class", default=None, choices=("ti", "tci", "semimetal", "trivial"),
                     help="catalogue class of the substitution templates (default: the target's catalogue_class, else ti)")
     ap.add_argument("--templates", type=Path, default=TRAIN_CSV,
@@ -297,15 +304,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--overwrite", action="store_true", help="clear OUT when it holds another run")
     args = ap.parse_args(argv)
     args.conditions = parse_conditions(args.condition or ["catalogue_class=ti"])
-    from topodiff.generative.checkpoint import parse_sampler_settings
-
     args.sampler = parse_sampler_settings(args.sampler)
     args.target = " ".join(f"{k}={v}" for k, v in sorted(args.conditions.items()))
     args.template_class = args.template_class or (str(args.conditions.get("catalogue_class", "ti")))
     args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
     bad = [a for a in args.arm_list if a not in ARMS]
-    if bad or args.num < 1 or args.chunk < 1 or args.workers < 1:
-        ap.error(f"unknown arm(s) {bad}" if bad else "--num, --chunk and --workers must be ≥ 1")
+    if bad or min(args.num, args.chunk, args.workers, args.prescreen - args.prescreen_novel) < 1:
+        raise TopodiffInputError(f"unknown arm(s) {bad}" if bad else "--num, --chunk, --workers, --prescreen ≥ 1 (2 with --prescreen-novel)")
     return args
 
 
@@ -321,6 +326,7 @@ def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Nam
             arm_opts = {"templates": "file" if src else "mp_20 join"}
         else:
             src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps", "sampler")}
+            arm_opts.update({k: getattr(args, k) for k in ("prescreen", "prescreen_novel") if getattr(args, k) not in (1, False)})
         arm_dirs[arm] = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite,
                                          resume=True, fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cands[arm] = make_candidates(arm, arm_dirs[arm], args)
@@ -361,7 +367,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     chunks = judge_all(arm_dirs, {a: len(f) for a, f in frames.items()}, args)
     arms = summarize(chunks, cands, frames)
     doc = plain({"target": args.target, "checkpoint": args.checkpoint or "default", "seed": args.seed,
-                 "sampler": args.sampler,
+                 "sampler": args.sampler, "prescreen": args.prescreen, "prescreen_novel": args.prescreen_novel,
                  **args.checkpoint_info,
                  "num": args.num, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "out": str(out),
                  "options": opts, "hit_rule": "formula-novel ∧ e_above_hull ≤ 0.1 eV/atom (DFT hull) ∧ learned judge ti/tci",
@@ -382,8 +388,6 @@ def _frames(path: Path) -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from topodiff.errors import TopodiffInputError
-
     try:
         doc = run(parse_args(argv))
     except TopodiffInputError as exc:

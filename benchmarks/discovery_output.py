@@ -20,7 +20,7 @@ def markdown(doc: dict[str, Any]) -> str:
                      f"{f['learned_ti_tci']} | {a['num_hits']} | {_num(a['hits_per_100'], 1)} | {a['distinct_hit_formulas']} | "
                      f"{a['cpu_minutes']:.1f} | {_num(a['hits_per_cpu_minute'], 3)} |")
     text = [f"Target `{doc['target']}`, checkpoint `{doc['checkpoint']}` (sha256 {doc.get('checkpoint_sha256')}), "
-            f"seed {doc['seed']}, sampler {doc.get('sampler') or 'as the checkpoint'}, {doc['date']}.\n",
+            f"seed {doc['seed']}, sampler {doc.get('sampler') or 'as the checkpoint'}, {_screen(doc)}{doc['date']}.\n",
             head + "\n".join(lines), ""]
     for a in doc["arms"].values():
         text.append(f"**{a['arm']}** hits ({a['num_hits']}):\n")
@@ -74,3 +74,12 @@ def merge_hits(path: Path, target: str, doc: dict[str, Any]) -> None:
                                              "out": doc["out"], "arms": {a: s["hits"] for a, s in doc["arms"].items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, old)
+
+
+def _screen(doc: dict) -> str:
+    """The pre-screen of the model arms, when one was used."""
+    k = int(doc.get("prescreen") or 1)
+    novel = "new formulas first, then " if doc.get("prescreen_novel") else ""
+    return (f"model arms pre-screened ({k}× sampled; kept: {novel}the {doc['num']} the learned judge finds most "
+            f"likely `{doc['target']}`; unconditional arm at γ = 0), ") if k > 1 else ""
+

@@ -239,6 +239,10 @@ def test_output_under_a_file_is_refused_before_computing(tmp_path, capsys):
     _expect_input_error(["pipeline", "--out", tmp_path / "q", "--sampler", "predictor_noise_scale=hot"], capsys,
                         "predictor_noise_scale must be a finite non-negative float")
     assert not (tmp_path / "q").exists()  # so is --sampler
+    _expect_input_error(["pipeline", "--out", tmp_path / "r", "--prescreen", "0"], capsys, "--prescreen")
+    _expect_input_error(["pipeline", "--out", tmp_path / "r", "--num", "60000", "--prescreen", "2"], capsys,
+                        "--num × --prescreen")
+    assert not (tmp_path / "r").exists()  # and --prescreen
 
 
 # --------------------------------------------------------------------------------------------

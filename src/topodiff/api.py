@@ -162,7 +162,7 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
         directory, removed afterwards). As with the CLI's ``--out``, a non-empty directory of another
         run is refused unless ``overwrite`` (:func:`topodiff.io_utils.claim_output_dir`).
     options : other keyword arguments of :func:`topodiff.generative.generate.generate_to_dir`
-        (``guide_options``, ``prescreen``, ``predictor``).
+        (``guide_options``, ``prescreen``, ``prescreen_novel``, ``predictor``, ``sampler``).
 
     Returns
     -------
@@ -176,7 +176,7 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
     conds = {str(k): str(v) for k, v in (conditions or {}).items()}
     with tempfile.TemporaryDirectory(prefix="topodiff-generate-") as tmp:
         target = Path(tmp) if out_dir is None else _claim(out_dir, "generate", overwrite, options={
-            "num": num, "conditions": conds, "checkpoint": checkpoint, "seed": seed, "steps": steps})
+            "num": num, "conditions": conds, "checkpoint": checkpoint, "seed": seed, "steps": steps, **options})
         meta = generate_to_dir(target, num=num, checkpoint=checkpoint, conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, **options)
         records = read_structures(target / "structures.extxyz")

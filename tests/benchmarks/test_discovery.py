@@ -128,7 +128,9 @@ def test_end_to_end_resumes_and_refuses_another_run(bench, tmp_path, capsys):
     assert bench.main([*argv, "--seed", "1"]) == 2    # another run: refused, one error line
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
-    for other in ("predictor_noise_scale=0.7", "predictor_noise_scale=-1"):   # other / invalid sampler settings
-        assert bench.main([*argv, "--sampler", other]) == 2
+    others = [["--sampler", "predictor_noise_scale=0.7"], ["--sampler", "predictor_noise_scale=-1"],
+              ["--prescreen", "2"], ["--prescreen", "0"]]     # other / invalid sampler settings and pre-screens
+    for other in others:
+        assert bench.main([*argv, *other]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")

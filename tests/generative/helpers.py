@@ -66,3 +66,24 @@ def make_batch(num_atoms=(5, 3, 4), seed: int = 0) -> CrystalBatch:
     total = int(n.sum())
     lattice = 4.0 * torch.eye(3).expand(len(num_atoms), 3, 3) + 0.4 * torch.randn(len(num_atoms), 3, 3, generator=g)
     return CrystalBatch(torch.rand(total, 3, generator=g), lattice, torch.randint(1, 60, (total,), generator=g), n)
+
+
+def conditioned_model(tiny_cfg, **overrides):
+    """A tiny model with every condition, random null embeddings and fitted statistics (eval mode)."""
+    from topodiff.generative.model import CrystalDiffusion
+
+    tiny_cfg.conditions = ["topo_class", "catalogue_class", "band_gap", "chemical_system", "space_group", "num_atoms"]
+    tiny_cfg.p_drop_condition = 0.5
+    for k, v in overrides.items():
+        setattr(tiny_cfg, k, v)
+    torch.manual_seed(0)
+    model = CrystalDiffusion(tiny_cfg)
+    # make the condition embeddings matter (their encoders start random, nulls at zero)
+    for p in model.condition_embedding.null.values():
+        torch.nn.init.normal_(p, std=0.5)
+    b = make_batch((5, 5, 4))
+    b.species = torch.tensor([83, 34, 34, 83, 34, 38, 22, 8, 8, 8, 11, 17, 8, 8])
+    model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())
+    model.topo_class_counts.copy_(torch.tensor([10.0, 10.0, 0.0, 10.0]))
+    model.eval()
+    return model

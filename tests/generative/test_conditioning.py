@@ -3,33 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from generative.helpers import make_batch
+from generative.helpers import conditioned_model, make_batch
 from topodiff.cli import main
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.checkpoint import load_generator, save_generator
 from topodiff.generative.embeddings import TOPO_CLASSES, ConditionEmbedding
 from topodiff.generative.generate import element_sets_match, generate_to_dir, parse_conditions
-from topodiff.generative.model import CrystalDiffusion
 
 CONDS = ["topo_class", "catalogue_class", "band_gap", "chemical_system", "space_group", "num_atoms"]
-
-
-def _conditioned(tiny_cfg, **overrides) -> CrystalDiffusion:
-    tiny_cfg.conditions = list(CONDS)
-    tiny_cfg.p_drop_condition = 0.5
-    for k, v in overrides.items():
-        setattr(tiny_cfg, k, v)
-    torch.manual_seed(0)
-    model = CrystalDiffusion(tiny_cfg)
-    # make the condition embeddings matter (their encoders start random, nulls at zero)
-    for p in model.condition_embedding.null.values():
-        torch.nn.init.normal_(p, std=0.5)
-    b = make_batch((5, 5, 4))
-    b.species = torch.tensor([83, 34, 34, 83, 34, 38, 22, 8, 8, 8, 11, 17, 8, 8])
-    model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())
-    model.topo_class_counts.copy_(torch.tensor([10.0, 10.0, 0.0, 10.0]))
-    model.eval()
-    return model
 
 
 def _same(a, b, atol=0.0):
@@ -39,7 +20,7 @@ def _same(a, b, atol=0.0):
 
 
 def test_null_condition_and_guidance_zero_equal_unconditional(tiny_cfg):
-    model = _conditioned(tiny_cfg)
+    model = conditioned_model(tiny_cfg)
     n = torch.tensor([5, 4, 3])
     run = lambda **kw: model.sample(n, steps=3, generator=torch.Generator().manual_seed(3), **kw)  # noqa: E731
     uncond = run()
@@ -54,7 +35,7 @@ def test_null_condition_and_guidance_zero_equal_unconditional(tiny_cfg):
 
 
 def test_guidance_mixes_branches_in_one_batch(tiny_cfg):
-    model = _conditioned(tiny_cfg)
+    model = conditioned_model(tiny_cfg)
     b = make_batch((5, 4))
     t = torch.full((2,), 0.5)
     cond = {"topo_class": torch.tensor([1.0, 1.0])}
@@ -79,7 +60,7 @@ def test_per_condition_dropout_uses_each_null():
 
 @pytest.mark.parametrize("reveal", ["random", "confident"])
 def test_species_mask_gives_exact_chemical_system(tiny_cfg, reveal):
-    model = _conditioned(tiny_cfg, species_reveal=reveal)
+    model = conditioned_model(tiny_cfg, species_reveal=reveal)
     n = torch.tensor([5, 5, 4, 3])
     mask = torch.zeros(4, tiny_cfg.max_z + 1, dtype=torch.bool)
     mask[:, [83, 34]] = True
@@ -92,7 +73,7 @@ def test_species_mask_gives_exact_chemical_system(tiny_cfg, reveal):
 
 
 def test_generate_chemical_system_exact_sets(tiny_cfg, tmp_path):
-    model = _conditioned(tiny_cfg, min_distance=0.0)
+    model = conditioned_model(tiny_cfg, min_distance=0.0)
     ckpt = save_generator(model, {}, tmp_path / "c.ckpt")
     meta = generate_to_dir(tmp_path / "g", num=6, checkpoint=str(ckpt), steps=3,
                            conditions={"chemical_system": "Bi-Se", "topo_class": "strong_ti"})
@@ -146,7 +127,7 @@ def test_untrained_condition_is_rejected_but_sampler_conditions_are_not():
 @pytest.mark.parametrize("cond", ["topo_class=axion", "space_group=300", "chemical_system=Qq-Se", "band_gap=-1",
                                   "spin=up", "topo_class"])
 def test_cli_bad_conditions_exit_2(tiny_cfg, tmp_path, capsys, cond):
-    model = _conditioned(tiny_cfg, min_distance=0.0)
+    model = conditioned_model(tiny_cfg, min_distance=0.0)
     ckpt = save_generator(model, {}, tmp_path / "c.ckpt")
     code = main(["generate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--num", "2",
                  "--condition", cond])
@@ -176,7 +157,7 @@ def test_dataset_conditions_include_chemical_system_and_topo_class(tmp_path):
 
 
 def test_class_counts_survive_save_and_old_checkpoints_load(tiny_cfg, tmp_path):
-    model = _conditioned(tiny_cfg)
+    model = conditioned_model(tiny_cfg)
     ckpt = save_generator(model, {}, tmp_path / "c.ckpt")
     loaded, _ = load_generator(str(ckpt))
     assert loaded.topo_class_counts.tolist() == [10.0, 10.0, 0.0, 10.0]
@@ -190,10 +171,10 @@ def test_class_counts_survive_save_and_old_checkpoints_load(tiny_cfg, tmp_path):
 def test_prescreen_keeps_the_best_scored_crystals_in_order(tiny_cfg, tmp_path):
     from ase.io import read
 
-    from topodiff.generative.generate import prescreen_scores
+    from topodiff.generative.prescreen import prescreen_scores
     from topodiff.generative.predictor import PredictorConfig, PropertyPredictor, save_predictor
 
-    model = _conditioned(tiny_cfg, min_distance=0.0)
+    model = conditioned_model(tiny_cfg, min_distance=0.0)
     ckpt = save_generator(model, {}, tmp_path / "c.ckpt")
     torch.manual_seed(1)
     pred = save_predictor(PropertyPredictor(PredictorConfig(hidden=16, layers=1, heads=2, pair_dim=8,
@@ -214,3 +195,4 @@ def test_prescreen_keeps_the_best_scored_crystals_in_order(tiny_cfg, tmp_path):
         np.testing.assert_allclose(a.get_scaled_positions(), every[i].get_scaled_positions(), atol=1e-5)
     with pytest.raises(TopodiffInputError, match="prescreen"):
         generate_to_dir(tmp_path / "x", num=2, checkpoint=str(ckpt), steps=1, prescreen=2, predictor=str(pred))
+

@@ -17,12 +17,14 @@ def register(app: typer.Typer) -> None:
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: perov5-csp)"),
         samples: int = typer.Option(1, "--samples", help="structures per composition"),
         seed: int = typer.Option(0, "--seed"),
+        prescreen: int = typer.Option(1, "--prescreen", help="draw K× --samples structures per composition and keep "
+                                      "the --samples of lowest CHGNet energy per atom, lowest first (1 = off)"),
         steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (default: the checkpoint's)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Predict structures with exactly the given compositions: DIR/structures.extxyz + DIR/metadata.json."""
-        from topodiff.commands.generate import MAX_STEPS
+        from topodiff.commands.generate import MAX_PRESCREEN, MAX_STEPS
         from topodiff.generative.checkpoint import resolve_checkpoint
         from topodiff.generative.generate import csp_to_dir, read_compositions
 
@@ -31,11 +33,14 @@ def register(app: typer.Typer) -> None:
         if steps is not None:
             steps = check_int_range("--steps", steps, 1, MAX_STEPS)
         comps = read_compositions(input)  # bad input (unreadable rows, too many atoms) fails before any output
-        check_count("compositions × --samples", len(comps) * samples)
+        prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
+        check_count("compositions × --samples × --prescreen", len(comps) * samples * prescreen)
         ckpt = resolve_checkpoint(checkpoint or "perov5-csp")
         claim_run_output(out, "csp", sources=[input, ckpt], overwrite=overwrite,
-                         options=dict(samples=samples, seed=seed, steps=steps))
-        meta = csp_to_dir(input, out, checkpoint=str(ckpt), samples=samples, seed=seed, steps=steps)
+                         options=dict(samples=samples, seed=seed, steps=steps,
+                                      **({"prescreen": prescreen} if prescreen > 1 else {})))
+        meta = csp_to_dir(input, out, checkpoint=str(ckpt), samples=samples, seed=seed, steps=steps,
+                          prescreen=prescreen)
         if json_out:
             print_json(meta)
         else:

@@ -33,13 +33,17 @@ def register(app: typer.Typer) -> None:
                                                  "property predictor toward the topo_class/band_gap conditions (0 = off)"),
         predictor: str = typer.Option("default", "--predictor", help="property predictor file or shipped name"),
         prescreen: int = typer.Option(1, "--prescreen", help="sample K× --num crystals and keep the --num that the "
-                                      "property predictor puts closest to the topo_class/band_gap targets (1 = off)"),
+                                      "property predictor (topo_class, band_gap) and the learned topology judge "
+                                      "(catalogue_class) put closest to the conditions (1 = off)"),
+        prescreen_novel: bool = typer.Option(False, "--prescreen-novel", help="with --prescreen: keep crystals whose "
+                                             "formula no known crystal has first (discovery)"),
         sampler: Optional[list[str]] = typer.Option(None, "--sampler", help="KEY=VALUE sampler setting for this run "
                                                     "instead of the checkpoint's (e.g. predictor_noise_scale=0.7; repeatable)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Generate crystals: DIR/structures.extxyz, DIR/cif/NNNN.cif, DIR/metadata.json."""
+        from topodiff.errors import TopodiffInputError
         from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
         from topodiff.generative.generate import generate_to_dir
 
@@ -50,6 +54,8 @@ def register(app: typer.Typer) -> None:
         batch_size = check_int_range("--batch-size", batch_size, 1, MAX_BATCH)
         prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
         check_count("--num × --prescreen", num * prescreen)
+        if prescreen_novel and prescreen < 2:
+            raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
         if steps is not None:
             steps = check_int_range("--steps", steps, 1, MAX_STEPS)
         if guidance is not None:
@@ -65,10 +71,12 @@ def register(app: typer.Typer) -> None:
         ckpt = resolve_checkpoint(checkpoint)
         claim_run_output(out, "generate", sources=[ckpt], overwrite=overwrite, options=dict(
             num=num, conditions=conds, guidance=guidance, steps=steps, seed=seed, batch_size=batch_size,
-            guide=guide, prescreen=prescreen, predictor=predictor, sampler=settings))
+            guide=guide, prescreen=prescreen, predictor=predictor, sampler=settings,
+            **({"prescreen_novel": True} if prescreen_novel else {})))
         meta = generate_to_dir(out, num=num, checkpoint=str(ckpt), conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None,
-                               prescreen=prescreen, predictor=predictor, sampler=settings)
+                               prescreen=prescreen, predictor=predictor, sampler=settings,
+                               prescreen_novel=prescreen_novel)
         if json_out:
             print_json(meta)
         else:

@@ -26,13 +26,18 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
         sampler: Optional[List[str]] = typer.Option(None, "--sampler", help="KEY=VALUE sampler setting instead of "
                                                     "the checkpoint's (e.g. predictor_noise_scale=0.7); repeatable."),
+        prescreen: int = typer.Option(1, "--prescreen", help="Sample K× --num crystals and keep the --num that the "
+                                      "learned judge / property predictor put closest to the catalogue_class / "
+                                      "topo_class / band_gap conditions (1 = off)."),
+        prescreen_novel: bool = typer.Option(False, "--prescreen-novel", help="With --prescreen: keep crystals whose "
+                                             "formula no known crystal has first (discovery)."),
         verify_dft: int = typer.Option(0, "--verify-dft", min=0, help="Verify the top K candidates with DFT "
                                        "(GPAW PBE+SOC; minutes each): OUT/dft/comparison.md, bands_*.png."),
     ) -> None:
         """Run the main job end to end and print where the report is."""
         from topodiff.commands._common import (check_count, check_finite, check_int_range, check_numeric_values,
                                               check_seed, claim_run_output, parse_key_values, print_json)
-        from topodiff.commands.generate import MAX_GUIDANCE, MAX_STEPS
+        from topodiff.commands.generate import MAX_GUIDANCE, MAX_PRESCREEN, MAX_STEPS
         from topodiff.crystal.io import structure_files
         from topodiff.errors import TopodiffInputError
         from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
@@ -47,6 +52,10 @@ def register(app: typer.Typer) -> None:
         if steps is not None:
             steps = check_int_range("--steps", steps, 1, MAX_STEPS)
         check_numeric_values(parse_key_values(condition, "--condition"), "--condition")
+        prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
+        check_count("--num × --prescreen", num * prescreen)
+        if prescreen_novel and prescreen < 2:
+            raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
         settings = parse_sampler_settings(sampler)
         for ref in reference or []:
             if not structure_files(ref):
@@ -58,9 +67,10 @@ def register(app: typer.Typer) -> None:
         ckpt = resolve_checkpoint(checkpoint)
         claim_run_output(out, "pipeline", sources=[ckpt, *(reference or [])], overwrite=overwrite, options=dict(
             num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax,
-            sampler=settings))
+            sampler=settings, **({"prescreen": prescreen, "prescreen_novel": prescreen_novel} if prescreen > 1 else {})))
         result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
                               seed=seed, relax=relax, guidance=guidance, steps=steps, sampler=settings,
+                              prescreen=prescreen, prescreen_novel=prescreen_novel,
                               reference=reference or None, verify_dft=verify_dft)  # DFT before the report
         if json_out:
             print_json(result)

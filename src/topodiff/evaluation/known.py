@@ -105,12 +105,16 @@ class KnownIndex:
     def num_formulas(self) -> int:
         return len(self.groups) + len(self.composition_only)
 
+    def formula_known(self, reduced_formula: str) -> bool:
+        """Is any crystal of this reduced formula known (stored structure, MP DFT entry or catalogue row)?"""
+        return reduced_formula in self.groups or reduced_formula in self.composition_only
+
     def query(self, structure: Structure, fingerprint: np.ndarray | None = None) -> Novelty:
         """Is ``structure`` known? A stored structure of its formula within the fingerprint rule, or a
         catalogue row with its (formula, space group); unknown where the stored structures are incomplete."""
         formula = structure.composition.reduced_formula
         idx = self.groups.get(formula)
-        if idx is None and formula not in self.composition_only:
+        if not self.formula_known(formula):
             return Novelty(True, True)
         sg = space_group(structure)
         if idx is not None:

@@ -22,6 +22,8 @@ from topodiff.generative.checkpoint import check_sampler_values, load_generator
 from topodiff.generative.compositions import MAX_ATOMS, read_compositions
 from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
+from topodiff.generative.prescreen import (PREDICTOR_TARGETS, PRESCREEN_TARGETS, lowest_energy_draws, prescreen_keep,
+                                           prescreen_scorers)
 from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
@@ -51,8 +53,6 @@ def min_distances(batch: CrystalBatch) -> torch.Tensor:
 MIN_CLASS_SUPPORT = 0.05
 #: conditions every checkpoint honours without having been trained on them (enforced at sampling)
 SAMPLER_CONDITIONS = ("chemical_system", "num_atoms")
-#: conditions the property predictor can guide toward (accepted with predictor guidance on)
-PREDICTOR_TARGETS = ("topo_class", "band_gap")
 
 
 def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
@@ -210,31 +210,12 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
     return batch, int(bad.numel())
 
 
-def prescreen_scores(frames: list, cond: dict[str, Any], predictor: str | None) -> np.ndarray:
-    """``[n]`` predictor scores of generated crystals against the ``topo_class``/``band_gap`` targets
-    (higher = closer): ``log p(class)`` and ``−|predicted gap − target| / 0.1 eV``, summed."""
-    from topodiff.generative.predictor import load_predictor, predict_batch
-
-    model = load_predictor(predictor)
-    batch = CrystalBatch(torch.as_tensor(np.concatenate([f[0] for f in frames]), dtype=torch.float32),
-                         torch.as_tensor(np.stack([f[1] for f in frames]), dtype=torch.float32),
-                         torch.as_tensor(np.concatenate([f[2] for f in frames])).long(),
-                         torch.tensor([len(f[2]) for f in frames]))
-    with torch.no_grad():
-        probs, gap = predict_batch(model, batch)
-    score = torch.zeros(len(frames), dtype=torch.float64)
-    if "topo_class" in cond:
-        score += torch.log(probs[:, int(cond["topo_class"])].double().clamp_min(1e-12))
-    if "band_gap" in cond:
-        score -= (gap.double() - float(cond["band_gap"])).abs() / 0.1
-    return score.numpy()
-
-
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
                     conditions: dict[str, Any] | None = None, guidance: float | None = None,
                     steps: int | None = None, seed: int = 0, batch_size: int = 128,
                     guide_options: dict[str, Any] | None = None, prescreen: int = 1,
-                    predictor: str | None = "default", sampler: dict[str, Any] | None = None) -> dict[str, Any]:
+                    predictor: str | None = "default", sampler: dict[str, Any] | None = None,
+                    prescreen_novel: bool = False) -> dict[str, Any]:
     """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
 
     ``sampler``: :data:`~topodiff.generative.config.SAMPLER_SETTINGS` → value for this run instead of the
@@ -243,9 +224,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     ``guidance`` None: the checkpoint's ``default_guidance`` when a trained condition is given, else 0.
     ``guide_options``: keyword arguments of :func:`topodiff.generative.guidance.build_guide` (physics
     and property-predictor guidance); None or empty: no guide.
-    ``prescreen = k > 1``: sample ``k · num`` crystals and keep the ``num`` that the property
-    ``predictor`` scores closest to the ``topo_class``/``band_gap`` targets (:func:`prescreen_scores`),
-    in sampling order.
+    ``prescreen = k > 1``: sample ``k · num`` crystals and keep the ``num`` closest to the
+    ``topo_class``/``band_gap`` (property ``predictor``) and ``catalogue_class`` (learned judge) targets,
+    in sampling order (:mod:`topodiff.generative.prescreen`); these targets need not be trained conditions.
+    ``prescreen_novel``: the pre-screen keeps crystals of formulas absent from the known-crystal index first.
     """
     if int(prescreen) < 1:
         raise TopodiffInputError(f"--prescreen must be a positive integer, got {prescreen}")
@@ -259,8 +241,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     for key, value in check_sampler_values(sampler or {}).items():
         setattr(model.cfg, key, value)
     trained = list(model.cfg.conditions)
-    if (guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0) or int(prescreen) > 1:
+    if guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0:
         trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
+    if int(prescreen) > 1:
+        trained += [k for k in PRESCREEN_TARGETS if k not in trained]  # targets of the pre-screen
     cond = parse_conditions(conditions, trained, {name: getattr(model, f"{name}_counts").cpu().numpy()
                                                   for name in CATEGORY_NAMES})
     if guidance is None:
@@ -274,9 +258,12 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     min_atoms = int(sum(1 for v in cond.get("chemical_system", []) if v)) or 1
     if "num_atoms" in cond and int(cond["num_atoms"]) < min_atoms:
         raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])} cannot hold {min_atoms} elements")
-    targets = {k: v for k, v in cond.items() if k in PREDICTOR_TARGETS}
-    if int(prescreen) > 1 and not targets:
-        raise TopodiffInputError("--prescreen needs a topo_class or band_gap condition to screen toward")
+    targets = {k: v for k, v in cond.items() if k in PRESCREEN_TARGETS}
+    if int(prescreen) > 1 and not (targets or prescreen_novel):
+        raise TopodiffInputError("--prescreen needs a topo_class, band_gap or catalogue_class condition to screen "
+                                 "toward, or --prescreen-novel")
+    if prescreen_novel and int(prescreen) < 2:
+        raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
     total = int(num) * int(prescreen)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
@@ -298,8 +285,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         print(f"generated {done}/{total}", file=sys.stderr, flush=True)
     frames = slots
     if int(prescreen) > 1:
-        keep = np.sort(np.argsort(-prescreen_scores(frames, targets, predictor), kind="stable")[:int(num)])
-        frames = [frames[i] for i in keep]
+        frames = [frames[i] for i in prescreen_keep(frames, targets, predictor, num, new_formulas=prescreen_novel)]
     wall = time.time() - t0
     out_dir = Path(out_dir)
     atoms = [_to_atoms(f, L, z, {"index": i}) for i, (f, L, z) in enumerate(frames)]
@@ -314,7 +300,8 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             "structures_per_s": len(frames) / wall if wall > 0 else None,
             "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
             "sampler_overrides": dict(sampler or {}), "guide": dict(guide_options or {}), "prescreen": int(prescreen),
-            "predictor": predictor if int(prescreen) > 1 else None}
+            "predictor": predictor if int(prescreen) > 1 and any(k in targets for k in PREDICTOR_TARGETS) else None,
+            "prescreen_by": prescreen_scorers(targets, prescreen_novel) if int(prescreen) > 1 else []}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta
 
@@ -336,14 +323,17 @@ def _chunks(jobs: list, sizes: list[int], batch_size: int, *, padded: bool = Fal
 
 
 def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None = None, samples: int = 1,
-               seed: int = 0, steps: int | None = None, batch_size: int = 128) -> dict[str, Any]:
-    """Crystal structure prediction: ``samples`` structures per composition of ``input``."""
-    if int(samples) <= 0:
-        raise TopodiffInputError(f"--samples must be a positive integer, got {samples}")
+               seed: int = 0, steps: int | None = None, batch_size: int = 128, prescreen: int = 1) -> dict[str, Any]:
+    """Crystal structure prediction: ``samples`` structures per composition of ``input``; ``prescreen``
+    K > 1: draw K × ``samples`` and keep the ``samples`` of lowest CHGNet energy per atom, lowest first
+    (:func:`~topodiff.generative.prescreen.lowest_energy_draws`)."""
+    if int(samples) <= 0 or int(prescreen) <= 0:
+        raise TopodiffInputError(f"--samples and --prescreen must be positive integers, got {samples}, {prescreen}")
+    draws = int(samples) * int(prescreen)
     comps = read_compositions(input)
     model, config = load_generator(checkpoint)
     gen = torch.Generator().manual_seed(int(seed))
-    jobs = sorted(((i, k) for i in range(len(comps)) for k in range(int(samples))), key=lambda job: len(comps[job[0]]))
+    jobs = sorted(((i, k) for i in range(len(comps)) for k in range(draws)), key=lambda job: len(comps[job[0]]))
     t0 = time.time()
     frames = []
     for chunk in _chunks(jobs, [len(comps[i]) for i, _ in jobs], batch_size, padded=True):
@@ -354,12 +344,15 @@ def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None
             frames.append(_to_atoms(f, L, z, {"index": i, "sample": k}))
         print(f"csp {len(frames)}/{len(jobs)}", file=sys.stderr, flush=True)
     frames.sort(key=lambda atoms: (atoms.info["index"], atoms.info["sample"]))  # input order
+    if int(prescreen) > 1:
+        frames = lowest_energy_draws(frames, int(samples))
     wall = time.time() - t0
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(frames))
     meta = {"checkpoint": config.get("checkpoint_path"), "input": str(input), "num_compositions": len(comps),
             "samples": int(samples), "num_structures": len(frames), "seed": int(seed),
             "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg), "wall_time_s": wall,
-            "structures_per_s": len(frames) / wall if wall > 0 else None}
+            "structures_per_s": len(frames) / wall if wall > 0 else None, "prescreen": int(prescreen),
+            "prescreen_by": ["CHGNet energy per atom (single point)"] if int(prescreen) > 1 else []}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta
