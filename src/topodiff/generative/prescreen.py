@@ -1,8 +1,8 @@
 """Pre-screening of generated crystals (``topodiff generate --prescreen K``): sample K× the crystals
 and keep the ones that cheap models put closest to the requested properties.
 
-Rejection sampling toward a condition, the exact counterpart of classifier guidance: the kept crystals
-follow ``p(x | condition) · p(target | x)``. Two scorers, summed in log space:
+Best-of-K selection toward a condition, a cheap stand-in for classifier guidance: of the model's
+samples, those with the highest ``p(target | x)`` are kept. Two scorers, summed in log space:
 
 - the property predictor (:mod:`topodiff.generative.predictor`, on the crystal as generated) for
   ``topo_class`` (``log p(class)``) and ``band_gap`` (``−|predicted − target| / 0.1 eV``);
