@@ -271,6 +271,7 @@ def arm_summary(arm: str, rows: list[dict], cand: dict, judge_cpu_s: float, num:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from topodiff.evaluation.pipeline import parse_conditions
     from topodiff.generative.checkpoint import parse_sampler_settings
+    from topodiff.generative.prescreen import check_prescreen_novel
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
@@ -309,8 +310,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.template_class = args.template_class or (str(args.conditions.get("catalogue_class", "ti")))
     args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
     bad = [a for a in args.arm_list if a not in ARMS]
-    if bad or min(args.num, args.chunk, args.workers, args.prescreen - args.prescreen_novel) < 1:
-        raise TopodiffInputError(f"unknown arm(s) {bad}" if bad else "--num, --chunk, --workers, --prescreen ≥ 1 (2 with --prescreen-novel)")
+    if bad or min(args.num, args.chunk, args.workers, args.prescreen) < 1:
+        raise TopodiffInputError(f"unknown arm(s) {bad}" if bad else "--num, --chunk, --workers and --prescreen must be ≥ 1")
+    check_prescreen_novel(args.prescreen, args.prescreen_novel)
     return args
 
 

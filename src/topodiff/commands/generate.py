@@ -43,9 +43,9 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Generate crystals: DIR/structures.extxyz, DIR/cif/NNNN.cif, DIR/metadata.json."""
-        from topodiff.errors import TopodiffInputError
         from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
         from topodiff.generative.generate import generate_to_dir
+        from topodiff.generative.prescreen import check_prescreen_novel
 
         conds = parse_key_values(condition, "--condition")
         check_numeric_values(conds, "--condition")
@@ -54,8 +54,7 @@ def register(app: typer.Typer) -> None:
         batch_size = check_int_range("--batch-size", batch_size, 1, MAX_BATCH)
         prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
         check_count("--num × --prescreen", num * prescreen)
-        if prescreen_novel and prescreen < 2:
-            raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
+        check_prescreen_novel(prescreen, prescreen_novel)
         if steps is not None:
             steps = check_int_range("--steps", steps, 1, MAX_STEPS)
         if guidance is not None:

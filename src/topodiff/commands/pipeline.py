@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
         from topodiff.evaluation.report import summary_lines
         from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
+        from topodiff.generative.prescreen import check_prescreen_novel
 
         # every argument is checked before anything is generated
         num = check_count("--num", num)
@@ -54,8 +55,7 @@ def register(app: typer.Typer) -> None:
         check_numeric_values(parse_key_values(condition, "--condition"), "--condition")
         prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
         check_count("--num × --prescreen", num * prescreen)
-        if prescreen_novel and prescreen < 2:
-            raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
+        check_prescreen_novel(prescreen, prescreen_novel)
         settings = parse_sampler_settings(sampler)
         for ref in reference or []:
             if not structure_files(ref):

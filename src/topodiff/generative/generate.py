@@ -22,8 +22,8 @@ from topodiff.generative.checkpoint import check_sampler_values, load_generator
 from topodiff.generative.compositions import MAX_ATOMS, read_compositions
 from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
-from topodiff.generative.prescreen import (PREDICTOR_TARGETS, PRESCREEN_TARGETS, lowest_energy_draws, prescreen_keep,
-                                           prescreen_scorers)
+from topodiff.generative.prescreen import (PREDICTOR_TARGETS, PRESCREEN_TARGETS, check_prescreen_novel,
+                                           lowest_energy_draws, prescreen_keep, prescreen_scorers)
 from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
@@ -262,8 +262,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     if int(prescreen) > 1 and not (targets or prescreen_novel):
         raise TopodiffInputError("--prescreen needs a topo_class, band_gap or catalogue_class condition to screen "
                                  "toward, or --prescreen-novel")
-    if prescreen_novel and int(prescreen) < 2:
-        raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
+    check_prescreen_novel(prescreen, prescreen_novel)
     total = int(num) * int(prescreen)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()

@@ -20,6 +20,7 @@ was trained on, so without it a screen toward ``ti`` keeps rediscoveries (Sb2Te3
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,14 @@ from topodiff.generative.embeddings import CATALOGUE_CLASSES
 PREDICTOR_TARGETS = ("topo_class", "band_gap")          # scored by the property predictor
 PRESCREEN_TARGETS = PREDICTOR_TARGETS + ("catalogue_class",)
 MIN_PROBABILITY = 1e-12                                  # floor under log p
+
+
+def check_prescreen_novel(prescreen: int, novel: bool) -> None:
+    """``--prescreen-novel`` ranks within a pre-screen, so it needs ``--prescreen K`` with K ≥ 2."""
+    from topodiff.errors import TopodiffInputError
+
+    if novel and int(prescreen) < 2:
+        raise TopodiffInputError("--prescreen-novel needs --prescreen K with K ≥ 2")
 
 
 def prescreen_scores(frames: list, cond: dict[str, Any], predictor: str | None) -> np.ndarray:
@@ -89,8 +98,6 @@ def _structures(frames: list) -> list:
 
 def _formula_known(frames: list) -> np.ndarray:
     """``[n]`` bool: a crystal of this reduced formula is in the shipped known-crystal index."""
-    from collections import Counter
-
     from pymatgen.core import Composition, Element
 
     from topodiff.evaluation.known import load_index
@@ -124,14 +131,13 @@ def lowest_energy_draws(frames: list, keep: int) -> list:
     energy = single_point_energies([AseAtomsAdaptor.get_structure(a) for a in frames])
     ranked = sorted(range(len(frames)), key=lambda i: (frames[i].info["index"], np.isnan(energy[i]),
                                                        np.nan_to_num(energy[i]), frames[i].info["sample"]))
-    out, rank = [], {}
+    out, kept = [], Counter()
     for i in ranked:
         comp = frames[i].info["index"]
-        if rank.get(comp, 0) >= keep:
-            continue
-        atoms = frames[i].copy()
-        atoms.info.update(draw=frames[i].info["sample"], sample=rank.get(comp, 0), energy_per_atom=float(energy[i]))
-        rank[comp] = rank.get(comp, 0) + 1
-        out.append(atoms)
+        if kept[comp] < keep:
+            atoms = frames[i].copy()
+            atoms.info.update(draw=frames[i].info["sample"], sample=kept[comp], energy_per_atom=float(energy[i]))
+            kept[comp] += 1
+            out.append(atoms)
     return out
 
