@@ -30,6 +30,9 @@ $BIN/python -m topodiff.generative.checkpoint runs/mp20_default/last.ckpt src/to
   --command "scripts/train_mp20.sh"
 $BIN/python -m topodiff.generative.checkpoint src/topodiff/checkpoints/default.ckpt --set species_reveal=confident \
   --set species_reveal_noise=3.0 --set resample_structure=true --note "chosen on data/mp20/val.csv (docs/generator.md)"
+# 5) (2026-12-04, weights untouched) the element-count table that `--sampler element_count=data` draws
+#    from (training crystals per atom count and number of elements); newly trained checkpoints record it themselves
+$BIN/python -m topodiff.generative.checkpoint src/topodiff/checkpoints/default.ckpt --element-counts-from data/mp20/train.csv
 $BIN/python -m topodiff.generative.checkpoint runs/mp20_csp/last.ckpt src/topodiff/checkpoints/mp20-csp.ckpt \
   --description "mp20-csp: crystal structure prediction for Materials Project compositions (≤ 20 atoms); trained on configs/data/mp20.yaml" \
   --command "scripts/train_mp20.sh"

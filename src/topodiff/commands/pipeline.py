@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output directory (generated/, metrics.json, structures.csv, report.html)."),
         num: int = typer.Option(DEFAULT_NUM, "--num", min=1, help="Number of crystals to generate."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Checkpoint path or shipped name (default: the shipped one)."),
-        condition: Optional[List[str]] = typer.Option(None, "--condition", help="Condition KEY=VALUE (topo_class, band_gap, chemical_system, space_group, num_atoms); repeatable."),
+        condition: Optional[List[str]] = typer.Option(None, "--condition", help="Condition KEY=VALUE (catalogue_class, topo_class, band_gap, chemical_system, space_group, num_atoms, num_elements); repeatable."),
         guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance γ "
                                                  "(0 unconditional, 1 conditional; default: the checkpoint's)."),
         steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),

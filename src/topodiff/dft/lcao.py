@@ -170,14 +170,27 @@ def _mesh_matrices(calc: Any, soc: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.asarray(H), np.asarray(S), np.asarray(V) if V else None
 
 
+def nscf_parameters(params: dict[str, Any], grid: Any, mesh: tuple[int, int, int]) -> dict[str, Any]:
+    """Parameters of the fixed-density pass on ``mesh`` (time reversal only) on the SCF's real-space ``grid``.
+
+    GPAW picks the grid from ``h`` and the point group, enlarging one that the point group does not
+    map onto itself (``gpaw.utilities.gpts``); without the point group ``h`` alone can give a smaller
+    grid, onto which the SCF density cannot be copied. So the grid is pinned (``gpts``), never re-derived.
+    """
+    out = dict(params)
+    out.pop("h", None)  # GPAW refuses both h and gpts
+    out.update(gpts=tuple(int(n) for n in grid), kpts={"size": tuple(mesh), "gamma": True},
+               symmetry={"point_group": False, "time_reversal": True})
+    return out
+
+
 def _fixed_density(calc: Any, atoms: Any, mesh: tuple[int, int, int]) -> Any:
     """A calculator on ``mesh`` reduced by time reversal only, holding the potential of ``calc``'s
     converged density, its LCAO matrices set up but not diagonalised: what ``calc.fixed_density(...)``
     builds before its eigensolver loop, which at fixed density only repeats the same diagonalisation."""
     from gpaw.calculator import GPAW
 
-    params = calc.parameters.copy()
-    params.update(kpts={"size": mesh, "gamma": True}, symmetry={"point_group": False, "time_reversal": True})
+    params = nscf_parameters(calc.parameters, calc.density.gd.N_c, mesh)
     nscf = GPAW(communicator=calc.world, txt=None, **params)
     nscf.initialize(atoms)
     nscf.density.initialize_from_other_density(calc.density, nscf.wfs.kptband_comm)

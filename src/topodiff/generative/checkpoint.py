@@ -187,6 +187,36 @@ def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, A
     return path
 
 
+def record_element_counts(path_or_name: str | os.PathLike, data: str | os.PathLike) -> Path:
+    """Fill the element-count table (training crystals per atom count and number of distinct elements,
+    used by ``element_count: data``) of an exported/shipped checkpoint from its training data ``data``
+    (anything ``topodiff train`` reads), weights untouched; the recipe records the source. Checkpoints
+    trained since the table exists have it already."""
+    import numpy as np
+
+    from topodiff.crystal.dataset import load_dataset
+    from topodiff.generative.element_count import element_count_table, elements_per_crystal
+
+    path = resolve_checkpoint(path_or_name)
+    stored = _read(path)
+    if stored.get("format") != FORMAT:
+        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
+    arrays = load_dataset(data)
+    num_atoms, species = np.asarray(arrays.num_atoms), np.asarray(arrays.species)
+    max_atoms = int(ModelConfig.from_dict(stored["config"].get("model", {})).max_atoms)
+    if int(num_atoms.max()) > max_atoms:
+        raise TopodiffInputError(f"{data} holds crystals larger than this model's max_atoms={max_atoms}")
+    table = element_count_table(num_atoms, elements_per_crystal(num_atoms, species), max_atoms)
+    stored["state_dict"] = {**stored["state_dict"], "num_elements_counts": torch.as_tensor(table, dtype=torch.float32)}
+    note = f"element-count table from {data} ({len(num_atoms)} crystals)"
+    stored["recipe"] = {**(stored.get("recipe") or {}), "element_counts": note}
+    atomic_write(path, lambda fh: torch.save(stored, fh), mode="wb")
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        atomic_write_json(sidecar, {**json.loads(sidecar.read_text()), "element_counts": note})
+    return path
+
+
 def _parse_setting(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with a JSON value (``0.5``, ``1e-5``, ``true``); anything else stays a string."""
     key, sep, value = text.partition("=")
@@ -202,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m topodiff.generative.checkpoint CKPT OUT [--description TEXT] [--command TEXT] [--results JSON]``:
     export a training checkpoint for shipping;
     ``python -m topodiff.generative.checkpoint CKPT --set KEY=VALUE [...] --note TEXT``: change the
-    sampler defaults of an exported/shipped checkpoint in place."""
+    sampler defaults of an exported/shipped checkpoint in place;
+    ``python -m topodiff.generative.checkpoint CKPT --element-counts-from DATA``: fill its element-count table."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m topodiff.generative.checkpoint")
@@ -214,7 +245,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help=f"sampler default to change in place ({', '.join(SAMPLER_SETTINGS)})")
     ap.add_argument("--note", default="", help="how the --set values were chosen (recorded in the recipe)")
+    ap.add_argument("--element-counts-from", default=None, metavar="DATA",
+                    help="fill CKPT's element-count table in place from its training data (a CSV or dataset)")
     args = ap.parse_args(argv)
+    if args.element_counts_from:
+        if args.out or args.set:
+            ap.error("--element-counts-from changes CKPT in place: give no OUT and no --set")
+        print(record_element_counts(args.ckpt, args.element_counts_from))
+        return
     if args.set:
         if args.out or not args.note:
             ap.error("--set changes CKPT in place: give no OUT, and say how the values were chosen with --note")

@@ -15,9 +15,11 @@ from topodiff.errors import TopodiffInputError
 #: and a training run may change them between launches.
 SAMPLER_SETTINGS = ("sample_steps", "corrector_steps", "step_lr", "predictor_noise_scale", "corrector_noise_scale",
                     "lattice_eta", "species_temperature", "species_reveal", "species_reveal_noise",
-                    "resample_structure")
+                    "resample_structure", "element_count")
 #: ``species_reveal`` values (see :mod:`topodiff.generative.corruption.d3pm`)
 REVEAL_ORDERS = ("random", "confident")
+#: ``element_count`` values (see :mod:`topodiff.generative.element_count`)
+ELEMENT_COUNT_MODES = ("network", "data")
 
 
 @dataclass
@@ -72,6 +74,8 @@ class ModelConfig:
     species_reveal_noise: float = 1.0  # confident: Gumbel noise on the log-probabilities, × t (large → random)
     resample_structure: bool = False  # de novo: after the joint pass, re-sample lattice + coordinates for the
     #                                   generated composition with the CSP branch (needs p_csp > 0; 2× the cost)
+    element_count: str = "network"   # de novo: distinct elements per crystal as the network draws them (network)
+    #                                   or drawn from the training data's p(k | num_atoms) and enforced (data)
 
     # --- conditioning (classifier-free guidance) ---
     conditions: list[str] = field(default_factory=list)  # e.g. ["band_gap", "topo_class"]
@@ -109,7 +113,7 @@ class ModelConfig:
         if self.coord_sigma_min >= self.coord_sigma_max:
             raise bad("coord_sigma_min", f"below model.coord_sigma_max={self.coord_sigma_max}")
         for key, allowed in (("lattice_schedule", ("cosine", "linear")), ("species_schedule", ("linear", "cosine")),
-                             ("species_reveal", REVEAL_ORDERS)):
+                             ("species_reveal", REVEAL_ORDERS), ("element_count", ELEMENT_COUNT_MODES)):
             if getattr(self, key) not in allowed:
                 raise bad(key, "one of " + ", ".join(allowed))
         return self

@@ -20,6 +20,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import check_sampler_values, load_generator
 from topodiff.generative.compositions import MAX_ATOMS, read_compositions
+from topodiff.generative.element_count import distinct_elements, draw_element_counts
 from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
 from topodiff.generative.prescreen import (PREDICTOR_TARGETS, PRESCREEN_TARGETS, check_prescreen_novel,
@@ -52,22 +53,26 @@ def min_distances(batch: CrystalBatch) -> torch.Tensor:
 #: a topo_class value needs at least this share of the training labels to be asked for
 MIN_CLASS_SUPPORT = 0.05
 #: conditions every checkpoint honours without having been trained on them (enforced at sampling)
-SAMPLER_CONDITIONS = ("chemical_system", "num_atoms")
+SAMPLER_CONDITIONS = ("chemical_system", "num_atoms", "num_elements")
+#: conditions the sampler enforces that no network embeds (not in ``CONDITION_KINDS``)
+COUNT_CONDITIONS = ("num_elements",)
 
 
 def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
                      class_counts: dict[str, Any] | None = None) -> dict[str, float | list[float]]:
     """Validate user conditions (``KEY -> text or number``) into numbers the model embeds.
 
-    ``chemical_system`` and ``num_atoms`` are accepted by every checkpoint (the sampler enforces them
-    exactly); the others need a checkpoint trained with them. ``class_counts`` (training crystals per
-    class of each categorical condition, e.g. ``{"topo_class": [...]}``) rejects classes with less
-    than :data:`MIN_CLASS_SUPPORT` of that condition's labels.
+    ``chemical_system``, ``num_atoms`` and ``num_elements`` (distinct elements per crystal) are accepted
+    by every checkpoint (the sampler enforces them exactly); the others need a checkpoint trained with
+    them. ``class_counts`` (training crystals per class of each categorical condition, e.g.
+    ``{"topo_class": [...]}``) rejects classes with less than :data:`MIN_CLASS_SUPPORT` of that
+    condition's labels.
     """
     out: dict[str, Any] = {}
     for key, value in (raw or {}).items():
-        if key not in CONDITION_KINDS:
-            raise TopodiffInputError(f"unknown condition {key!r}; known: {', '.join(CONDITION_KINDS)}")
+        if key not in CONDITION_KINDS and key not in COUNT_CONDITIONS:
+            raise TopodiffInputError(f"unknown condition {key!r}; known: "
+                                     f"{', '.join((*CONDITION_KINDS, *COUNT_CONDITIONS))}")
         if key not in trained and key not in SAMPLER_CONDITIONS:
             raise TopodiffInputError(f"this checkpoint was not trained with condition {key!r} "
                                      f"(it knows: {', '.join(trained) or 'none'})")
@@ -100,12 +105,25 @@ def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
                 raise TopodiffInputError(f"condition {key} must be a finite number, got {text}")
             if key == "space_group" and not (1 <= number <= 230 and number == int(number)):
                 raise TopodiffInputError(f"space_group must be an integer 1-230, got {text}")
-            if key == "num_atoms" and not (1 <= number <= MAX_ATOMS and number == int(number)):
-                raise TopodiffInputError(f"num_atoms must be an integer 1-{MAX_ATOMS}, got {text}")
+            if key in ("num_atoms", "num_elements") and not (1 <= number <= MAX_ATOMS and number == int(number)):
+                raise TopodiffInputError(f"{key} must be an integer 1-{MAX_ATOMS}, got {text}")
             if key == "band_gap" and not 0 <= number <= MAX_BAND_GAP:
                 raise TopodiffInputError(f"band_gap must be ≥ 0 and ≤ {MAX_BAND_GAP:g} eV, got {text}")
             out[key] = number
     return out
+
+
+def _fewest_atoms(cond: dict[str, Any]) -> int:
+    """The smallest cell that holds the requested elements (``chemical_system``, ``num_elements``);
+    raises when ``num_atoms`` is smaller or the two element conditions disagree."""
+    system = int(sum(1 for v in cond.get("chemical_system", []) if v))
+    count = int(cond.get("num_elements", 0))
+    if system and count and system != count:
+        raise TopodiffInputError(f"num_elements={count} contradicts chemical_system ({system} elements)")
+    fewest = max(system, count, 1)
+    if "num_atoms" in cond and int(cond["num_atoms"]) < fewest:
+        raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])} cannot hold {fewest} elements")
+    return fewest
 
 
 def _category_index(key: str, text: str, counts: Any) -> float:
@@ -154,10 +172,7 @@ def _cif_text(frac: np.ndarray, lattice: np.ndarray, species: np.ndarray) -> str
 
 def element_sets_match(batch: CrystalBatch, system: torch.Tensor) -> torch.Tensor:
     """``[B]`` bool: crystal ``i`` contains exactly the elements of the multi-hot ``system [max_z+1]``."""
-    b = batch.num_crystals
-    bi = torch.repeat_interleave(torch.arange(b), batch.num_atoms)
-    present = torch.zeros(b, system.shape[0], dtype=torch.bool)
-    present[bi, batch.species.long().clamp(0, system.shape[0] - 1)] = True
+    present = distinct_elements(batch.species.long(), batch.batch_index, batch.num_crystals, system.shape[0])
     return (present == system.bool()[None]).all(-1)
 
 
@@ -165,49 +180,72 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
                    conditions: dict[str, Any] | None = None, guidance: float = 1.0, steps: int | None = None,
                    generator: torch.Generator | None = None, retries: int = 3, guide=None) -> tuple[CrystalBatch, int]:
     """Sample, then re-sample (up to ``retries`` rounds) crystals whose smallest distance is below
-    ``cfg.min_distance`` or, with a ``chemical_system`` condition, whose element set differs from it.
-    Returns ``(batch, number still failing)``."""
+    ``cfg.min_distance``, whose element set differs from a ``chemical_system`` condition, or whose
+    number of elements differs from its target (the ``num_elements`` condition, or with
+    ``element_count: data`` a draw from the training data's ``p(k | N)``). Crystals still off their
+    element count (or chemical system) then get one more round in which the reveal enforces it
+    (:mod:`topodiff.generative.element_count`), so both are exact while most crystals keep the
+    network's own composition. Returns ``(batch, number still failing)``."""
     conditions = dict(conditions or {})
     system = None
     if "chemical_system" in conditions and species is None:
         system = torch.as_tensor(conditions["chemical_system"], dtype=torch.bool)
         if "chemical_system" not in model.cfg.conditions:
             conditions.pop("chemical_system")
+    kinds = None if species is not None else _element_targets(model, num_atoms, conditions, system, generator)
     for key in [k for k in conditions if k not in model.cfg.conditions]:
-        conditions.pop(key)  # enforced by the sampler (num_atoms) or a guide (predictor targets), not embedded
+        conditions.pop(key)  # enforced by the sampler (num_atoms, num_elements) or a guide (predictor targets)
+    offsets = (torch.cumsum(num_atoms, 0) - num_atoms).tolist()
 
-    def draw(idx_num_atoms, sub_species):
-        k = int(idx_num_atoms.shape[0])
+    def draw(idx: torch.Tensor, exact: bool) -> CrystalBatch:
+        k = int(idx.shape[0])
+        sub_species = None if species is None else torch.cat(
+            [species[offsets[i]:offsets[i] + int(num_atoms[i])] for i in idx.tolist()])
         mask = None if system is None else system[None].expand(k, -1)
-        return model.sample(idx_num_atoms, species=sub_species, conditions=_conditions_tensor(conditions, k),
-                            guidance=guidance, steps=steps, generator=generator, species_mask=mask, guide=guide)
+        return model.sample(num_atoms[idx], species=sub_species, conditions=_conditions_tensor(conditions, k),
+                            guidance=guidance, steps=steps, generator=generator, species_mask=mask, guide=guide,
+                            num_elements=kinds[idx] if exact and kinds is not None else None)
 
-    def failing(batch):
+    def failing(batch: CrystalBatch, idx: torch.Tensor) -> torch.Tensor:
         bad = min_distances(batch) < model.cfg.min_distance
         if system is not None:
             bad = bad | ~element_sets_match(batch, system)
+        if kinds is not None:
+            present = distinct_elements(batch.species.long(), batch.batch_index, batch.num_crystals,
+                                        model.cfg.max_z + 1)
+            bad = bad | (present.sum(-1) != kinds[idx])
         return bad
 
-    out = draw(num_atoms, species)
-    frames = out.split()
-    bad = torch.nonzero(failing(out)).flatten()
-    offsets = (torch.cumsum(num_atoms, 0) - num_atoms).tolist()
-    for _ in range(retries):
+    frames: list[Any] = [None] * int(num_atoms.shape[0])
+    bad = torch.arange(len(frames))
+    for exact in [False] * (retries + 1) + ([True] if kinds is not None else []):
         if bad.numel() == 0:
             break
-        sub_species = None
-        if species is not None:
-            sub_species = torch.cat([species[offsets[i]:offsets[i] + int(num_atoms[i])] for i in bad.tolist()])
-        redo = draw(num_atoms[bad], sub_species)
-        ok = ~failing(redo)
-        new = redo.split()
-        for j, i in enumerate(bad.tolist()):
-            frames[i] = new[j]
-        bad = bad[~ok]
+        out = draw(bad, exact)
+        for i, frame in zip(bad.tolist(), out.split()):
+            frames[i] = frame
+        bad = bad[failing(out, bad)]
     batch = CrystalBatch(torch.as_tensor(np.concatenate([f[0] for f in frames])),
                          torch.as_tensor(np.stack([f[1] for f in frames])),
                          torch.as_tensor(np.concatenate([f[2] for f in frames])), num_atoms.clone())
     return batch, int(bad.numel())
+
+
+def _element_targets(model, num_atoms: torch.Tensor, conditions: dict[str, Any], system: torch.Tensor | None,
+                     generator: torch.Generator | None) -> torch.Tensor | None:
+    """``[B]`` element count each de novo crystal must have (None: the network's): the ``num_elements``
+    condition, the size of a ``chemical_system`` (whose mask then makes the elements exact), or with
+    ``element_count: data`` a draw from the training data."""
+    if "num_elements" in conditions:
+        return torch.full_like(num_atoms, int(conditions["num_elements"]))
+    if system is not None:
+        return torch.full_like(num_atoms, int(system.sum()))
+    if getattr(model.cfg, "element_count", "network") != "data":
+        return None
+    if float(model.num_elements_counts.sum()) <= 0:
+        raise TopodiffInputError("this checkpoint has no element-count statistics (trained before they were "
+                                 "recorded); use --sampler element_count=network")
+    return draw_element_counts(model.num_elements_counts, num_atoms, generator)
 
 
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
@@ -255,9 +293,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         from topodiff.generative.guidance import build_guide
 
         guide = build_guide(model, config, cond, **guide_options)
-    min_atoms = int(sum(1 for v in cond.get("chemical_system", []) if v)) or 1
-    if "num_atoms" in cond and int(cond["num_atoms"]) < min_atoms:
-        raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])} cannot hold {min_atoms} elements")
+    min_atoms = _fewest_atoms(cond)
     targets = {k: v for k, v in cond.items() if k in PRESCREEN_TARGETS}
     if int(prescreen) > 1 and not (targets or prescreen_novel):
         raise TopodiffInputError("--prescreen needs a topo_class, band_gap or catalogue_class condition to screen "

@@ -19,10 +19,11 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import ModelConfig
 from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
 from topodiff.generative.denoiser import PeriodicTransformer
+from topodiff.generative.element_count import distinct_elements, element_count_table, elements_per_crystal
 from topodiff.generative.embeddings import CATEGORY_NAMES, ConditionEmbedding, TimeEmbedding
 
 #: buffers a checkpoint may lack (added after the first shipped checkpoints); they keep their defaults
-OPTIONAL_BUFFERS = ("topo_class_counts", "catalogue_class_counts")
+OPTIONAL_BUFFERS = ("topo_class_counts", "catalogue_class_counts", "num_elements_counts")
 
 
 def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Tensor:
@@ -55,6 +56,8 @@ class CrystalDiffusion(nn.Module):
         self.denoiser = PeriodicTransformer(cfg)
         # statistics of the training data (saved with the weights)
         self.register_buffer("num_atoms_counts", torch.zeros(cfg.max_atoms + 1))
+        # [N, k]: training crystals with N atoms and k distinct elements (element_count: data)
+        self.register_buffer("num_elements_counts", torch.zeros(cfg.max_atoms + 1, cfg.max_atoms + 1))
         self.register_buffer("volume_per_atom", torch.tensor(15.0))
         allowed = torch.ones(cfg.max_z + 1, dtype=torch.bool)
         allowed[0] = False
@@ -88,6 +91,8 @@ class CrystalDiffusion(nn.Module):
             raise TopodiffInputError(f"species must be atomic numbers 1..{self.cfg.max_z}")
         allowed[z] = True
         self.species_allowed.copy_(allowed)
+        table = element_count_table(num_atoms, elements_per_crystal(num_atoms, species), self.cfg.max_atoms)
+        self.num_elements_counts.copy_(torch.as_tensor(table, dtype=torch.float32))
         self.stats_seen.fill_(float(len(num_atoms)))
 
     @torch.no_grad()
@@ -105,6 +110,9 @@ class CrystalDiffusion(nn.Module):
         seen = float(self.stats_seen)
         self.volume_per_atom.fill_((float(self.volume_per_atom) * seen + float(vpa)) / (seen + n.numel()))
         self.species_allowed[batch.species.clamp(1, self.cfg.max_z)] = True
+        kinds = distinct_elements(batch.species, batch.batch_index, int(n.numel()), self.cfg.max_z + 1).sum(-1)
+        self.num_elements_counts.index_put_((n, kinds), torch.ones_like(n, dtype=self.num_elements_counts.dtype),
+                                            accumulate=True)
         for name, classes in CATEGORY_NAMES.items():
             label = batch.conditions.get(name)
             if label is not None:
@@ -206,10 +214,10 @@ class CrystalDiffusion(nn.Module):
     def sample(self, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
                conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
                generator: torch.Generator | None = None, return_trajectory: bool = False,
-               species_mask: torch.Tensor | None = None, guide=None):
+               species_mask: torch.Tensor | None = None, guide=None, num_elements: torch.Tensor | None = None):
         """Generate crystals; see :func:`topodiff.generative.sampler.pc_sample`."""
         from topodiff.generative.sampler import pc_sample
 
         return pc_sample(self, num_atoms, species=species, conditions=conditions, guidance=guidance, steps=steps,
                          generator=generator, return_trajectory=return_trajectory, species_mask=species_mask,
-                         guide=guide)
+                         guide=guide, num_elements=num_elements)

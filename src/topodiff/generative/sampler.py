@@ -11,6 +11,8 @@ reveal draw; ``resample_structure`` keeps only the composition of the joint pass
 lattice and coordinates for it with the CSP branch of the same network (species time 0). In the joint
 pass the lattice is committed while most species are still masked, so lattice and composition can
 disagree (a density error); the second pass sees the final species from ``t = 1``.
+``num_elements`` fixes the number of distinct elements of each crystal during the reveal
+(:mod:`topodiff.generative.element_count`).
 ``lattice_eta`` scales the lattice step noise (1: DDPM posterior, 0: deterministic DDIM step).
 ``predictor_noise_scale`` / ``corrector_noise_scale`` multiply the coordinate noise of the predictor and
 the Langevin corrector steps (1: exact; < 1 samples at a lower temperature, toward the modes: CSP
@@ -68,11 +70,22 @@ class SamplingGuide(Protocol):
                  t: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]: ...
 
 
+def _element_counts(num_atoms: torch.Tensor, num_elements: torch.Tensor | None) -> torch.Tensor | None:
+    """The ``[B]`` element counts a de novo pass enforces (None: left to the network); checked ``1 ≤ k ≤ N``."""
+    if num_elements is None:
+        return None
+    num_elements = torch.as_tensor(num_elements, dtype=torch.long, device=num_atoms.device)
+    if num_elements.shape != num_atoms.shape or bool((num_elements < 1).any() | (num_elements > num_atoms).any()):
+        raise TopodiffInputError("num_elements must give each crystal 1 to num_atoms elements")
+    return num_elements
+
+
 @torch.no_grad()
 def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
               generator: torch.Generator | None = None, return_trajectory: bool = False,
-              species_mask: torch.Tensor | None = None, guide: SamplingGuide | None = None):
+              species_mask: torch.Tensor | None = None, guide: SamplingGuide | None = None,
+              num_elements: torch.Tensor | None = None):
     """Sample ``B = len(num_atoms)`` crystals.
 
     Parameters
@@ -84,6 +97,8 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     steps : predictor steps (default ``cfg.sample_steps``).
     species_mask : ``[B, max_z+1]`` bool, species each crystal may contain (de novo only).
     guide : optional :class:`SamplingGuide`.
+    num_elements : ``[B]`` exact number of distinct elements per crystal, enforced during the reveal
+        (de novo only; ``1 ≤ k ≤ N``; :mod:`topodiff.generative.element_count`). None: the network's.
 
     Returns
     -------
@@ -125,6 +140,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         if bool((~species_mask.any(-1)).any()):
             raise TopodiffInputError("the requested elements were never seen by this checkpoint")
         atom_mask = species_mask[bi]
+    num_elements = None if csp else _element_counts(num_atoms, num_elements)
     cd, ld, sd = model.coord_diffusion, model.lattice_diffusion, model.species_diffusion
     frac = cd.prior_sample(n, generator, device=dev)
     y = ld.prior_sample(b, generator, device=dev)
@@ -177,7 +193,8 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
         if not csp:
             species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator,
-                                        batch=bi, order=reveal_order, reveal_noise=reveal_noise)
+                                        batch=bi, order=reveal_order, reveal_noise=reveal_noise,
+                                        num_elements=num_elements)
         if return_trajectory:
             traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, scale), species_t.clone(), num_atoms.clone()))
     # final noise-free (Tweedie) step at σ_min

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.config import REVEAL_ORDERS
 from topodiff.generative.corruption.schedules import get_schedule
+from topodiff.generative.element_count import reveal_with_element_count
 
 MASK = 0
 
@@ -44,9 +45,11 @@ class MaskedD3PM:
 
     def reverse_step(self, species_t: torch.Tensor, logits: torch.Tensor, t_atom: torch.Tensor, s_atom: torch.Tensor,
                      generator: torch.Generator | None = None, *, batch: torch.Tensor | None = None,
-                     order: str = "random", reveal_noise: float = 1.0) -> torch.Tensor:
+                     order: str = "random", reveal_noise: float = 1.0,
+                     num_elements: torch.Tensor | None = None) -> torch.Tensor:
         """One reverse step ``t → s`` (per atom); ``logits`` must be −inf on disallowed species.
-        ``order="confident"`` needs ``batch`` (crystal index of each atom)."""
+        ``order="confident"`` and ``num_elements`` (``[B]`` exact element count per crystal,
+        :mod:`topodiff.generative.element_count`) need ``batch`` (crystal index of each atom)."""
         if order not in REVEAL_ORDERS:
             raise TopodiffInputError(f"unknown species reveal order {order!r}; choose from {', '.join(REVEAL_ORDERS)}")
         m_t, m_s = self.mask_prob(t_atom), self.mask_prob(s_atom)
@@ -61,6 +64,10 @@ class MaskedD3PM:
                 raise TopodiffInputError("order='confident' needs the batch index of each atom")
             reveal = masked & _most_confident(probs.gather(1, draw[:, None]).squeeze(1), masked, reveal, batch,
                                               reveal_noise * t_atom, generator)
+        if num_elements is not None:
+            if batch is None:
+                raise TopodiffInputError("num_elements needs the batch index of each atom")
+            return reveal_with_element_count(species_t, reveal, draw, logits, batch, num_elements, generator)
         return torch.where(reveal, draw, species_t)
 
 
