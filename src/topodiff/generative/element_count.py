@@ -3,7 +3,9 @@
 A de novo crystal's element count ``k`` is either left to the network (``element_count: network``) or
 fixed before sampling: asked for (the ``num_elements`` condition) or drawn from the training data's
 ``p(k | N)`` for its atom count ``N`` (``element_count: data``), as the atom count itself is drawn
-from the training histogram. The reveal then keeps each crystal on course for exactly ``k`` elements:
+from the training histogram. ``generate`` first re-samples crystals with another count
+(:func:`topodiff.generative.generate.sample_guarded`), keeping the network's own compositions where
+it can; for those still off, the reveal keeps each crystal on course for exactly ``k`` elements:
 once ``k`` elements are present, a masked atom may only take one of them; when the masked atoms left
 are just enough for the missing elements, each must take a new one. Atoms revealed in the same step
 are revealed one at a time per crystal so the rule sees each choice. A drawn species that the rule
