@@ -21,10 +21,11 @@ def _counts(species: torch.Tensor, num_atoms: torch.Tensor) -> list[int]:
 
 
 def test_table_counts_crystals_by_atoms_and_elements():
-    table = element_count_table(np.array([2, 2, 3]), np.array([1, 2, 2]), max_atoms=4)
+    species = np.array([8, 8, 8, 22, 8, 22, 8])             # O2 | OTi | O2Ti, concatenated
+    table = element_count_table(np.array([2, 2, 3]), species, max_atoms=4)
     assert table.shape == (5, 5) and table[2, 1] == 1 and table[2, 2] == 1 and table[3, 2] == 1 and table.sum() == 3
     with pytest.raises(TopodiffInputError):
-        element_count_table(np.array([2]), np.array([3]), max_atoms=4)  # 3 elements in 2 atoms
+        element_count_table(np.array([5]), np.arange(1, 6), max_atoms=4)  # 5 atoms > max_atoms
 
 
 def test_allowed_species_only_present_when_full_only_new_when_needed():

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -161,30 +161,39 @@ def parse_sampler_settings(items: list[str] | None) -> dict[str, Any]:
     return check_sampler_values(dict(_parse_setting(x) for x in items or []))
 
 
+def _edit_exported(path_or_name: str | os.PathLike, edit: Callable[[dict[str, Any], dict[str, Any]], None]) -> Path:
+    """Rewrite an exported/shipped checkpoint in place: ``edit(data, sidecar)`` changes the file's dict and
+    its ``.json`` sidecar's (an empty dict when there is none); both are written atomically."""
+    path = resolve_checkpoint(path_or_name)
+    data = _read(path)
+    if data.get("format") != FORMAT:
+        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
+    sidecar = path.with_suffix(".json")
+    side = json.loads(sidecar.read_text()) if sidecar.exists() else None
+    edit(data, {} if side is None else side)
+    atomic_write(path, lambda fh: torch.save(data, fh), mode="wb")
+    if side is not None:
+        atomic_write_json(sidecar, side)
+    return path
+
+
 def update_sampler_defaults(path_or_name: str | os.PathLike, values: dict[str, Any], note: str) -> Path:
     """Change the sampler defaults stored in an exported/shipped checkpoint, weights untouched.
 
     ``values``: :data:`SAMPLER_SETTINGS` → new value; ``note`` (how they were chosen) is appended to the
     recipe's ``sampler_update`` in the file and in its ``.json`` sidecar. Both are rewritten atomically.
     """
-    path = resolve_checkpoint(path_or_name)
-    data = _read(path)
-    if data.get("format") != FORMAT:
-        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
     values = check_sampler_values(values)
-    config = dict(data["config"])
-    config["model"] = ModelConfig.from_dict({**config.get("model", {}), **values}).to_dict()
-    recipe = dict(data.get("recipe") or {})
-    recipe["sampler_update"] = _append_note(recipe.get("sampler_update"), note)
-    data.update(config=config, recipe=recipe)
-    atomic_write(path, lambda fh: torch.save(data, fh), mode="wb")
-    sidecar = path.with_suffix(".json")
-    if sidecar.exists():
-        side = json.loads(sidecar.read_text())
-        side["config"] = config
-        side["sampler_update"] = _append_note(side.get("sampler_update"), note)
-        atomic_write_json(sidecar, side)
-    return path
+
+    def edit(data: dict[str, Any], side: dict[str, Any]) -> None:
+        config = dict(data["config"])
+        config["model"] = ModelConfig.from_dict({**config.get("model", {}), **values}).to_dict()
+        recipe = dict(data.get("recipe") or {})
+        recipe["sampler_update"] = _append_note(recipe.get("sampler_update"), note)
+        data.update(config=config, recipe=recipe)
+        side.update(config=config, sampler_update=_append_note(side.get("sampler_update"), note))
+
+    return _edit_exported(path_or_name, edit)
 
 
 def record_element_counts(path_or_name: str | os.PathLike, data: str | os.PathLike) -> Path:
@@ -192,29 +201,21 @@ def record_element_counts(path_or_name: str | os.PathLike, data: str | os.PathLi
     used by ``element_count: data``) of an exported/shipped checkpoint from its training data ``data``
     (anything ``topodiff train`` reads), weights untouched; the recipe records the source. Checkpoints
     trained since the table exists have it already."""
-    import numpy as np
-
     from topodiff.crystal.dataset import load_dataset
-    from topodiff.generative.element_count import element_count_table, elements_per_crystal
+    from topodiff.generative.element_count import element_count_table
 
-    path = resolve_checkpoint(path_or_name)
-    stored = _read(path)
-    if stored.get("format") != FORMAT:
-        raise TopodiffInputError(f"{path} is a training checkpoint; export it first (python -m {__name__} CKPT OUT)")
     arrays = load_dataset(data)
-    num_atoms, species = np.asarray(arrays.num_atoms), np.asarray(arrays.species)
-    max_atoms = int(ModelConfig.from_dict(stored["config"].get("model", {})).max_atoms)
-    if int(num_atoms.max()) > max_atoms:
-        raise TopodiffInputError(f"{data} holds crystals larger than this model's max_atoms={max_atoms}")
-    table = element_count_table(num_atoms, elements_per_crystal(num_atoms, species), max_atoms)
-    stored["state_dict"] = {**stored["state_dict"], "num_elements_counts": torch.as_tensor(table, dtype=torch.float32)}
-    note = f"element-count table from {data} ({len(num_atoms)} crystals)"
-    stored["recipe"] = {**(stored.get("recipe") or {}), "element_counts": note}
-    atomic_write(path, lambda fh: torch.save(stored, fh), mode="wb")
-    sidecar = path.with_suffix(".json")
-    if sidecar.exists():
-        atomic_write_json(sidecar, {**json.loads(sidecar.read_text()), "element_counts": note})
-    return path
+    note = f"element-count table from {data} ({len(arrays.num_atoms)} crystals)"
+
+    def edit(stored: dict[str, Any], side: dict[str, Any]) -> None:
+        max_atoms = int(ModelConfig.from_dict(stored["config"].get("model", {})).max_atoms)
+        table = element_count_table(arrays.num_atoms, arrays.species, max_atoms)
+        stored["state_dict"] = {**stored["state_dict"], "num_elements_counts": torch.as_tensor(table,
+                                                                                             dtype=torch.float32)}
+        stored["recipe"] = {**(stored.get("recipe") or {}), "element_counts": note}
+        side["element_counts"] = note
+
+    return _edit_exported(path_or_name, edit)
 
 
 def _parse_setting(text: str) -> tuple[str, Any]:

@@ -23,23 +23,17 @@ from topodiff.errors import TopodiffInputError
 MASK = 0
 
 
-def element_count_table(num_atoms: np.ndarray, num_elements: np.ndarray, max_atoms: int) -> np.ndarray:
-    """``[max_atoms+1, max_atoms+1]`` counts of training crystals with ``N`` atoms (row) and ``k``
-    distinct elements (column)."""
-    n, k = np.asarray(num_atoms, dtype=np.int64), np.asarray(num_elements, dtype=np.int64)
-    if n.shape != k.shape or (n.size and (int(n.max()) > max_atoms or bool((k > n).any()) or int(k.min()) < 1)):
-        raise TopodiffInputError("element counts must satisfy 1 ≤ k ≤ num_atoms ≤ max_atoms")
-    table = np.zeros((max_atoms + 1, max_atoms + 1))
-    np.add.at(table, (n, k), 1.0)
-    return table
-
-
-def elements_per_crystal(num_atoms: np.ndarray, species: np.ndarray) -> np.ndarray:
-    """Distinct elements of each crystal, from flat arrays (``species`` concatenated crystal by crystal)."""
-    num_atoms = np.asarray(num_atoms, dtype=np.int64)
-    crystal = np.repeat(np.arange(len(num_atoms)), num_atoms)
+def element_count_table(num_atoms: np.ndarray, species: np.ndarray, max_atoms: int) -> np.ndarray:
+    """``[max_atoms+1, max_atoms+1]`` counts of crystals with ``N`` atoms (row) and ``k`` distinct
+    elements (column), from flat arrays (``species`` concatenated crystal by crystal)."""
+    n = np.asarray(num_atoms, dtype=np.int64)
+    if n.size and int(n.max()) > max_atoms:
+        raise TopodiffInputError(f"the data hold crystals of {int(n.max())} atoms, more than max_atoms={max_atoms}")
+    crystal = np.repeat(np.arange(len(n)), n)
     pairs = np.unique(np.stack([crystal, np.asarray(species, dtype=np.int64).reshape(-1)]), axis=1)
-    return np.bincount(pairs[0], minlength=len(num_atoms))
+    table = np.zeros((max_atoms + 1, max_atoms + 1))
+    np.add.at(table, (n, np.bincount(pairs[0], minlength=len(n))), 1.0)
+    return table
 
 
 def distinct_elements(species: torch.Tensor, batch: torch.Tensor, num_crystals: int, width: int) -> torch.Tensor:

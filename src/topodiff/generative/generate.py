@@ -209,8 +209,8 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
     def failing(batch: CrystalBatch, idx: torch.Tensor) -> torch.Tensor:
         bad = min_distances(batch) < model.cfg.min_distance
         if system is not None:
-            bad = bad | ~element_sets_match(batch, system)
-        if kinds is not None:
+            bad = bad | ~element_sets_match(batch, system)   # the exact set, so also its size (kinds)
+        elif kinds is not None:
             present = distinct_elements(batch.species.long(), batch.batch_index, batch.num_crystals,
                                         model.cfg.max_z + 1)
             bad = bad | (present.sum(-1) != kinds[idx])

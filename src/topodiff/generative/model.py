@@ -19,7 +19,7 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import ModelConfig
 from topodiff.generative.corruption import LatticeVP, MaskedD3PM, WrappedNormalVE
 from topodiff.generative.denoiser import PeriodicTransformer
-from topodiff.generative.element_count import distinct_elements, element_count_table, elements_per_crystal
+from topodiff.generative.element_count import distinct_elements, element_count_table
 from topodiff.generative.embeddings import CATEGORY_NAMES, ConditionEmbedding, TimeEmbedding
 
 #: buffers a checkpoint may lack (added after the first shipped checkpoints); they keep their defaults
@@ -91,7 +91,7 @@ class CrystalDiffusion(nn.Module):
             raise TopodiffInputError(f"species must be atomic numbers 1..{self.cfg.max_z}")
         allowed[z] = True
         self.species_allowed.copy_(allowed)
-        table = element_count_table(num_atoms, elements_per_crystal(num_atoms, species), self.cfg.max_atoms)
+        table = element_count_table(num_atoms, species, self.cfg.max_atoms)
         self.num_elements_counts.copy_(torch.as_tensor(table, dtype=torch.float32))
         self.stats_seen.fill_(float(len(num_atoms)))
 
