@@ -36,3 +36,6 @@ $BIN/python -m topodiff.generative.checkpoint src/topodiff/checkpoints/default.c
 $BIN/python -m topodiff.generative.checkpoint runs/mp20_csp/last.ckpt src/topodiff/checkpoints/mp20-csp.ckpt \
   --description "mp20-csp: crystal structure prediction for Materials Project compositions (≤ 20 atoms); trained on configs/data/mp20.yaml" \
   --command "scripts/train_mp20.sh"
+# 6) (2026-12-04) the CSP template library of `topodiff csp --templates mp20`: the training crystals'
+#    cells (float32, 0.9 MB), never a test row; docs/mp20-benchmark.md "CSP on known templates"
+$BIN/python -m topodiff.generative.templates data/mp20/train.csv src/topodiff/checkpoints/mp20.templates.npz

@@ -277,6 +277,20 @@ def test_bad_numbers_exit_2_before_computing(argv, match, tmp_path, capsys):
     assert not (tmp_path / "g").exists() and not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("extra, match", [
+    (["--templates", "{tmp}/nowhere.npz"], "template library not found"),
+    (["--templates", "{tmp}/garbage.npz"], "not a template library"),
+    (["--templates", "mp20", "--template-start", "0"], "--template-start"),
+    (["--templates", "mp20", "--template-start", "nan"], "--template-start"),
+])
+def test_csp_refuses_bad_templates_before_writing(extra, match, tmp_path, capsys):
+    (tmp_path / "f.txt").write_text("NaCl\n")
+    (tmp_path / "garbage.npz").write_bytes(bytes(range(256)) * 4)
+    argv = ["csp", tmp_path / "f.txt", "--checkpoint", "mp20-csp", "--out", tmp_path / "c"]
+    _expect_input_error(argv + [a.replace("{tmp}", str(tmp_path)) for a in extra], capsys, match)
+    assert not (tmp_path / "c").exists()
+
+
 def test_haldane_at_the_smallest_allowed_grid_is_right(capsys):
     code, out, _ = _run(["invariants", "haldane", "--nk", "4", "--json"], capsys)
     assert code == 0 and json.loads(out)["chern"] == -1

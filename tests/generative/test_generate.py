@@ -10,7 +10,8 @@ from topodiff.cli import main
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import save_generator
-from topodiff.generative.generate import csp_to_dir, generate_to_dir, min_distances
+from topodiff.generative.csp import csp_to_dir
+from topodiff.generative.generate import generate_to_dir, min_distances
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def test_csp_prescreen_keeps_the_lowest_energy_draws_lowest_first(tmp_path):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     from topodiff.evaluation.relax import load_chgnet
-    from topodiff.generative.generate import csp_to_dir
+    from topodiff.generative.csp import csp_to_dir
 
     comps = tmp_path / "comps.txt"
     comps.write_text("NaCl\nBi2Se3\n")

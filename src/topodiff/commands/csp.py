@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from topodiff.commands._common import check_count, check_int_range, check_seed, claim_run_output, print_json
+from topodiff.errors import TopodiffInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -20,13 +21,20 @@ def register(app: typer.Typer) -> None:
         prescreen: int = typer.Option(1, "--prescreen", help="draw K× --samples structures per composition and keep "
                                       "the --samples of lowest CHGNet energy per atom, lowest first (1 = off)"),
         steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (default: the checkpoint's)"),
+        templates: Optional[str] = typer.Option(None, "--templates", help="template library (a .npz path or a shipped "
+                                                "name: mp20): compositions with a known crystal of the same atom counts "
+                                                "per element keep its space group and Wyckoff orbits"),
+        template_start: Optional[float] = typer.Option(None, "--template-start", help="with --templates: noise level "
+                                                       "t0 in (0, 1] the network refines each template from (default "
+                                                       "0.3; 1 = from noise, symmetry kept)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
         """Predict structures with exactly the given compositions: DIR/structures.extxyz + DIR/metadata.json."""
         from topodiff.commands.generate import MAX_PRESCREEN, MAX_STEPS
         from topodiff.generative.checkpoint import resolve_checkpoint
-        from topodiff.generative.generate import csp_to_dir, read_compositions
+        from topodiff.generative.csp import TEMPLATE_START, csp_to_dir
+        from topodiff.generative.compositions import read_compositions
 
         samples = check_count("--samples", samples)
         seed = check_seed(seed)
@@ -36,11 +44,22 @@ def register(app: typer.Typer) -> None:
         prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
         check_count("compositions × --samples × --prescreen", len(comps) * samples * prescreen)
         ckpt = resolve_checkpoint(checkpoint or "perov5-csp")
-        claim_run_output(out, "csp", sources=[input, ckpt], overwrite=overwrite,
+        library = None
+        template_start = TEMPLATE_START if template_start is None else float(template_start)
+        if templates is not None:
+            from topodiff.generative.csp import resolve_templates
+            from topodiff.generative.templates import TemplateLibrary
+
+            library = resolve_templates(templates)
+            TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
+            if not 0 < template_start <= 1:
+                raise TopodiffInputError(f"--template-start must be in (0, 1], got {template_start}")
+        claim_run_output(out, "csp", sources=[input, ckpt] + ([library] if library else []), overwrite=overwrite,
                          options=dict(samples=samples, seed=seed, steps=steps,
-                                      **({"prescreen": prescreen} if prescreen > 1 else {})))
+                                      **({"prescreen": prescreen} if prescreen > 1 else {}),
+                                      **({"template_start": template_start} if library else {})))
         meta = csp_to_dir(input, out, checkpoint=str(ckpt), samples=samples, seed=seed, steps=steps,
-                          prescreen=prescreen)
+                          prescreen=prescreen, templates=library, template_start=template_start)
         if json_out:
             print_json(meta)
         else:

@@ -38,6 +38,19 @@ def list_checkpoints() -> list[dict[str, Any]]:
     return out
 
 
+def resolve_shipped_file(path_or_name: str | os.PathLike, suffix: str, what: str) -> Path:
+    """A file path, or the name of a file shipped as ``CHECKPOINT_DIR/<name><suffix>``; else a clear
+    error naming the shipped ones (``what``: e.g. "predictor")."""
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    shipped = CHECKPOINT_DIR / f"{path_or_name}{suffix}"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(q.name[:-len(suffix)] for q in CHECKPOINT_DIR.glob(f"*{suffix}"))) or "none"
+    raise TopodiffInputError(f"{what} not found: {path_or_name} (not a file; shipped: {names})")
+
+
 def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
     """A file path, or the name of a shipped checkpoint (``None``: the default)."""
     if path_or_name is None:

@@ -178,14 +178,16 @@ def element_sets_match(batch: CrystalBatch, system: torch.Tensor) -> torch.Tenso
 
 def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
                    conditions: dict[str, Any] | None = None, guidance: float = 1.0, steps: int | None = None,
-                   generator: torch.Generator | None = None, retries: int = 3, guide=None) -> tuple[CrystalBatch, int]:
+                   generator: torch.Generator | None = None, retries: int = 3, guide=None,
+                   templates: list | None = None, start_time: float = 1.0) -> tuple[CrystalBatch, int]:
     """Sample, then re-sample (up to ``retries`` rounds) crystals whose smallest distance is below
     ``cfg.min_distance``, whose element set differs from a ``chemical_system`` condition, or whose
     number of elements differs from its target (the ``num_elements`` condition, or with
     ``element_count: data`` a draw from the training data's ``p(k | N)``). Crystals still off their
     element count (or chemical system) then get one more round in which the reveal enforces it
     (:mod:`topodiff.generative.element_count`), so both are exact while most crystals keep the
-    network's own composition. Returns ``(batch, number still failing)``."""
+    network's own composition. ``templates`` (per-crystal symmetry templates or None) and ``start_time``
+    go to the sampler. Returns ``(batch, number still failing)``."""
     conditions = dict(conditions or {})
     system = None
     if "chemical_system" in conditions and species is None:
@@ -204,7 +206,9 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
         mask = None if system is None else system[None].expand(k, -1)
         return model.sample(num_atoms[idx], species=sub_species, conditions=_conditions_tensor(conditions, k),
                             guidance=guidance, steps=steps, generator=generator, species_mask=mask, guide=guide,
-                            num_elements=kinds[idx] if exact and kinds is not None else None)
+                            num_elements=kinds[idx] if exact and kinds is not None else None,
+                            templates=None if templates is None else [templates[i] for i in idx.tolist()],
+                            start_time=start_time)
 
     def failing(batch: CrystalBatch, idx: torch.Tensor) -> torch.Tensor:
         bad = min_distances(batch) < model.cfg.min_distance
@@ -355,39 +359,3 @@ def _chunks(jobs: list, sizes: list[int], batch_size: int, *, padded: bool = Fal
         pairs += n * n
         largest = max(largest, n)
     return out + ([cur] if cur else [])
-
-
-def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None = None, samples: int = 1,
-               seed: int = 0, steps: int | None = None, batch_size: int = 128, prescreen: int = 1) -> dict[str, Any]:
-    """Crystal structure prediction: ``samples`` structures per composition of ``input``; ``prescreen``
-    K > 1: draw K × ``samples`` and keep the ``samples`` of lowest CHGNet energy per atom, lowest first
-    (:func:`~topodiff.generative.prescreen.lowest_energy_draws`)."""
-    if int(samples) <= 0 or int(prescreen) <= 0:
-        raise TopodiffInputError(f"--samples and --prescreen must be positive integers, got {samples}, {prescreen}")
-    draws = int(samples) * int(prescreen)
-    comps = read_compositions(input)
-    model, config = load_generator(checkpoint)
-    gen = torch.Generator().manual_seed(int(seed))
-    jobs = sorted(((i, k) for i in range(len(comps)) for k in range(draws)), key=lambda job: len(comps[job[0]]))
-    t0 = time.time()
-    frames = []
-    for chunk in _chunks(jobs, [len(comps[i]) for i, _ in jobs], batch_size, padded=True):
-        num_atoms = torch.tensor([len(comps[i]) for i, _ in chunk], dtype=torch.long)
-        species = torch.as_tensor(np.concatenate([comps[i] for i, _ in chunk]), dtype=torch.long)
-        batch, _ = sample_guarded(model, num_atoms, species=species, steps=steps, generator=gen)
-        for (i, k), (f, L, z) in zip(chunk, batch.split()):
-            frames.append(_to_atoms(f, L, z, {"index": i, "sample": k}))
-        print(f"csp {len(frames)}/{len(jobs)}", file=sys.stderr, flush=True)
-    frames.sort(key=lambda atoms: (atoms.info["index"], atoms.info["sample"]))  # input order
-    if int(prescreen) > 1:
-        frames = lowest_energy_draws(frames, int(samples))
-    wall = time.time() - t0
-    out_dir = Path(out_dir)
-    atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(frames))
-    meta = {"checkpoint": config.get("checkpoint_path"), "input": str(input), "num_compositions": len(comps),
-            "samples": int(samples), "num_structures": len(frames), "seed": int(seed),
-            "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg), "wall_time_s": wall,
-            "structures_per_s": len(frames) / wall if wall > 0 else None, "prescreen": int(prescreen),
-            "prescreen_by": ["CHGNet energy per atom (single point)"] if int(prescreen) > 1 else []}
-    atomic_write_json(out_dir / "metadata.json", meta)
-    return meta

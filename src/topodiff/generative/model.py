@@ -214,10 +214,12 @@ class CrystalDiffusion(nn.Module):
     def sample(self, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
                conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
                generator: torch.Generator | None = None, return_trajectory: bool = False,
-               species_mask: torch.Tensor | None = None, guide=None, num_elements: torch.Tensor | None = None):
+               species_mask: torch.Tensor | None = None, guide=None, num_elements: torch.Tensor | None = None,
+               templates: list | None = None, start_time: float = 1.0):
         """Generate crystals; see :func:`topodiff.generative.sampler.pc_sample`."""
         from topodiff.generative.sampler import pc_sample
 
         return pc_sample(self, num_atoms, species=species, conditions=conditions, guidance=guidance, steps=steps,
                          generator=generator, return_trajectory=return_trajectory, species_mask=species_mask,
-                         guide=guide, num_elements=num_elements)
+                         guide=guide, num_elements=num_elements, templates=templates,
+                         start_time=start_time)

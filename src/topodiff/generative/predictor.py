@@ -31,7 +31,6 @@ from topodiff.generative.embeddings import TOPO_CLASSES, SpeciesEmbedding, TimeE
 from topodiff.io_utils import atomic_write
 
 FORMAT = "topodiff-predictor/1"
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 SUFFIX = ".predictor.ckpt"
 DEFAULT_PREDICTOR = "default"
 NUM_CLASSES = len(TOPO_CLASSES)
@@ -149,15 +148,9 @@ def save_predictor(model: PropertyPredictor, path: str | os.PathLike, recipe: di
 
 def resolve_predictor(path_or_name: str | os.PathLike | None) -> Path:
     """A file path or a shipped name (``CHECKPOINT_DIR/<name>.predictor.ckpt``; None: ``default``)."""
-    name = DEFAULT_PREDICTOR if path_or_name is None else str(path_or_name)
-    p = Path(name)
-    if p.is_file():
-        return p
-    shipped = CHECKPOINT_DIR / f"{name}{SUFFIX}"
-    if shipped.is_file():
-        return shipped
-    names = ", ".join(sorted(q.name[:-len(SUFFIX)] for q in CHECKPOINT_DIR.glob(f"*{SUFFIX}"))) or "none"
-    raise TopodiffInputError(f"predictor not found: {name} (not a file; shipped predictors: {names})")
+    from topodiff.generative.checkpoint import resolve_shipped_file
+
+    return resolve_shipped_file(DEFAULT_PREDICTOR if path_or_name is None else str(path_or_name), SUFFIX, "predictor")
 
 
 def load_predictor(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu"

@@ -12,7 +12,10 @@ lattice and coordinates for it with the CSP branch of the same network (species 
 pass the lattice is committed while most species are still masked, so lattice and composition can
 disagree (a density error); the second pass sees the final species from ``t = 1``.
 ``num_elements`` fixes the number of distinct elements of each crystal during the reveal
-(:mod:`topodiff.generative.element_count`).
+(:mod:`topodiff.generative.element_count`). ``templates`` keeps each crystal on a known crystal's
+space group and Wyckoff orbits: coordinates and lattice are projected onto its symmetric subspace
+at the prior and after every corrector and predictor step
+(:mod:`topodiff.generative.symmetry_projection`).
 ``lattice_eta`` scales the lattice step noise (1: DDPM posterior, 0: deterministic DDIM step).
 ``predictor_noise_scale`` / ``corrector_noise_scale`` multiply the coordinate noise of the predictor and
 the Langevin corrector steps (1: exact; < 1 samples at a lower temperature, toward the modes: CSP
@@ -28,12 +31,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.generative.corruption.d3pm import MASK
+from topodiff.generative.symmetry_projection import SymmetryProjector
 from topodiff.progress import progress
 
 
@@ -80,12 +85,35 @@ def _element_counts(num_atoms: torch.Tensor, num_elements: torch.Tensor | None) 
     return num_elements
 
 
+def _initial_state(model, templates: list | None, num_atoms: torch.Tensor, scale: torch.Tensor, steps: int,
+                   start_time: float, csp: bool, generator: torch.Generator | None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(frac [N,3], lattice latent [B,3,3], times [S+1] from t₀ to 0)``: the prior at ``t₀ = 1``, else
+    the templates' structures noised to ``t₀`` (every crystal needs a template; CSP only)."""
+    dev = num_atoms.device
+    cd, ld = model.coord_diffusion, model.lattice_diffusion
+    if not 0 < start_time <= 1:
+        raise TopodiffInputError(f"start_time must be in (0, 1], got {start_time}")
+    if start_time == 1:
+        n, b = int(num_atoms.sum()), int(num_atoms.shape[0])
+        return (cd.prior_sample(n, generator, device=dev), ld.prior_sample(b, generator, device=dev),
+                torch.linspace(1.0, 0.0, steps + 1, device=dev))
+    if not csp or templates is None or any(t is None for t in templates):
+        raise TopodiffInputError("starting below t = 1 needs a template for every crystal (CSP)")
+    frac0 = torch.as_tensor(np.concatenate([t.frac for t in templates]), dtype=torch.float32, device=dev)
+    lat0 = torch.as_tensor(np.stack([t.lattice for t in templates]), dtype=torch.float32, device=dev)
+    t0 = torch.full((len(templates),), start_time, device=dev)
+    frac, _ = cd.q_sample(frac0, torch.repeat_interleave(t0, num_atoms), generator)
+    y, _ = ld.q_sample(ld.to_latent(lat0, scale), t0, generator)
+    return frac, y, torch.linspace(start_time, 0.0, max(1, round(steps * start_time)) + 1, device=dev)
+
+
 @torch.no_grad()
 def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
               generator: torch.Generator | None = None, return_trajectory: bool = False,
               species_mask: torch.Tensor | None = None, guide: SamplingGuide | None = None,
-              num_elements: torch.Tensor | None = None):
+              num_elements: torch.Tensor | None = None, templates: list | None = None, start_time: float = 1.0):
     """Sample ``B = len(num_atoms)`` crystals.
 
     Parameters
@@ -99,6 +127,11 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     guide : optional :class:`SamplingGuide`.
     num_elements : ``[B]`` exact number of distinct elements per crystal, enforced during the reveal
         (de novo only; ``1 ≤ k ≤ N``; :mod:`topodiff.generative.element_count`). None: the network's.
+    templates : ``[B]`` :class:`~topodiff.generative.symmetry_projection.SymmetryTemplate` or None per
+        crystal (atom i of a crystal sits on atom i of its template; None: unconstrained).
+    start_time : ``t₀ ≤ 1``; below 1 (CSP with a template for every crystal) the sampler starts from the
+        templates' own structures noised to ``t₀`` (SDEdit, Meng et al. 2022) and runs the last
+        ``round(steps · t₀)`` steps, so the network refines the template instead of drawing from noise.
 
     Returns
     -------
@@ -142,10 +175,17 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         atom_mask = species_mask[bi]
     num_elements = None if csp else _element_counts(num_atoms, num_elements)
     cd, ld, sd = model.coord_diffusion, model.lattice_diffusion, model.species_diffusion
-    frac = cd.prior_sample(n, generator, device=dev)
-    y = ld.prior_sample(b, generator, device=dev)
     scale = model.lattice_scale(num_atoms)
-    ts = torch.linspace(1.0, 0.0, steps + 1, device=dev)
+    symmetry = SymmetryProjector(templates, num_atoms, device=dev) if templates is not None else None
+
+    def symmetric(frac, y):
+        """Project coordinates and the lattice latent onto the templates (identity without them)."""
+        if symmetry is None:
+            return frac, y
+        return symmetry.coords(frac), ld.to_latent(symmetry.lattice(ld.from_latent(y, scale)), scale)
+
+    frac, y, ts = _initial_state(model, templates, num_atoms, scale, steps, float(start_time), csp, generator)
+    frac, y = symmetric(frac, y)
     traj = []
     temperature = float(getattr(cfg, "species_temperature", 1.0))
     reveal_order = str(getattr(cfg, "species_reveal", "random"))
@@ -179,7 +219,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
             y0_hat = ld.to_latent(ld.from_latent(y0_hat, scale) + d_lat.detach(), scale)
         return score, y0_hat
 
-    for i in progress(range(steps), desc=f"sample {b} crystals", unit="step", leave=False):
+    for i in progress(range(len(ts) - 1), desc=f"sample {b} crystals", unit="step", leave=False):
         t, s = ts[i], ts[i + 1]
         sig_t = cd.sigma(t).expand(n)
         sig_s = cd.sigma(s).expand(n)
@@ -187,10 +227,12 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
             coord, _, _ = net(frac, y, species_t, t)
             score, _ = guided(frac, y, None, species_t, t, cd.score(coord, sig_t))
             frac = cd.corrector_step(frac, score, sig_t, cfg.step_lr, generator, noise_scale=corrector_noise)
+            frac, y = symmetric(frac, y)
         coord, y0_hat, logits = net(frac, y, species_t, t)
         score, y0_hat = guided(frac, y, y0_hat, species_t, t, cd.score(coord, sig_t))
         frac = cd.predictor_step(frac, score, sig_t, sig_s, generator, noise_scale=predictor_noise)
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
+        frac, y = symmetric(frac, y)
         if not csp:
             species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator,
                                         batch=bi, order=reveal_order, reveal_noise=reveal_noise,
@@ -200,7 +242,7 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     # final noise-free (Tweedie) step at σ_min
     coord, _, _ = net(frac, y, species_t, ts[-1])
     sig0 = cd.sigma(ts[-1]).expand(n)
-    frac = torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0)
+    frac, y = symmetric(torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0), y)
     out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
     if not csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
         res = pc_sample(model, num_atoms, species=species_t, conditions=conditions, guidance=guidance, steps=steps,

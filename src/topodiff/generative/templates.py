@@ -1,0 +1,161 @@
+"""Structure templates for CSP: known crystals with the same atom counts per element, ranked by chemistry.
+
+A composition's candidates are the library's crystals with the same number of atoms in the cell and
+the same multiset of per-element counts (the anonymous formula of that cell, e.g. ``A2B2C4``). Each
+candidate's elements are assigned to the composition's (equal counts only) by the assignment of
+least total Pettifor-Mendeleev distance ``Σ |M(target) − M(template)|`` (Pettifor's chemical scale,
+on which neighbours share structure types; pymatgen's ``Element.mendeleev_no``); the template of
+least distance wins, ties to the earlier library row; its cell is scaled by :func:`volume_ratio`. Template-based CSP in this manner (choosing a
+known prototype by chemical similarity, then refining) is what CSPML (Kusaba et al. 2022) and
+DiffCSP++ (Jiao et al. 2024) do; the sampler keeps the chosen space group and Wyckoff orbits
+(:mod:`topodiff.generative.symmetry_projection`) and the network places the atoms and sizes the cell.
+
+The library is an ``.npz`` of flat arrays (``lattices [M,3,3]`` Å, ``frac [N,3]``, ``species [N]``,
+``num_atoms [M]``, ``ids [M]``), read with ``allow_pickle=False``, built from a training file by
+:func:`build_library` (``python -m topodiff.generative.templates TRAIN.csv OUT.npz``).
+"""
+from __future__ import annotations
+
+import argparse
+from collections import Counter, defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.symmetry_projection import SymmetryTemplate, template_from_structure
+
+
+@lru_cache(maxsize=2)
+def _element_table(name: str) -> np.ndarray:
+    """An element property by atomic number (index 0 unused; NaN where pymatgen has none):
+    ``mendeleev_no`` (Pettifor) or ``atomic_radius`` (Å)."""
+    import warnings
+
+    from pymatgen.core import Element
+
+    out = np.full(119, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # pymatgen warns for elements without the property
+        for z in range(1, 119):
+            try:
+                out[z] = float(getattr(Element.from_Z(z), name) or np.nan)
+            except (TypeError, ValueError, AttributeError):
+                pass
+    return out
+
+
+def volume_ratio(target: np.ndarray, template: np.ndarray) -> float:
+    """``Σ r³(target) / Σ r³(template)`` over the atoms of two equal-size cells (pymatgen atomic radii;
+    1 where a radius is unknown): how much the template's cell swells for the new elements."""
+    r = _element_table("atomic_radius")
+    a, b = r[np.asarray(target)] ** 3, r[np.asarray(template)] ** 3
+    ratio = float(np.sum(a) / np.sum(b))
+    return ratio if np.isfinite(ratio) and ratio > 0 else 1.0
+
+
+def _signature(species: np.ndarray) -> tuple[int, tuple[int, ...]]:
+    """``(atoms in the cell, sorted per-element counts)``: the key templates are matched on."""
+    return int(len(species)), tuple(sorted(Counter(species.tolist()).values()))
+
+
+def element_assignment(target: np.ndarray, template: np.ndarray) -> tuple[dict[int, int], float] | None:
+    """Map the template's elements onto the target's (equal atom counts only) at least Mendeleev distance.
+
+    Returns ``({template Z: target Z}, total distance)`` or None when the counts do not correspond."""
+    from scipy.optimize import linear_sum_assignment
+
+    t_counts, p_counts = Counter(target.tolist()), Counter(template.tolist())
+    if sorted(t_counts.values()) != sorted(p_counts.values()):
+        return None
+    t_el, p_el = sorted(t_counts), sorted(p_counts)
+    m = _element_table("mendeleev_no")
+    cost = np.abs(m[np.array(p_el)][:, None] - m[np.array(t_el)][None, :])
+    cost = np.where(np.isnan(cost), 200.0, cost)
+    cost = np.where(np.array([[p_counts[p] == t_counts[t] for t in t_el] for p in p_el]), cost, 1e9)
+    rows, cols = linear_sum_assignment(cost)
+    return {p_el[r]: t_el[c] for r, c in zip(rows, cols)}, float(cost[rows, cols].sum())
+
+
+class TemplateLibrary:
+    """Known crystals indexed by their cell's anonymous formula."""
+
+    def __init__(self, lattices: np.ndarray, frac: np.ndarray, species: np.ndarray, num_atoms: np.ndarray,
+                 ids: list[str]) -> None:
+        self.lattices = np.asarray(lattices, dtype=np.float64)
+        self.frac = np.asarray(frac, dtype=np.float64)
+        self.species = np.asarray(species, dtype=np.int64)
+        self.num_atoms = np.asarray(num_atoms, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.num_atoms)[:-1]]).astype(np.int64)
+        self.ids = list(ids)
+        if not (len(self.lattices) == len(self.num_atoms) == len(self.ids)) or int(self.num_atoms.sum()) != len(self.frac):
+            raise TopodiffInputError("template library arrays do not agree in size")
+        self._by_signature: dict[tuple, list[int]] = defaultdict(list)
+        for i in range(len(self.ids)):
+            self._by_signature[_signature(self._species(i))].append(i)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _species(self, i: int) -> np.ndarray:
+        return self.species[self.offsets[i]:self.offsets[i] + self.num_atoms[i]]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TemplateLibrary":
+        """Read a library ``.npz`` (no pickles)."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                return cls(data["lattices"], data["frac"], data["species"], data["num_atoms"],
+                           [str(s) for s in data["ids"]])
+        except (OSError, KeyError, ValueError) as exc:
+            raise TopodiffInputError(f"{path}: not a template library ({exc})") from None
+
+    def save(self, path: str | Path) -> None:
+        from topodiff.io_utils import atomic_write
+
+        atomic_write(Path(path), lambda fh: np.savez_compressed(fh, lattices=self.lattices.astype(np.float32), frac=self.frac.astype(np.float32),
+                            species=self.species.astype(np.int16), num_atoms=self.num_atoms.astype(np.int16),
+                            ids=np.array(self.ids, dtype=str)), mode="wb")
+
+    def match(self, species: np.ndarray, *, symprec: float = 0.01) -> SymmetryTemplate | None:
+        """The closest template for the composition ``species [n]`` (atomic numbers of one cell), with
+        the composition's elements put on its sites (``species`` of the result), or None."""
+        species = np.asarray(species, dtype=np.int64)
+        best, best_cost = None, np.inf
+        for i in self._by_signature.get(_signature(species), []):
+            found = element_assignment(species, self._species(i))
+            if found is not None and found[1] < best_cost:
+                best, best_cost, mapping = i, found[1], found[0]
+        if best is None:
+            return None
+        sl = slice(self.offsets[best], self.offsets[best] + self.num_atoms[best])
+        tpl = template_from_structure(self.lattices[best], self.frac[sl], self.species[sl], symprec=symprec,
+                                      source=self.ids[best])
+        placed = np.array([mapping[z] for z in tpl.species.tolist()], dtype=np.int64)
+        lattice = tpl.lattice * volume_ratio(placed, tpl.species) ** (1 / 3)
+        return SymmetryTemplate(lattice, tpl.frac, placed, tpl.rotations, tpl.translations, tpl.permutation,
+                                tpl.space_group, tpl.source)
+
+
+def build_library(source: str | Path, out: str | Path) -> int:
+    """Write the template library of a crystal file (CSV with ``cif``, extxyz, ...); returns its size."""
+    from topodiff.crystal.dataset import build_arrays
+
+    arrays, _ = build_arrays(source)
+    lib = TemplateLibrary(arrays.lattices, arrays.frac, arrays.species, arrays.num_atoms,
+                          list(arrays.ids) or [f"row{i}" for i in range(len(arrays))])
+    lib.save(out)
+    return len(lib)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="build a CSP template library from a crystal file")
+    ap.add_argument("source")
+    ap.add_argument("out")
+    args = ap.parse_args(argv)
+    print(f"wrote {build_library(args.source, args.out)} templates to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
