@@ -42,10 +42,8 @@ from topodiff.errors import TopodiffInputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from discovery_output import markdown, merge_hits, plot  # noqa: E402
+from discovery_templates import TRAIN_CSV, load_templates, structure_types  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-TRAIN_CSV = ROOT / "data" / "mp20" / "train.csv"
 ARMS = ("conditioned", "unconditional", "substitution")
 HIT_KEYS = ("formula", "space_group", "e_above_hull", "catalogue_class", "p_topological", "topo_class", "z2",
             "gap", "known_match", "novelty_note", "index", "num_atoms", "candidate")
@@ -66,46 +64,6 @@ def plain(v: Any) -> Any:
     if isinstance(v, float) and not np.isfinite(v):
         return None
     return v
-
-
-# ------------------------------------------------------------------------------------------ templates
-def load_templates(cls: str, train_csv: Path = TRAIN_CSV, data_dir: Path = DATA) -> tuple[list, str]:
-    """Known ``cls`` crystals of the training set as ``[(material_id, Structure)]`` and where they came from."""
-    import pandas as pd
-
-    from topodiff.crystal.io import structure_from_cif_text
-
-    if train_csv.is_file():
-        df = pd.read_csv(train_csv, dtype={"material_id": str})
-        if {"catalogue_class", "catalogue_source"} <= set(df.columns):
-            df = df[(df["catalogue_class"] == cls) & (df["catalogue_source"] == "catalogue")]
-            source = f"{train_csv} (catalogue_class == {cls}, catalogue_source == catalogue)"
-        else:
-            log(f"{train_csv} lacks catalogue_class/catalogue_source: using the shared MP-20 join")
-            train_csv = Path("/nonexistent")
-    if not train_csv.is_file():
-        df, source = _catalogue_join(cls, data_dir)
-    ids = df["material_id"] if "material_id" in df.columns else [f"row{i}" for i in df.index]
-    out = [(str(m), structure_from_cif_text(c)) for m, c in zip(ids, df["cif"])]
-    if not out:
-        raise TopodiffInputError(f"no {cls} templates found in {source}")
-    return out, source
-
-
-def _catalogue_join(cls: str, data_dir: Path) -> tuple[Any, str]:
-    import pandas as pd
-    from pymatgen.core import Composition
-
-    from topodiff.crystal.catalogue import label_rows, load_catalogues, tang_formula
-
-    path = data_dir / "mp_20" / "train.csv.gz"
-    if not path.is_file():
-        raise TopodiffInputError(f"training data not found: {path} (and no {TRAIN_CSV})")
-    df = pd.read_csv(path, dtype={"material_id": str})
-    labels = label_rows(df["material_id"], df["spacegroup.number"],
-                        [tang_formula(Composition(f)) for f in df["pretty_formula"]], load_catalogues(data_dir / "topology"))
-    df = df[np.asarray([c == cls for c in labels["catalogue_class"]])]
-    return df, f"{path} joined with the DFT catalogues (catalogue_class == {cls})"
 
 
 # ------------------------------------------------------------------------------------------ candidates
@@ -135,7 +93,8 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
         guidance = args.guidance if arm == "conditioned" else (0.0 if conds else None)
         meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint_info["checkpoint_file"], conditions=conds,
                                guidance=guidance, steps=args.steps, seed=args.seed, sampler=args.sampler,
-                               prescreen=args.prescreen, prescreen_novel=args.prescreen_novel)
+                               prescreen=args.prescreen, prescreen_novel=args.prescreen_novel,
+                               templates=structure_types(arm, args))
         shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
         info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
         info.update(args.checkpoint_info)
@@ -292,6 +251,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--templates", type=Path, default=TRAIN_CSV,
                     help="training CSV with catalogue_class and catalogue_source columns (default: %(default)s; "
                          "absent: ../shared/data/mp_20/train.csv.gz joined with the DFT catalogues)")
+    ap.add_argument("--structure-types", default="free", choices=("free", "known"),
+                    help="model arms: free (from noise) or known (space group + Wyckoff orbits of a known crystal: "
+                         "the target class's for the conditioned arm, any training crystal's for the unconditional)")
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--chunk", type=int, default=4, help="candidates per resumable evaluation chunk")
     ap.add_argument("--relax-steps", type=int, default=300, help="CHGNet optimiser steps per crystal")
@@ -329,6 +291,7 @@ def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Nam
         else:
             src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps", "sampler")}
             arm_opts.update({k: getattr(args, k) for k in ("prescreen", "prescreen_novel") if getattr(args, k) not in (1, False)})
+            arm_opts.update({"structure_types": args.structure_types} if args.structure_types != "free" else {})
         arm_dirs[arm] = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite,
                                          resume=True, fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cands[arm] = make_candidates(arm, arm_dirs[arm], args)

@@ -289,6 +289,10 @@ def test_csp_refuses_bad_templates_before_writing(extra, match, tmp_path, capsys
     argv = ["csp", tmp_path / "f.txt", "--checkpoint", "mp20-csp", "--out", tmp_path / "c"]
     _expect_input_error(argv + [a.replace("{tmp}", str(tmp_path)) for a in extra], capsys, match)
     assert not (tmp_path / "c").exists()
+    if "--template-start" not in extra:   # generate --templates takes the same libraries
+        _expect_input_error(["generate", "--out", tmp_path / "g", "--num", "2"] +
+                            [a.replace("{tmp}", str(tmp_path)) for a in extra], capsys, match)
+        assert not (tmp_path / "g").exists()
 
 
 def test_haldane_at_the_smallest_allowed_grid_is_right(capsys):

@@ -151,3 +151,68 @@ def test_csp_with_the_shipped_library_keeps_each_template_space_group(tmp_path):
         cell = (f.cell.array, f.get_scaled_positions(), f.numbers)
         assert _space_group(*cell, symprec=1e-3) == f.info["template_space_group"]
     assert sorted(frames[1].get_chemical_symbols()) == ["Bi"] * 2 + ["Se"] * 3
+
+
+def test_species_classes_follow_the_first_revealed_member_and_share_logits():
+    """De novo on a template: atoms sharing a template element form a class; once any member is
+    revealed the whole class takes that species, and every member draws from the class-mean logits."""
+    from topodiff.generative.corruption.d3pm import MASK
+
+    tpl = _wurtzite()                       # classes: Zn sites {0, 1}, O sites {2, 3}
+    proj = SymmetryProjector([tpl], torch.tensor([4]))
+    out = proj.species(torch.tensor([MASK, 26, MASK, MASK]), MASK)
+    assert out.tolist() == [26, 26, MASK, MASK]
+    assert proj.species(torch.tensor([MASK, 26, 16, 34]), MASK).tolist() == [26, 26, 16, 16]
+    logits = torch.tensor([[0.0, 2.0], [2.0, 0.0], [1.0, 3.0], [3.0, 1.0]])
+    assert torch.equal(proj.species_logits(logits), torch.tensor([[1.0, 1.0]] * 2 + [[2.0, 2.0]] * 2))
+
+
+def test_library_draws_structure_types_and_carries_new_elements():
+    rock = _rocksalt()
+    lib = TemplateLibrary(np.stack([rock.lattice, np.eye(3) * 4]), np.concatenate([rock.frac, [[0, 0, 0], [.5, .5, .5]]]),
+                          np.concatenate([rock.species, [55, 17]]), np.array([8, 2]), ["NaCl", "CsCl"])
+    gen = torch.Generator().manual_seed(0)
+    drawn = lib.draw(20, gen)
+    assert {t.source for t in drawn} == {"NaCl", "CsCl"}
+    assert all(t.source == "CsCl" for t in lib.draw(5, gen, num_atoms=2))
+    with pytest.raises(TopodiffInputError):
+        lib.draw(1, gen, num_atoms=3)
+    from topodiff.generative.templates import with_species
+
+    heavier = with_species(rock, np.array([37] * 4 + [53] * 4))   # RbI on the NaCl sites: a bigger cell
+    assert np.linalg.det(heavier.lattice) > np.linalg.det(rock.lattice) and heavier.space_group == 225
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_generate_on_known_structure_types_keeps_symmetry_and_classes(tiny_model, tmp_path, resample):
+    """generate --templates: every crystal has its template's atom count and (untrained weights, so
+    no chemistry is asserted) one element per template class, in the template's space group; also
+    when the structure is re-sampled from the template for the drawn composition."""
+    from ase.io import read
+
+    from topodiff.generative.checkpoint import save_generator
+    from topodiff.generative.generate import generate_to_dir
+    from generative.helpers import make_batch
+
+    b = make_batch((4, 4))
+    b.species = torch.tensor([30, 30, 8, 8, 11, 11, 17, 17])
+    tiny_model.fit_statistics(b.num_atoms.numpy(), b.lattice.numpy(), b.species.numpy())
+    tiny_model.cfg.min_distance = 0.0
+    tiny_model.cfg.resample_structure = resample
+    tiny_model.cfg.p_csp = 0.5
+    ckpt = save_generator(tiny_model, {}, tmp_path / "tiny.ckpt")
+    lib = TemplateLibrary.from_structures([("ZnO", _structure(_wurtzite()))])
+    meta = generate_to_dir(tmp_path / "g", num=3, checkpoint=str(ckpt), steps=4, seed=0, templates=lib)
+    assert meta["templates"] == "1 crystals given in memory"
+    for a in read(tmp_path / "g" / "structures.extxyz", index=":"):
+        assert a.info["template"] == "ZnO" and len(a) == 4
+        z = a.numbers
+        assert z[0] == z[1] and z[2] == z[3]
+        ops = spglib.get_symmetry((a.cell.array, a.get_scaled_positions(), z), symprec=1e-3)
+        assert len(ops["rotations"]) >= len(_wurtzite().rotations)
+
+
+def _structure(tpl):
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice(tpl.lattice), tpl.species.tolist(), tpl.frac)

@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
         """Predict structures with exactly the given compositions: DIR/structures.extxyz + DIR/metadata.json."""
         from topodiff.commands.generate import MAX_PRESCREEN, MAX_STEPS
         from topodiff.generative.checkpoint import resolve_checkpoint
-        from topodiff.generative.csp import TEMPLATE_START, csp_to_dir
+        from topodiff.generative.csp import csp_to_dir
+        from topodiff.generative.templates import TEMPLATE_START
         from topodiff.generative.compositions import read_compositions
 
         samples = check_count("--samples", samples)
@@ -47,8 +48,7 @@ def register(app: typer.Typer) -> None:
         library = None
         template_start = TEMPLATE_START if template_start is None else float(template_start)
         if templates is not None:
-            from topodiff.generative.csp import resolve_templates
-            from topodiff.generative.templates import TemplateLibrary
+            from topodiff.generative.templates import TemplateLibrary, resolve_templates
 
             library = resolve_templates(templates)
             TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed

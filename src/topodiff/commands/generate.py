@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
                                              "formula no known crystal has first (discovery)"),
         sampler: Optional[list[str]] = typer.Option(None, "--sampler", help="KEY=VALUE sampler setting for this run "
                                                     "instead of the checkpoint's (e.g. predictor_noise_scale=0.7; repeatable)"),
+        templates: Optional[str] = typer.Option(None, "--templates", help="template library (.npz path or shipped "
+                                                "name: mp20): each crystal takes the space group, Wyckoff orbits and "
+                                                "atom count of a library crystal drawn at random"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
@@ -68,14 +71,20 @@ def register(app: typer.Typer) -> None:
             guide.update(predictor=predictor, predictor_scale=predictor_guidance)
         settings = parse_sampler_settings(sampler)
         ckpt = resolve_checkpoint(checkpoint)
-        claim_run_output(out, "generate", sources=[ckpt], overwrite=overwrite, options=dict(
+        library = None
+        if templates is not None:
+            from topodiff.generative.templates import TemplateLibrary, resolve_templates
+
+            library = resolve_templates(templates)
+            TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
+        claim_run_output(out, "generate", sources=[ckpt] + ([library] if library else []), overwrite=overwrite, options=dict(
             num=num, conditions=conds, guidance=guidance, steps=steps, seed=seed, batch_size=batch_size,
             guide=guide, prescreen=prescreen, predictor=predictor, sampler=settings,
             **({"prescreen_novel": True} if prescreen_novel else {})))
         meta = generate_to_dir(out, num=num, checkpoint=str(ckpt), conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None,
                                prescreen=prescreen, predictor=predictor, sampler=settings,
-                               prescreen_novel=prescreen_novel)
+                               prescreen_novel=prescreen_novel, templates=library)
         if json_out:
             print_json(meta)
         else:

@@ -18,27 +18,18 @@ import numpy as np
 import torch
 
 from topodiff.errors import TopodiffInputError
-from topodiff.generative.checkpoint import load_generator, resolve_shipped_file
+from topodiff.generative.checkpoint import load_generator
 from topodiff.generative.compositions import read_compositions
 from topodiff.generative.generate import _chunks, _extxyz_text, _to_atoms, sample_guarded
 from topodiff.generative.prescreen import lowest_energy_draws
 from topodiff.generative.sampler import sampler_settings
+from topodiff.generative.templates import TEMPLATE_START, TemplateLibrary, resolve_templates
 from topodiff.io_utils import atomic_write_json, atomic_write_text
-
-TEMPLATE_START = 0.3  # t₀ of the template start (chosen on data/mp20/val.csv; docs/mp20-benchmark.md)
-
-
-def resolve_templates(path_or_name: str | Path) -> Path:
-    """A template library file, or the name of a shipped one (``mp20``: ``checkpoints/mp20.templates.npz``)."""
-    return resolve_shipped_file(path_or_name, ".templates.npz", "template library")
-
 
 def _place_on_templates(comps: list[np.ndarray], library: str | Path | None) -> tuple[list[np.ndarray], list]:
     """Each composition's atoms in its template's site order, and the templates (None: no template)."""
     if library is None:
         return comps, [None] * len(comps)
-    from topodiff.generative.templates import TemplateLibrary
-
     lib = TemplateLibrary.load(resolve_templates(library))
     templates = [lib.match(z) for z in comps]
     return [z if t is None else t.species for z, t in zip(comps, templates)], templates

@@ -194,7 +194,8 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
         system = torch.as_tensor(conditions["chemical_system"], dtype=torch.bool)
         if "chemical_system" not in model.cfg.conditions:
             conditions.pop("chemical_system")
-    kinds = None if species is not None else _element_targets(model, num_atoms, conditions, system, generator)
+    kinds = None if species is not None else _element_targets(model, num_atoms, conditions, system, generator,
+                                                                templates)
     for key in [k for k in conditions if k not in model.cfg.conditions]:
         conditions.pop(key)  # enforced by the sampler (num_atoms, num_elements) or a guide (predictor targets)
     offsets = (torch.cumsum(num_atoms, 0) - num_atoms).tolist()
@@ -236,14 +237,16 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
 
 
 def _element_targets(model, num_atoms: torch.Tensor, conditions: dict[str, Any], system: torch.Tensor | None,
-                     generator: torch.Generator | None) -> torch.Tensor | None:
+                     generator: torch.Generator | None, templates: list | None = None) -> torch.Tensor | None:
     """``[B]`` element count each de novo crystal must have (None: the network's): the ``num_elements``
-    condition, the size of a ``chemical_system`` (whose mask then makes the elements exact), or with
-    ``element_count: data`` a draw from the training data."""
+    condition, the size of a ``chemical_system`` (whose mask then makes the elements exact), the
+    template's own number of elements, or with ``element_count: data`` a draw from the training data."""
     if "num_elements" in conditions:
         return torch.full_like(num_atoms, int(conditions["num_elements"]))
     if system is not None:
         return torch.full_like(num_atoms, int(system.sum()))
+    if templates is not None:
+        return torch.tensor([len(set(t.species.tolist())) for t in templates], dtype=torch.long)
     if getattr(model.cfg, "element_count", "network") != "data":
         return None
     if float(model.num_elements_counts.sum()) <= 0:
@@ -252,12 +255,24 @@ def _element_targets(model, num_atoms: torch.Tensor, conditions: dict[str, Any],
     return draw_element_counts(model.num_elements_counts, num_atoms, generator)
 
 
+def _draw_structure_types(templates: Any, num: int, generator: torch.Generator, cond: dict[str, Any],
+                          min_atoms: int, max_atoms: int) -> list | None:
+    """``num`` symmetry templates drawn from a library (None without one), honouring ``num_atoms``."""
+    if templates is None:
+        return None
+    from topodiff.generative.templates import TemplateLibrary, resolve_templates
+
+    lib = templates if isinstance(templates, TemplateLibrary) else TemplateLibrary.load(resolve_templates(templates))
+    fixed = int(cond["num_atoms"]) if "num_atoms" in cond else None
+    return lib.draw(num, generator, num_atoms=fixed, min_atoms=min_atoms, max_atoms=max_atoms)
+
+
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
                     conditions: dict[str, Any] | None = None, guidance: float | None = None,
                     steps: int | None = None, seed: int = 0, batch_size: int = 128,
                     guide_options: dict[str, Any] | None = None, prescreen: int = 1,
                     predictor: str | None = "default", sampler: dict[str, Any] | None = None,
-                    prescreen_novel: bool = False) -> dict[str, Any]:
+                    prescreen_novel: bool = False, templates: Any = None) -> dict[str, Any]:
     """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
 
     ``sampler``: :data:`~topodiff.generative.config.SAMPLER_SETTINGS` → value for this run instead of the
@@ -270,6 +285,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     ``topo_class``/``band_gap`` (property ``predictor``) and ``catalogue_class`` (learned judge) targets,
     in sampling order (:mod:`topodiff.generative.prescreen`); these targets need not be trained conditions.
     ``prescreen_novel``: the pre-screen keeps crystals of formulas absent from the known-crystal index first.
+    ``templates``: a template library (path, shipped name or
+    :class:`~topodiff.generative.templates.TemplateLibrary`); each crystal then takes the space group,
+    Wyckoff orbits and atom count of a library row drawn at random, and the network chooses one
+    species per orbit, the positions and the cell (:mod:`topodiff.generative.symmetry_projection`).
     """
     if int(prescreen) < 1:
         raise TopodiffInputError(f"--prescreen must be a positive integer, got {prescreen}")
@@ -307,7 +326,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
     frames, below = [], 0
-    if "num_atoms" in cond:
+    structure_types = _draw_structure_types(templates, total, gen, cond, min_atoms, model.cfg.max_atoms)
+    if structure_types is not None:
+        sizes = torch.tensor([t.num_atoms for t in structure_types], dtype=torch.long)
+    elif "num_atoms" in cond:
         sizes = torch.full((total,), int(cond["num_atoms"]), dtype=torch.long)
     else:
         sizes = model.sample_num_atoms(total, gen, min_atoms=min_atoms)
@@ -316,18 +338,22 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     slots: list[Any] = [None] * total
     for chunk in _chunks(order, [int(sizes[i]) for i in order], batch_size, padded=True):
         batch, nb = sample_guarded(model, sizes[chunk], conditions=cond, guidance=guidance, steps=steps,
-                                   generator=gen, guide=guide)
+                                   generator=gen, guide=guide,
+                                   templates=None if structure_types is None else [structure_types[i] for i in chunk])
         below += nb
         for i, frame in zip(chunk, batch.split()):
             slots[i] = frame
         done = sum(f is not None for f in slots)
         print(f"generated {done}/{total}", file=sys.stderr, flush=True)
-    frames = slots
+    frames, kept = slots, list(range(total))
     if int(prescreen) > 1:
-        frames = [frames[i] for i in prescreen_keep(frames, targets, predictor, num, new_formulas=prescreen_novel)]
+        kept = prescreen_keep(frames, targets, predictor, num, new_formulas=prescreen_novel)
+        frames = [frames[i] for i in kept]
     wall = time.time() - t0
     out_dir = Path(out_dir)
-    atoms = [_to_atoms(f, L, z, {"index": i}) for i, (f, L, z) in enumerate(frames)]
+    atoms = [_to_atoms(f, L, z, {"index": i, **({} if structure_types is None else
+                                                {"template": structure_types[k].source or "unnamed"})})
+             for i, (k, (f, L, z)) in enumerate(zip(kept, frames))]
     atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(atoms))
     width = max(4, len(str(len(frames) - 1)))
     for i, (f, L, z) in enumerate(frames):
@@ -340,7 +366,9 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
             "sampler_overrides": dict(sampler or {}), "guide": dict(guide_options or {}), "prescreen": int(prescreen),
             "predictor": predictor if int(prescreen) > 1 and any(k in targets for k in PREDICTOR_TARGETS) else None,
-            "prescreen_by": prescreen_scorers(targets, prescreen_novel) if int(prescreen) > 1 else []}
+            "prescreen_by": prescreen_scorers(targets, prescreen_novel) if int(prescreen) > 1 else [],
+            "templates": None if templates is None else
+            (str(templates) if isinstance(templates, (str, Path)) else f"{len(templates)} crystals given in memory")}
     atomic_write_json(out_dir / "metadata.json", meta)
     return meta
 

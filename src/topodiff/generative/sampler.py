@@ -8,13 +8,15 @@ the residual ``σ_min`` noise (Tweedie).
 
 De novo options (``ModelConfig``): ``species_temperature`` divides the species logits before each
 reveal draw; ``resample_structure`` keeps only the composition of the joint pass and re-samples the
-lattice and coordinates for it with the CSP branch of the same network (species time 0). In the joint
+lattice and coordinates for it with the CSP branch of the same network (species time 0); with
+templates, from each template's structure carrying the new elements, noised to ``TEMPLATE_START``. In the joint
 pass the lattice is committed while most species are still masked, so lattice and composition can
 disagree (a density error); the second pass sees the final species from ``t = 1``.
 ``num_elements`` fixes the number of distinct elements of each crystal during the reveal
 (:mod:`topodiff.generative.element_count`). ``templates`` keeps each crystal on a known crystal's
 space group and Wyckoff orbits: coordinates and lattice are projected onto its symmetric subspace
-at the prior and after every corrector and predictor step
+at the prior and after every corrector and predictor step; de novo, the atoms that share an element in
+the template draw from their averaged logits and take one species per class
 (:mod:`topodiff.generative.symmetry_projection`).
 ``lattice_eta`` scales the lattice step noise (1: DDPM posterior, 0: deterministic DDIM step).
 ``predictor_noise_scale`` / ``corrector_noise_scale`` multiply the coordinate noise of the predictor and
@@ -39,6 +41,7 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.generative.corruption.d3pm import MASK
 from topodiff.generative.symmetry_projection import SymmetryProjector
+from topodiff.generative.templates import TEMPLATE_START
 from topodiff.progress import progress
 
 
@@ -83,6 +86,16 @@ def _element_counts(num_atoms: torch.Tensor, num_elements: torch.Tensor | None) 
     if num_elements.shape != num_atoms.shape or bool((num_elements < 1).any() | (num_elements > num_atoms).any()):
         raise TopodiffInputError("num_elements must give each crystal 1 to num_atoms elements")
     return num_elements
+
+
+def _templates_with_species(templates: list, species: torch.Tensor, num_atoms: torch.Tensor) -> list | None:
+    """The de novo pass's elements on its templates (for the structure re-sample); None if any is missing."""
+    from topodiff.generative.templates import with_species
+
+    if any(t is None for t in templates):
+        return None
+    parts = torch.split(species.cpu(), num_atoms.cpu().tolist())
+    return [with_species(t, z.numpy()) for t, z in zip(templates, parts)]
 
 
 def _initial_state(model, templates: list | None, num_atoms: torch.Tensor, scale: torch.Tensor, steps: int,
@@ -234,9 +247,13 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
         y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
         frac, y = symmetric(frac, y)
         if not csp:
+            if symmetry is not None:
+                logits = symmetry.species_logits(logits)
             species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator,
                                         batch=bi, order=reveal_order, reveal_noise=reveal_noise,
                                         num_elements=num_elements)
+            if symmetry is not None:
+                species_t = symmetry.species(species_t, MASK)
         if return_trajectory:
             traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, scale), species_t.clone(), num_atoms.clone()))
     # final noise-free (Tweedie) step at σ_min
@@ -245,8 +262,10 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     frac, y = symmetric(torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0), y)
     out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
     if not csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
+        placed = None if templates is None else _templates_with_species(templates, species_t, num_atoms)
         res = pc_sample(model, num_atoms, species=species_t, conditions=conditions, guidance=guidance, steps=steps,
-                        generator=generator, return_trajectory=return_trajectory, guide=guide)
+                        generator=generator, return_trajectory=return_trajectory, guide=guide, templates=placed,
+                        start_time=1.0 if placed is None else TEMPLATE_START)
         if return_trajectory:
             return res[0], traj + res[1]
         return res

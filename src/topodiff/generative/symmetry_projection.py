@@ -103,6 +103,7 @@ class SymmetryProjector:
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         t = lambda a, dtype=torch.float64: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
         self.rep = t(np.concatenate([p["rep"] + off for p, off in zip(parts, offsets)]), torch.long)
+        self.species_rep = t(np.concatenate([p["species_rep"] + off for p, off in zip(parts, offsets)]), torch.long)
         self.rot = t(np.concatenate([p["rot"] for p in parts]))
         self.rot_inv = t(np.concatenate([p["rot_inv"] for p in parts]))
         self.trans = t(np.concatenate([p["trans"] for p in parts]))
@@ -135,6 +136,30 @@ class SymmetryProjector:
         out = torch.einsum("nab,nb->na", self.rot, rep_pos) + self.trans
         return torch.remainder(out, 1.0).to(frac.dtype)
 
+    def species(self, species: torch.Tensor, mask_token: int) -> torch.Tensor:
+        """Atoms that share an element in the template share one here: once any atom of such a class is
+        revealed, the whole class takes its species (the lowest-index revealed atom's). The structure
+        type keeps its pattern of sites (``A2B2C4`` stays ``A2B2C4``, or merges classes); the elements
+        are new."""
+        if not self.active:
+            return species
+        cls = self.species_rep.to(species.device)
+        index = torch.arange(len(species), device=species.device)
+        first = torch.full_like(index, len(species)).scatter_reduce(
+            0, cls, torch.where(species != mask_token, index, len(species)), reduce="amin")
+        padded = torch.cat([species, species.new_tensor([mask_token])])
+        return padded[first[cls]]
+
+    def species_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Species logits ``[N, Z]`` averaged over each element class (every member draws from the same)."""
+        if not self.active:
+            return logits
+        cls = self.species_rep.to(logits.device)
+        total = torch.zeros_like(logits).index_add_(0, cls, logits)
+        count = torch.zeros(len(logits), dtype=logits.dtype, device=logits.device).index_add_(
+            0, cls, torch.ones(len(logits), dtype=logits.dtype, device=logits.device))
+        return (total / count.clamp_min(1)[:, None])[cls]
+
     def lattice(self, lattice: torch.Tensor) -> torch.Tensor:
         """Project lattices ``[B,3,3]`` (rows, Å) onto the templates' metric constraints, orientation kept."""
         if not self.active:
@@ -151,18 +176,21 @@ class SymmetryProjector:
 
 
 def _orbit_arrays(tpl: SymmetryTemplate | None, n: int) -> dict[str, np.ndarray]:
-    """Per atom: orbit representative ``rep``, the coset operation ``(rot, trans)`` taking the
+    """Per atom: orbit representative ``rep``, first atom of the same template element ``species_rep``,
+    the coset operation ``(rot, trans)`` taking the
     representative to it (and ``rot_inv``), the representative's template position ``anchor`` and its
     site-symmetry projector ``site_proj`` (mean rotation of its stabiliser); ``lat_rot`` all rotations.
     Without a template every atom is its own orbit with a free position (identity everywhere)."""
     eye = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
     if tpl is None:
-        return {"rep": np.arange(n), "rot": eye, "rot_inv": eye, "trans": np.zeros((n, 3)),
+        return {"rep": np.arange(n), "species_rep": np.arange(n), "rot": eye, "rot_inv": eye, "trans": np.zeros((n, 3)),
                 "anchor": np.zeros((n, 3)), "site_proj": eye, "lat_rot": np.eye(3)[None]}
     rot = tpl.rotations.astype(np.float64)
     perm = tpl.permutation
     rep = perm.min(0)                                    # orbit of i = {π_k(i)}; its lowest index
     coset = np.array([int(np.flatnonzero(perm[:, rep[i]] == i)[0]) for i in range(n)])
     site_proj = np.stack([rot[perm[:, rep[i]] == rep[i]].mean(0) for i in range(n)])
-    return {"rep": rep, "rot": rot[coset], "rot_inv": np.linalg.inv(rot[coset]), "trans": tpl.translations[coset],
+    first = {z: i for i, z in reversed(list(enumerate(tpl.species.tolist())))}
+    species_rep = np.array([first[z] for z in tpl.species.tolist()])
+    return {"rep": rep, "species_rep": species_rep, "rot": rot[coset], "rot_inv": np.linalg.inv(rot[coset]), "trans": tpl.translations[coset],
             "anchor": tpl.frac[rep], "site_proj": site_proj, "lat_rot": rot}

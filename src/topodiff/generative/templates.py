@@ -20,11 +20,21 @@ import argparse
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from topodiff.errors import TopodiffInputError
+from topodiff.generative.checkpoint import resolve_shipped_file
 from topodiff.generative.symmetry_projection import SymmetryTemplate, template_from_structure
+
+
+TEMPLATE_START = 0.3  # t₀ the network refines a template from (chosen on data/mp20/val.csv; docs/mp20-benchmark.md)
+
+
+def resolve_templates(path_or_name: str | Path) -> Path:
+    """A template library file, or the name of a shipped one (``mp20``: ``checkpoints/mp20.templates.npz``)."""
+    return resolve_shipped_file(path_or_name, ".templates.npz", "template library")
 
 
 @lru_cache(maxsize=2)
@@ -102,6 +112,16 @@ class TemplateLibrary:
         return self.species[self.offsets[i]:self.offsets[i] + self.num_atoms[i]]
 
     @classmethod
+    def from_structures(cls, named: list[tuple[str, Any]]) -> "TemplateLibrary":
+        """A library of ``[(id, pymatgen Structure)]`` (ordered crystals)."""
+        if not named:
+            raise TopodiffInputError("no crystals for a template library")
+        structs = [s for _, s in named]
+        return cls(np.stack([s.lattice.matrix for s in structs]), np.concatenate([s.frac_coords for s in structs]),
+                   np.concatenate([s.atomic_numbers for s in structs]), np.array([len(s) for s in structs]),
+                   [str(i) for i, _ in named])
+
+    @classmethod
     def load(cls, path: str | Path) -> "TemplateLibrary":
         """Read a library ``.npz`` (no pickles)."""
         try:
@@ -118,6 +138,30 @@ class TemplateLibrary:
                             species=self.species.astype(np.int16), num_atoms=self.num_atoms.astype(np.int16),
                             ids=np.array(self.ids, dtype=str)), mode="wb")
 
+    def template(self, i: int, *, symprec: float = 0.01) -> SymmetryTemplate:
+        """Row ``i`` as a symmetry template (its own elements)."""
+        sl = slice(self.offsets[i], self.offsets[i] + self.num_atoms[i])
+        return template_from_structure(self.lattices[i], self.frac[sl], self.species[sl], symprec=symprec,
+                                       source=self.ids[i])
+
+    def draw(self, num: int, generator, *, num_atoms: int | None = None, min_atoms: int = 1,
+             max_atoms: int | None = None) -> list[SymmetryTemplate]:
+        """``num`` templates drawn uniformly (with replacement, ``torch.Generator``) from the rows with
+        ``num_atoms`` atoms (or ``min_atoms..max_atoms``): structure types for de novo sampling."""
+        import torch
+
+        sizes = self.num_atoms
+        ok = (sizes == num_atoms) if num_atoms is not None else (sizes >= min_atoms) & (sizes <= (max_atoms or sizes.max()))
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            raise TopodiffInputError(f"no template with {num_atoms if num_atoms is not None else f'≥ {min_atoms}'} "
+                                     "atoms in the library")
+        picks = torch.randint(len(rows), (int(num),), generator=generator).numpy()
+        cache: dict[int, SymmetryTemplate] = {}
+        for r in set(rows[picks].tolist()):
+            cache[r] = self.template(r)
+        return [cache[r] for r in rows[picks].tolist()]
+
     def match(self, species: np.ndarray, *, symprec: float = 0.01) -> SymmetryTemplate | None:
         """The closest template for the composition ``species [n]`` (atomic numbers of one cell), with
         the composition's elements put on its sites (``species`` of the result), or None."""
@@ -129,13 +173,19 @@ class TemplateLibrary:
                 best, best_cost, mapping = i, found[1], found[0]
         if best is None:
             return None
-        sl = slice(self.offsets[best], self.offsets[best] + self.num_atoms[best])
-        tpl = template_from_structure(self.lattices[best], self.frac[sl], self.species[sl], symprec=symprec,
-                                      source=self.ids[best])
-        placed = np.array([mapping[z] for z in tpl.species.tolist()], dtype=np.int64)
-        lattice = tpl.lattice * volume_ratio(placed, tpl.species) ** (1 / 3)
-        return SymmetryTemplate(lattice, tpl.frac, placed, tpl.rotations, tpl.translations, tpl.permutation,
-                                tpl.space_group, tpl.source)
+        tpl = self.template(best, symprec=symprec)
+        return with_species(tpl, np.array([mapping[z] for z in tpl.species.tolist()], dtype=np.int64))
+
+
+def with_species(template: SymmetryTemplate, species: np.ndarray) -> SymmetryTemplate:
+    """The template with new elements on its sites, its cell scaled by :func:`volume_ratio`."""
+    from dataclasses import replace
+
+    species = np.asarray(species, dtype=np.int64)
+    if species.shape != template.species.shape:
+        raise TopodiffInputError(f"{len(species)} species for a template of {template.num_atoms} sites")
+    return replace(template, species=species,
+                   lattice=template.lattice * volume_ratio(species, template.species) ** (1 / 3))
 
 
 def build_library(source: str | Path, out: str | Path) -> int:
