@@ -39,3 +39,8 @@ $BIN/python -m topodiff.generative.checkpoint runs/mp20_csp/last.ckpt src/topodi
 # 6) (2026-12-04) the CSP template library of `topodiff csp --templates mp20`: the training crystals'
 #    cells (float32, 0.9 MB), never a test row; docs/mp20-benchmark.md "CSP on known templates"
 $BIN/python -m topodiff.generative.templates data/mp20/train.csv src/topodiff/checkpoints/mp20.templates.npz
+
+# 7) (2026-12-04) the known topological insulators among them (the DFT catalogues' label only, 353
+#    crystals; what the substitution baseline starts from): `--templates mp20-ti` of the main job
+$BIN/python -m topodiff.generative.templates data/mp20/train.csv src/topodiff/checkpoints/mp20-ti.templates.npz \
+  --where catalogue_class=ti --where catalogue_source=catalogue

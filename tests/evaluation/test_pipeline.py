@@ -86,17 +86,19 @@ def test_parse_conditions():
         run_pipeline("/tmp/x", num=0, generate_fn=fake_generate)
 
 
-def test_pipeline_passes_the_prescreen_to_the_generator(tmp_path):
+def test_pipeline_passes_the_prescreen_and_templates_to_the_generator(tmp_path):
     seen = []
 
     def recording_generate(out_dir, **kw):
-        seen.append((kw.get("prescreen"), kw.get("prescreen_novel")))
-        return fake_generate(out_dir, **{k: v for k, v in kw.items() if not k.startswith("prescreen")})
+        seen.append((kw.get("prescreen"), kw.get("prescreen_novel"), kw.get("templates")))
+        return fake_generate(out_dir, **{k: v for k, v in kw.items() if k not in ("prescreen", "prescreen_novel",
+                                                                                  "templates")})
 
     for k in (1, 3):
         run_pipeline(tmp_path / f"run{k}", num=1, relax=False, screen=False, top_k=0, prescreen=k,
-                     prescreen_novel=k > 1, generate_fn=recording_generate, progress=False)
-    assert seen == [(None, None), (3, True)]      # off: generators without the option still work
+                     prescreen_novel=k > 1, generate_fn=recording_generate, progress=False,
+                     templates="mp20-ti" if k > 1 else None)
+    assert seen == [(None, None, None), (3, True, "mp20-ti")]   # off: generators without the options still work
 
 
 def test_symmetric_fraction_counts_readable_crystals_above_p1():

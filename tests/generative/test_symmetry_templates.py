@@ -216,3 +216,21 @@ def _structure(tpl):
     from pymatgen.core import Lattice, Structure
 
     return Structure(Lattice(tpl.lattice), tpl.species.tolist(), tpl.frac)
+
+
+def test_build_library_keeps_the_rows_asked_for(tmp_path):
+    """python -m topodiff.generative.templates CSV OUT --where catalogue_class=ti: only those rows."""
+    import pandas as pd
+    from pymatgen.io.cif import CifWriter
+
+    from topodiff.generative.templates import build_library
+
+    rows = [("a-1", _structure(_rocksalt()), "ti"), ("a-2", _structure(_wurtzite()), "trivial")]
+    pd.DataFrame({"material_id": [r[0] for r in rows], "cif": [str(CifWriter(r[1])) for r in rows],
+                  "catalogue_class": [r[2] for r in rows]}).to_csv(tmp_path / "t.csv", index=False)
+    assert build_library(tmp_path / "t.csv", tmp_path / "all.npz") == 2
+    assert build_library(tmp_path / "t.csv", tmp_path / "ti.npz", {"catalogue_class": "ti"}) == 1
+    lib = TemplateLibrary.load(tmp_path / "ti.npz")
+    assert lib.ids == ["a-1"] and lib.template(0).space_group == 225
+    with pytest.raises(TopodiffInputError):
+        build_library(tmp_path / "t.csv", tmp_path / "none.npz", {"catalogue_class": "tci"})

@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
                                       "topo_class / band_gap conditions (1 = off)."),
         prescreen_novel: bool = typer.Option(False, "--prescreen-novel", help="With --prescreen: keep crystals whose "
                                              "formula no known crystal has first (discovery)."),
+        templates: Optional[str] = typer.Option(None, "--templates", help="Template library (.npz path or shipped "
+                                                "name: mp20, mp20-ti): each crystal takes the space group, Wyckoff "
+                                                "orbits and atom count of a library crystal drawn at random."),
         verify_dft: int = typer.Option(0, "--verify-dft", min=0, help="Verify the top K candidates with DFT "
                                        "(GPAW PBE+SOC; minutes each): OUT/dft/comparison.md, bands_*.png."),
     ) -> None:
@@ -65,12 +68,19 @@ def register(app: typer.Typer) -> None:
 
             require_gpaw()  # before anything is generated
         ckpt = resolve_checkpoint(checkpoint)
-        claim_run_output(out, "pipeline", sources=[ckpt, *(reference or [])], overwrite=overwrite, options=dict(
+        library = None
+        if templates is not None:
+            from topodiff.generative.templates import TemplateLibrary, resolve_templates
+
+            library = resolve_templates(templates)
+            TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
+        claim_run_output(out, "pipeline", sources=[ckpt, *(reference or []), *([library] if library else [])],
+                         overwrite=overwrite, options=dict(
             num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax,
             sampler=settings, **({"prescreen": prescreen, "prescreen_novel": prescreen_novel} if prescreen > 1 else {})))
         result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
                               seed=seed, relax=relax, guidance=guidance, steps=steps, sampler=settings,
-                              prescreen=prescreen, prescreen_novel=prescreen_novel,
+                              prescreen=prescreen, prescreen_novel=prescreen_novel, templates=library,
                               reference=reference or None, verify_dft=verify_dft)  # DFT before the report
         if json_out:
             print_json(result)

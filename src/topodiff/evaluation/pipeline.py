@@ -72,7 +72,8 @@ def _default_generate() -> GenerateFn:
 def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | None = None,
                  conditions: dict[str, Any] | None = None, seed: int = 0, relax: bool = True,
                  guidance: float | None = None, steps: int | None = None, sampler: dict[str, Any] | None = None,
-                 prescreen: int = 1, prescreen_novel: bool = False, reference: Sequence[str | Path] | None = None, screen: bool = True, top_k: int = 5,
+                 prescreen: int = 1, prescreen_novel: bool = False, templates: str | Path | None = None,
+                 reference: Sequence[str | Path] | None = None, screen: bool = True, top_k: int = 5,
                  generate_fn: GenerateFn | None = None, progress: bool = True, verify_dft: int = 0) -> dict[str, Any]:
     """Run the whole job; returns ``{"report", "metrics", "timings", ...}``.
 
@@ -83,6 +84,8 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
         (``sampler``: settings that replace the checkpoint's sampler defaults for this run; ``prescreen`` K > 1:
         sample K× and keep the ``num`` closest to the targets, new formulas first with ``prescreen_novel``;
         :mod:`topodiff.generative.prescreen`).
+    templates : template library (path or shipped name): known structure types for the generator
+        (:mod:`topodiff.generative.templates`).
     relax : CHGNet relaxation (energies, RMSD, energy above hull, S.U.N.).
     reference : optional reference set(s) for novelty / coverage / Wasserstein distances.
     generate_fn : generator with ``generate_to_dir``'s signature (default: the shipped one).
@@ -107,7 +110,8 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     log(f"[1/3] generating {num} crystals → {gen_dir}")
     gen_info = gen(gen_dir, num=num, checkpoint=checkpoint, conditions=conditions or None,
                    guidance=guidance, steps=steps, seed=seed, sampler=sampler or None,
-                   **({"prescreen": int(prescreen), "prescreen_novel": bool(prescreen_novel)} if int(prescreen) > 1 else {}))
+                   **({"prescreen": int(prescreen), "prescreen_novel": bool(prescreen_novel)} if int(prescreen) > 1 else {}),
+                   **({"templates": templates} if templates is not None else {}))
     timings["generate_s"] = round(time.time() - t, 2)
 
     t = time.time()

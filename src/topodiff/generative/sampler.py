@@ -8,10 +8,10 @@ the residual ``σ_min`` noise (Tweedie).
 
 De novo options (``ModelConfig``): ``species_temperature`` divides the species logits before each
 reveal draw; ``resample_structure`` keeps only the composition of the joint pass and re-samples the
-lattice and coordinates for it with the CSP branch of the same network (species time 0); with
-templates, from each template's structure carrying the new elements, noised to ``TEMPLATE_START``. In the joint
-pass the lattice is committed while most species are still masked, so lattice and composition can
-disagree (a density error); the second pass sees the final species from ``t = 1``.
+lattice and coordinates for it with the CSP branch of the same network (species time 0; with
+templates, from each template's structure carrying the new elements, noised to ``TEMPLATE_START``).
+In the joint pass the lattice is committed while most species are still masked, so lattice and
+composition can disagree (a density error); the second pass sees the final species from ``t = 1``.
 ``num_elements`` fixes the number of distinct elements of each crystal during the reveal
 (:mod:`topodiff.generative.element_count`). ``templates`` keeps each crystal on a known crystal's
 space group and Wyckoff orbits: coordinates and lattice are projected onto its symmetric subspace
@@ -41,7 +41,7 @@ from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.generative.corruption.d3pm import MASK
 from topodiff.generative.symmetry_projection import SymmetryProjector
-from topodiff.generative.templates import TEMPLATE_START
+from topodiff.generative.templates import TEMPLATE_START, with_species
 from topodiff.progress import progress
 
 
@@ -90,8 +90,6 @@ def _element_counts(num_atoms: torch.Tensor, num_elements: torch.Tensor | None) 
 
 def _templates_with_species(templates: list, species: torch.Tensor, num_atoms: torch.Tensor) -> list | None:
     """The de novo pass's elements on its templates (for the structure re-sample); None if any is missing."""
-    from topodiff.generative.templates import with_species
-
     if any(t is None for t in templates):
         return None
     parts = torch.split(species.cpu(), num_atoms.cpu().tolist())

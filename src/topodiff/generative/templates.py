@@ -188,23 +188,46 @@ def with_species(template: SymmetryTemplate, species: np.ndarray) -> SymmetryTem
                    lattice=template.lattice * volume_ratio(species, template.species) ** (1 / 3))
 
 
-def build_library(source: str | Path, out: str | Path) -> int:
-    """Write the template library of a crystal file (CSV with ``cif``, extxyz, ...); returns its size."""
+def build_library(source: str | Path, out: str | Path, where: dict[str, str] | None = None) -> int:
+    """Write the template library of a crystal file (CSV with ``cif``, extxyz, ...); returns its size.
+    ``where``: keep only the CSV rows whose columns equal these values (e.g. ``catalogue_class=ti``)."""
     from topodiff.crystal.dataset import build_arrays
 
     arrays, _ = build_arrays(source)
-    lib = TemplateLibrary(arrays.lattices, arrays.frac, arrays.species, arrays.num_atoms,
-                          list(arrays.ids) or [f"row{i}" for i in range(len(arrays))])
+    ids = list(arrays.ids) or [f"row{i}" for i in range(len(arrays))]
+    keep = np.arange(len(arrays)) if not where else _rows_where(source, ids, where)
+    sl = [arrays.atoms_of(int(i)) for i in keep]
+    lib = TemplateLibrary(np.asarray(arrays.lattices)[keep],
+                          np.concatenate([np.asarray(arrays.frac)[s] for s in sl]) if sl else np.zeros((0, 3)),
+                          np.concatenate([np.asarray(arrays.species)[s] for s in sl]) if sl else np.zeros(0),
+                          np.asarray(arrays.num_atoms)[keep], [ids[int(i)] for i in keep])
+    if len(lib) == 0:
+        raise TopodiffInputError(f"{source}: no rows with {where}")
     lib.save(out)
     return len(lib)
 
 
+def _rows_where(source: str | Path, ids: list[str], where: dict[str, str]) -> np.ndarray:
+    """Indices of ``ids`` whose CSV row has every ``column == value`` of ``where`` (as text)."""
+    import pandas as pd
+
+    table = pd.read_csv(source, usecols=["material_id", *where], dtype=str)
+    ok = np.ones(len(table), dtype=bool)
+    for column, value in where.items():
+        ok &= (table[column] == value).to_numpy()
+    wanted = set(table["material_id"][ok])
+    return np.array([i for i, name in enumerate(ids) if name in wanted], dtype=np.int64)
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="build a CSP template library from a crystal file")
+    ap = argparse.ArgumentParser(description="build a template library (CSP and --templates) from a crystal file")
     ap.add_argument("source")
     ap.add_argument("out")
+    ap.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                    help="keep only CSV rows with this column value (repeatable; all must hold)")
     args = ap.parse_args(argv)
-    print(f"wrote {build_library(args.source, args.out)} templates to {args.out}")
+    where = dict(w.split("=", 1) for w in args.where)
+    print(f"wrote {build_library(args.source, args.out, where)} templates to {args.out}")
 
 
 if __name__ == "__main__":
