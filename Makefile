@@ -18,7 +18,8 @@ install: $(BIN)/topodiff
 
 run: install
 	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition catalogue_class=ti \
-		--sampler predictor_noise_scale=0.7 --sampler corrector_noise_scale=0.5
+		--sampler predictor_noise_scale=0.7 --sampler corrector_noise_scale=0.5 \
+		--templates mp20-ti --prescreen 4 --prescreen-novel
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20
