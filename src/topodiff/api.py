@@ -162,7 +162,8 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
         directory, removed afterwards). As with the CLI's ``--out``, a non-empty directory of another
         run is refused unless ``overwrite`` (:func:`topodiff.io_utils.claim_output_dir`).
     options : other keyword arguments of :func:`topodiff.generative.generate.generate_to_dir`
-        (``guide_options``, ``prescreen``, ``prescreen_novel``, ``predictor``, ``sampler``).
+        (``guide_options``, ``prescreen``, ``prescreen_novel``, ``predictor``, ``sampler``, ``templates``: a
+        template library path or shipped name, e.g. ``"mp20-ti"``, for known structure types).
 
     Returns
     -------

@@ -1,18 +1,20 @@
-"""Structure templates for CSP: known crystals with the same atom counts per element, ranked by chemistry.
+"""Structure templates: known crystals whose space group and Wyckoff orbits a new crystal may take.
 
-A composition's candidates are the library's crystals with the same number of atoms in the cell and
-the same multiset of per-element counts (the anonymous formula of that cell, e.g. ``A2B2C4``). Each
-candidate's elements are assigned to the composition's (equal counts only) by the assignment of
-least total Pettifor-Mendeleev distance ``Σ |M(target) − M(template)|`` (Pettifor's chemical scale,
-on which neighbours share structure types; pymatgen's ``Element.mendeleev_no``); the template of
-least distance wins, ties to the earlier library row; its cell is scaled by :func:`volume_ratio`. Template-based CSP in this manner (choosing a
-known prototype by chemical similarity, then refining) is what CSPML (Kusaba et al. 2022) and
-DiffCSP++ (Jiao et al. 2024) do; the sampler keeps the chosen space group and Wyckoff orbits
-(:mod:`topodiff.generative.symmetry_projection`) and the network places the atoms and sizes the cell.
+CSP (:meth:`TemplateLibrary.match`): a composition's candidates are the library's crystals with the
+same number of atoms in the cell and the same multiset of per-element counts (the anonymous formula
+of that cell, e.g. ``A2B2C4``). Each candidate's elements are assigned to the composition's (equal
+counts only) by the assignment of least total Pettifor-Mendeleev distance ``Σ |M(target) −
+M(template)|`` (Pettifor's chemical scale, on which neighbours share structure types; pymatgen's
+``Element.mendeleev_no``). The template of least distance wins, ties to the earlier library row, and
+its cell is scaled by :func:`volume_ratio`. Choosing a known prototype by chemical similarity and then
+refining it is what CSPML (Kusaba et al. 2022) and DiffCSP++ (Jiao et al. 2024) do; the sampler keeps
+the chosen space group and Wyckoff orbits (:mod:`topodiff.generative.symmetry_projection`) and the
+network places the atoms and sizes the cell. De novo (:meth:`TemplateLibrary.draw`): library rows
+drawn at random give structure types whose sites the network fills with new elements.
 
 The library is an ``.npz`` of flat arrays (``lattices [M,3,3]`` Å, ``frac [N,3]``, ``species [N]``,
 ``num_atoms [M]``, ``ids [M]``), read with ``allow_pickle=False``, built from a training file by
-:func:`build_library` (``python -m topodiff.generative.templates TRAIN.csv OUT.npz``).
+:func:`build_library` (``python -m topodiff.generative.templates TRAIN.csv OUT.npz [--where COL=VAL]``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ import numpy as np
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.checkpoint import resolve_shipped_file
 from topodiff.generative.symmetry_projection import SymmetryTemplate, template_from_structure
-
 
 TEMPLATE_START = 0.3  # t₀ the network refines a template from (chosen on data/mp20/val.csv; docs/mp20-benchmark.md)
 
