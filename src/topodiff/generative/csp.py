@@ -26,11 +26,11 @@ from topodiff.generative.sampler import sampler_settings
 from topodiff.generative.templates import TEMPLATE_START, TemplateLibrary, resolve_templates
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
-def _place_on_templates(comps: list[np.ndarray], library: str | Path | None) -> tuple[list[np.ndarray], list]:
+def _place_on_templates(comps: list[np.ndarray], library: Path | None) -> tuple[list[np.ndarray], list]:
     """Each composition's atoms in its template's site order, and the templates (None: no template)."""
     if library is None:
         return comps, [None] * len(comps)
-    lib = TemplateLibrary.load(resolve_templates(library))
+    lib = TemplateLibrary.load(library)
     templates = [lib.match(z) for z in comps]
     return [z if t is None else t.species for z, t in zip(comps, templates)], templates
 
@@ -47,11 +47,11 @@ def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None
     if not 0 < float(template_start) <= 1:
         raise TopodiffInputError(f"--template-start must be in (0, 1], got {template_start}")
     draws = int(samples) * int(prescreen)
-    comps, tpls = _place_on_templates(read_compositions(input), templates)
+    library = None if templates is None else resolve_templates(templates)
+    comps, tpls = _place_on_templates(read_compositions(input), library)
     model, config = load_generator(checkpoint)
     gen = torch.Generator().manual_seed(int(seed))
-    jobs = sorted(((i, k) for i in range(len(comps)) for k in range(draws)),
-                  key=lambda job: (tpls[job[0]] is None, len(comps[job[0]])))
+    jobs = sorted(((i, k) for i in range(len(comps)) for k in range(draws)), key=lambda job: len(comps[job[0]]))
     t0 = time.time()
     frames = []
     for templated in (True, False):
@@ -76,7 +76,7 @@ def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None
             "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg), "wall_time_s": wall,
             "structures_per_s": len(frames) / wall if wall > 0 else None, "prescreen": int(prescreen),
             "prescreen_by": ["CHGNet energy per atom (single point)"] if int(prescreen) > 1 else [],
-            "templates": None if templates is None else str(resolve_templates(templates)),
+            "templates": None if library is None else str(library),
             "template_start": float(template_start) if templates is not None else None,
             "num_templated": sum(t is not None for t in tpls)}
     atomic_write_json(out_dir / "metadata.json", meta)

@@ -3,15 +3,15 @@
 A :class:`SymmetryTemplate` holds the symmetry operations ``(R_k, τ_k)`` of a known crystal in the
 fractional basis of its own cell (``x ↦ R_k x + τ_k``) and the atom permutation each one induces
 (``R_k x_i + τ_k ≡ x_{π_k(i)}`` mod 1). Sampling in that cell, the projector maps any configuration
-onto the symmetric subspace by the group average (Reynolds operator):
+onto the symmetric subspace:
 
-* coordinates ``x_i ← (1/|G|) Σ_k [R_k⁻¹ (x_{π_k(i)} − τ_k)]``, each term taken at its periodic image
-  nearest ``x_i`` (two passes: the second is exact once the first has brought every term within
-  half a cell);
+* coordinates: each atom's estimate of its orbit representative, ``R_c⁻¹ (x_i − τ_c)`` (``c`` the
+  operation taking the representative to atom i), is averaged over the orbit, projected onto the
+  representative's site-symmetry subspace through the template's own position, and mapped back to
+  every member (exact for any input, so special positions stay special);
 * lattice metric ``G = L Lᵀ ← (1/|G|) Σ_k R_kᵀ G R_k`` (rows of ``L`` are the lattice vectors, Å), with
   the new ``L = chol(G') Q`` keeping the Cartesian orientation ``Q = chol(G)⁻¹ L`` of the old one.
 
-Atoms on special positions land on them automatically, since the average is over the whole group.
 This is the constraint DiffCSP++ (Jiao et al. 2024) imposes by diffusing only the free Wyckoff
 parameters; here it is imposed by projecting after every sampler step, so any trained model can use it.
 """
@@ -56,12 +56,11 @@ def template_from_structure(lattice: np.ndarray, frac: np.ndarray, species: np.n
     frac = np.remainder(np.asarray(frac, dtype=np.float64), 1.0)
     species = np.asarray(species, dtype=np.int64)
     cell = (lattice, frac, species)
-    sym = spglib.get_symmetry(cell, symprec=symprec)
-    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
-    if sym is None or dataset is None:
+    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)   # operations in the input cell's basis
+    if dataset is None:
         raise TopodiffInputError(f"spglib found no symmetry for template {source or '(unnamed)'}")
-    rotations = np.asarray(sym["rotations"], dtype=np.int64)
-    translations = np.asarray(sym["translations"], dtype=np.float64)
+    rotations = np.asarray(dataset.rotations, dtype=np.int64)
+    translations = np.asarray(dataset.translations, dtype=np.float64)
     images = np.einsum("kab,nb->kna", rotations, frac) + translations[:, None, :]        # [K,n,3]
     diff = images[:, :, None, :] - frac[None, None, :, :]                                # [K,n,n,3]
     diff -= np.round(diff)
