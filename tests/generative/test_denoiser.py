@@ -49,3 +49,33 @@ def test_pair_geometry_counts_periodic_neighbours():
     assert abs(geo.centers[peak].item() - 3.0) < 0.11
     env = 0.5 * (torch.cos(torch.tensor(torch.pi * 3.0 / 6.0)) + 1)
     assert rbf[peak].item() == torch.tensor(6.0 * env.item()).item() or abs(rbf[peak].item() - 6 * env.item()) < 0.05
+
+
+def test_species_copy_path_weights_the_revealed_composition(tiny_cfg, batch):
+    """``species_copy``: zero-initialised (the network is unchanged until trained); its two gates add
+    ``a`` to every element revealed in the atom's crystal and ``b`` × that element's atom fraction,
+    never counting masked atoms or other crystals."""
+    from dataclasses import replace
+
+    from topodiff.generative.model import CrystalDiffusion
+
+    torch.manual_seed(0)
+    plain = CrystalDiffusion(tiny_cfg)
+    copy = CrystalDiffusion(replace(tiny_cfg, species_copy=True))
+    missing, unexpected = copy.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["denoiser.species_copy.bias", "denoiser.species_copy.weight"] and not unexpected
+    species = batch.species.clone()
+    species[[1, 6]] = 0                                            # masked atoms
+    ctx = torch.randn(3, tiny_cfg.hidden)
+    with torch.no_grad():
+        before = plain.denoiser(batch.frac, batch.lattice, species, batch.num_atoms, ctx)[2]
+        torch.testing.assert_close(copy.denoiser(batch.frac, batch.lattice, species, batch.num_atoms, ctx)[2], before)
+        copy.denoiser.species_copy.bias.copy_(torch.tensor([1.0, 2.0]))
+        after = copy.denoiser(batch.frac, batch.lattice, species, batch.num_atoms, ctx)[2]
+    owner = torch.repeat_interleave(torch.arange(3), batch.num_atoms)
+    expected = torch.zeros_like(before)
+    for c in range(3):
+        atoms = (owner == c) & (species > 0)
+        z, k = torch.unique(species[atoms], return_counts=True)
+        expected[owner == c, z[:, None]] = 1.0 + 2.0 * (k.float() / int(batch.num_atoms[c]))[:, None]
+    torch.testing.assert_close(after - before, expected)

@@ -15,11 +15,14 @@ from topodiff.errors import TopodiffInputError
 #: and a training run may change them between launches.
 SAMPLER_SETTINGS = ("sample_steps", "corrector_steps", "step_lr", "predictor_noise_scale", "corrector_noise_scale",
                     "lattice_eta", "species_temperature", "species_reveal", "species_reveal_noise",
-                    "resample_structure", "element_count")
+                    "resample_structure", "element_count", "species_corrector_sweeps")
 #: ``species_reveal`` values (see :mod:`topodiff.generative.corruption.d3pm`)
 REVEAL_ORDERS = ("random", "confident")
 #: ``element_count`` values (see :mod:`topodiff.generative.element_count`)
 ELEMENT_COUNT_MODES = ("network", "data")
+#: network settings added after runs and checkpoints existed; a run or checkpoint without one used this
+#: value (so resuming it, or fingerprinting it, treats the missing key as this value)
+ADDED_MODEL_SETTINGS = {"species_copy": False}
 
 
 @dataclass
@@ -41,6 +44,8 @@ class ModelConfig:
     image_range: int = 1         # images n ∈ {-r..r}³ in the pair sums
     max_z: int = 100             # largest atomic number the species head can produce
     use_descriptors: bool = True  # add physical element descriptors (row, group, χ, radii) to species embeddings
+    species_copy: bool = False    # species logits get learned per-atom weights on the elements already revealed in
+    #                                the crystal (present or not, and their atom fraction): a copy path for stoichiometry
     dropout: float = 0.0
 
     # --- corruption ---
@@ -76,6 +81,8 @@ class ModelConfig:
     #                                   generated composition with the CSP branch (needs p_csp > 0; 2× the cost)
     element_count: str = "network"   # de novo: distinct elements per crystal as the network draws them (network)
     #                                   or drawn from the training data's p(k | num_atoms) and enforced (data)
+    species_corrector_sweeps: int = 0  # de novo: Gibbs sweeps re-drawing each crystal's least self-consistent
+    #                                   atom after the joint pass (generative/species_corrector.py)
 
     # --- conditioning (classifier-free guidance) ---
     conditions: list[str] = field(default_factory=list)  # e.g. ["band_gap", "topo_class"]
@@ -141,7 +148,8 @@ class ModelConfig:
 # Allowed ranges (the caps keep a typo such as hidden=1e6 from exhausting memory before it is noticed).
 _INT_RANGES = {"hidden": (1, 4096), "layers": (1, 128), "heads": (1, 256), "ffn_mult": (1, 64),
                "pair_dim": (1, 4096), "num_freqs": (1, 256), "num_rbf": (1, 1024), "image_range": (0, 4),
-               "max_z": (1, 118), "sample_steps": (1, 100_000), "corrector_steps": (0, 1000), "max_atoms": (1, 1024)}
+               "max_z": (1, 118), "sample_steps": (1, 100_000), "corrector_steps": (0, 1000), "max_atoms": (1, 1024),
+               "species_corrector_sweeps": (0, 1000)}
 _INF = math.inf
 # key: (lo, hi, lo_open, hi_open)
 _FLOAT_RANGES = {"rbf_cutoff": (0.0, 100.0, True, False), "dropout": (0.0, 1.0, False, True),

@@ -150,6 +150,11 @@ class PeriodicTransformer(nn.Module):
         nn.init.zeros_(self.lattice_head[-1].weight)
         nn.init.zeros_(self.lattice_head[-1].bias)
         self.species_head = nn.Linear(h, cfg.max_z + 1)
+        # copy path: logit_i(e) += a_i·[e revealed in the crystal] + b_i·(fraction of its atoms that are e)
+        self.species_copy = nn.Linear(h, 2) if cfg.species_copy else None
+        if self.species_copy is not None:
+            nn.init.zeros_(self.species_copy.weight)
+            nn.init.zeros_(self.species_copy.bias)
         # pairwise periodic "force" head: score_i[a] = Σ_j Σ_k c_ijak sin(2π k Δf_ij[a])
         self.num_freqs = cfg.num_freqs
         self.force_i = nn.Linear(h, cfg.pair_dim)
@@ -190,4 +195,20 @@ class PeriodicTransformer(nn.Module):
         force = (coef * basis).sum((2, 4))                                     # [B, i, 3]
         pooled = (h * mask[..., None]).sum(1) / num_atoms[:, None].to(h.dtype)
         s = self.lattice_head(torch.cat([pooled, ctx], -1)).view(b, 3, 3)
-        return self.coord_head(ha) + force[bi, pos], s @ lattice, self.species_head(ha)
+        logits = self.species_head(ha)
+        if self.species_copy is not None:
+            logits = logits + self.copy_logits(ha, species, bi, num_atoms, logits.shape[-1])
+        return self.coord_head(ha) + force[bi, pos], s @ lattice, logits
+
+    def copy_logits(self, ha: torch.Tensor, species: torch.Tensor, bi: torch.Tensor, num_atoms: torch.Tensor,
+                    num_species: int) -> torch.Tensor:
+        """``[N, num_species]`` logit offsets from the revealed composition of each atom's crystal
+        (species 0 = masked is not counted): ``a_i`` on each element present, ``b_i`` × its atom fraction."""
+        revealed = species > 0
+        counts = ha.new_zeros(num_atoms.shape[0], num_species)
+        counts.index_put_((bi[revealed], species[revealed]), torch.ones_like(species[revealed], dtype=ha.dtype),
+                          accumulate=True)
+        present = (counts > 0).to(ha.dtype)
+        fraction = counts / num_atoms[:, None].to(ha.dtype)
+        gate = self.species_copy(ha)
+        return gate[:, 0:1] * present[bi] + gate[:, 1:2] * fraction[bi]

@@ -24,6 +24,9 @@ from topodiff.generative.embeddings import CATEGORY_NAMES, ConditionEmbedding, T
 
 #: buffers a checkpoint may lack (added after the first shipped checkpoints); they keep their defaults
 OPTIONAL_BUFFERS = ("topo_class_counts", "catalogue_class_counts", "num_elements_counts")
+#: zero-initialised modules a model may add to a checkpoint it starts from (``init_from``): without them
+#: the network computes exactly what the checkpoint did
+ZERO_INIT_EXTENSIONS = ("denoiser.species_copy.",)
 
 
 def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Tensor:

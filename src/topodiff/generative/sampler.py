@@ -12,7 +12,9 @@ lattice and coordinates for it with the CSP branch of the same network (species 
 templates, from each template's structure carrying the new elements, noised to ``TEMPLATE_START``).
 In the joint pass the lattice is committed while most species are still masked, so lattice and
 composition can disagree (a density error); the second pass sees the final species from ``t = 1``.
-``num_elements`` fixes the number of distinct elements of each crystal during the reveal
+``species_corrector_sweeps`` re-draws, after the joint pass, each crystal's least self-consistent atom
+that many times (:mod:`topodiff.generative.species_corrector`; not with templates or a fixed element count,
+whose rules it does not know). ``num_elements`` fixes the number of distinct elements of each crystal during the reveal
 (:mod:`topodiff.generative.element_count`). ``templates`` keeps each crystal on a known crystal's
 space group and Wyckoff orbits: coordinates and lattice are projected onto its symmetric subspace
 at the prior and after every corrector and predictor step; de novo, the atoms that share an element in
@@ -40,6 +42,7 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.config import SAMPLER_SETTINGS
 from topodiff.generative.corruption.d3pm import MASK
+from topodiff.generative.species_corrector import gibbs_sweeps
 from topodiff.generative.symmetry_projection import SymmetryProjector
 from topodiff.generative.templates import TEMPLATE_START, with_species
 from topodiff.progress import progress
@@ -258,6 +261,13 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     coord, _, _ = net(frac, y, species_t, ts[-1])
     sig0 = cd.sigma(ts[-1]).expand(n)
     frac, y = symmetric(torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0), y)
+    sweeps = int(getattr(cfg, "species_corrector_sweeps", 0))
+    if not csp and sweeps and symmetry is None and num_elements is None:
+        def logits_of(species, t_species):
+            t0 = torch.full((b,), float(ts[-1]), device=dev)
+            lg = model.guided_denoise(frac, y, species, num_atoms, t0, t_species, conditions, guidance)[2]
+            return lg if atom_mask is None else lg.masked_fill(~atom_mask, float("-inf"))
+        species_t = gibbs_sweeps(species_t, num_atoms, logits_of, sweeps, temperature=temperature, generator=generator)
     out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
     if not csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
         placed = None if templates is None else _templates_with_species(templates, species_t, num_atoms)

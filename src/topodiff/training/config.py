@@ -120,8 +120,10 @@ class TrainConfig:
     ema: EMAConfig = field(default_factory=EMAConfig, metadata={"help": "exponential moving average of the weights"})
     output_dir: str = field(default="runs/train", metadata={"help": "checkpoints, resolved config.yaml and logs go here"})
     init_from: str = field(default="", metadata={"help": "start from the weights of this generator checkpoint (file or "
-                                                         "shipped name; same model settings; fresh optimiser and step "
-                                                         "counter; ignored when --resume finds a checkpoint)"})
+                                                         "shipped name; same model settings, or these plus a "
+                                                         "zero-initialised extension such as model.species_copy; "
+                                                         "fresh optimiser and step counter; ignored when --resume "
+                                                         "finds a checkpoint)"})
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from topodiff.errors import TopodiffInputError
 from topodiff.io_utils import available_cpus
-from topodiff.generative.config import SAMPLER_SETTINGS
+from topodiff.generative.config import ADDED_MODEL_SETTINGS, SAMPLER_SETTINGS
 from topodiff.training.callbacks import EMA, AtomicCheckpointIO, LaunchTimer, PeriodicCheckpoint, StderrProgressBar
 from topodiff.training.checkpoint_files import find_resume_checkpoint, read_checkpoint, remove_stale_temporaries
 from topodiff.training.config import save_config, to_container
@@ -158,6 +158,7 @@ def check_resume_compatible(ckpt: dict[str, Any], cfg: DictConfig, path: Path) -
     if saved is None:
         return
     current = to_container(cfg)["model"]
+    saved = {**ADDED_MODEL_SETTINGS, **saved}
     diff = sorted(k for k in set(saved) | set(current)
                   if saved.get(k) != current.get(k) and k not in SAMPLER_SETTINGS)
     if diff:
@@ -166,12 +167,17 @@ def check_resume_compatible(ckpt: dict[str, Any], cfg: DictConfig, path: Path) -
 
 
 def init_weights(model: nn.Module, source: str) -> None:
-    """Copy the (EMA) weights of generator checkpoint ``source`` into ``model`` (settings must match)."""
+    """Copy the (EMA) weights of generator checkpoint ``source`` into ``model`` (settings must match,
+    except for zero-initialised extensions the model adds, :data:`ZERO_INIT_EXTENSIONS`)."""
     from topodiff.generative.checkpoint import load_generator
+    from topodiff.generative.model import ZERO_INIT_EXTENSIONS
 
     base, _ = load_generator(source)
     try:
-        model.load_state_dict(base.state_dict(), strict=True)
+        missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+        missing = [k for k in missing if not k.startswith(ZERO_INIT_EXTENSIONS)]
+        if missing or unexpected:
+            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
     except RuntimeError as exc:
         raise TopodiffInputError(f"init_from={source}: its weights do not fit this model "
                                  f"({str(exc).splitlines()[0]}); use the same model settings") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from topodiff.generative.config import SAMPLER_SETTINGS
+from topodiff.generative.config import ADDED_MODEL_SETTINGS, SAMPLER_SETTINGS
 from topodiff.io_utils import claim_output_dir, fingerprint
 from topodiff.training.config import to_container
 
@@ -33,6 +33,9 @@ def run_fingerprint(cfg: DictConfig) -> str:
         for key in keys:
             config[section].pop(key, None)
     config.pop("output_dir", None)
+    for key, legacy in ADDED_MODEL_SETTINGS.items():  # a run started before the key keeps its fingerprint
+        if config.get("model", {}).get(key, legacy) == legacy:
+            config.get("model", {}).pop(key, None)
     train = cfg.data.train
     sources = [str(x) for x in (train if isinstance(train, (list, ListConfig)) else [train])]
     if cfg.data.val:
