@@ -102,19 +102,14 @@ def load_generator(path_or_name: str | os.PathLike | None = None, device: str | 
     ``path_or_name``: a ``.ckpt`` file (shipped/exported or from ``topodiff train``) or a shipped name.
     Missing, unreadable or mismatching files raise :class:`TopodiffInputError`.
     """
-    from topodiff.generative.model import CrystalDiffusion
+    from topodiff.generative.model import CrystalDiffusion, load_weights
 
     path = resolve_checkpoint(path_or_name)
     config, state = _extract(_read(path), path)
     model_cfg = config.get("model", config)
     try:
         model = CrystalDiffusion(ModelConfig.from_dict(dict(model_cfg)))
-        from topodiff.generative.model import OPTIONAL_BUFFERS
-
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if k not in OPTIONAL_BUFFERS]
-        if missing or unexpected:
-            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+        load_weights(model, state)
     except TopodiffInputError:
         raise
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:

@@ -82,7 +82,8 @@ class ModelConfig:
     element_count: str = "network"   # de novo: distinct elements per crystal as the network draws them (network)
     #                                   or drawn from the training data's p(k | num_atoms) and enforced (data)
     species_corrector_sweeps: int = 0  # de novo: Gibbs sweeps re-drawing each crystal's least self-consistent
-    #                                   atom after the joint pass (generative/species_corrector.py)
+    #                                   atom after the joint pass (generative/species_corrector.py); not run with
+    #                                   templates or a fixed element count, whose rules the sweeps do not know
 
     # --- conditioning (classifier-free guidance) ---
     conditions: list[str] = field(default_factory=list)  # e.g. ["band_gap", "topo_class"]

@@ -29,6 +29,15 @@ OPTIONAL_BUFFERS = ("topo_class_counts", "catalogue_class_counts", "num_elements
 ZERO_INIT_EXTENSIONS = ("denoiser.species_copy.",)
 
 
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, may_lack: tuple[str, ...] = ()) -> None:
+    """``model.load_state_dict(state)`` that lets ``state`` lack :data:`OPTIONAL_BUFFERS` and the keys
+    starting with a ``may_lack`` prefix (e.g. :data:`ZERO_INIT_EXTENSIONS`); RuntimeError otherwise."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in OPTIONAL_BUFFERS and not k.startswith(may_lack)]
+    if missing or unexpected:
+        raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+
+
 def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Tensor:
     """Per-crystal mean of per-atom rows ``x [N, d]`` → ``[B, d]``."""
     s = x.new_zeros((b,) + tuple(x.shape[1:])).index_add_(0, batch_index, x)

@@ -18,22 +18,17 @@ from typing import Callable
 
 import torch
 
-from topodiff.generative.corruption.d3pm import MASK
+from topodiff.generative.corruption.d3pm import MASK, gumbel_noise
 
 #: ``logits_of(species [N], species_time [B]) -> logits [N, max_z+1]`` (−inf where not allowed)
 LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _gumbel(shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
-    u = torch.rand(shape, generator=generator, device=device).clamp(1e-12, 1 - 1e-12)
-    return -torch.log(-torch.log(u))
 
 
 def least_consistent_atom(logits: torch.Tensor, species: torch.Tensor, batch: torch.Tensor, num_crystals: int,
                           generator: torch.Generator | None = None) -> torch.Tensor:
     """``[B]`` index of one atom per crystal: the largest ``−log p(own species) + Gumbel`` noise."""
     logp = torch.log_softmax(logits.float(), -1).gather(1, species[:, None]).squeeze(1)
-    score = (-logp).nan_to_num(posinf=1e9) + _gumbel(species.shape, generator, species.device)
+    score = (-logp).nan_to_num(posinf=1e9) + gumbel_noise(species.shape, generator, species.device)
     best = torch.full((num_crystals,), -float("inf"), device=species.device).scatter_reduce(0, batch, score, "amax")
     index = torch.arange(species.shape[0], device=species.device)
     first = torch.full((num_crystals,), species.shape[0], dtype=torch.long, device=species.device)

@@ -170,14 +170,11 @@ def init_weights(model: nn.Module, source: str) -> None:
     """Copy the (EMA) weights of generator checkpoint ``source`` into ``model`` (settings must match,
     except for zero-initialised extensions the model adds, :data:`ZERO_INIT_EXTENSIONS`)."""
     from topodiff.generative.checkpoint import load_generator
-    from topodiff.generative.model import ZERO_INIT_EXTENSIONS
+    from topodiff.generative.model import ZERO_INIT_EXTENSIONS, load_weights
 
     base, _ = load_generator(source)
     try:
-        missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
-        missing = [k for k in missing if not k.startswith(ZERO_INIT_EXTENSIONS)]
-        if missing or unexpected:
-            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+        load_weights(model, base.state_dict(), may_lack=ZERO_INIT_EXTENSIONS)
     except RuntimeError as exc:
         raise TopodiffInputError(f"init_from={source}: its weights do not fit this model "
                                  f"({str(exc).splitlines()[0]}); use the same model settings") from None

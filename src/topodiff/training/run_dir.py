@@ -33,9 +33,10 @@ def run_fingerprint(cfg: DictConfig) -> str:
         for key in keys:
             config[section].pop(key, None)
     config.pop("output_dir", None)
+    model = config.get("model", {})
     for key, legacy in ADDED_MODEL_SETTINGS.items():  # a run started before the key keeps its fingerprint
-        if config.get("model", {}).get(key, legacy) == legacy:
-            config.get("model", {}).pop(key, None)
+        if model.get(key, legacy) == legacy:
+            model.pop(key, None)
     train = cfg.data.train
     sources = [str(x) for x in (train if isinstance(train, (list, ListConfig)) else [train])]
     if cfg.data.val:

@@ -71,11 +71,16 @@ class MaskedD3PM:
         return torch.where(reveal, draw, species_t)
 
 
+def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None, device=None) -> torch.Tensor:
+    """Standard Gumbel draws ``−log(−log u)``, ``u`` uniform in (0, 1)."""
+    u = torch.rand(shape, generator=generator, device=device).clamp(1e-12, 1 - 1e-12)
+    return -torch.log(-torch.log(u))
+
+
 def _most_confident(p_draw: torch.Tensor, masked: torch.Tensor, reveal: torch.Tensor, batch: torch.Tensor,
                     noise: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """For each crystal, mark its ``reveal.sum()`` masked atoms of highest ``log p_draw + noise·Gumbel``."""
-    u = torch.rand(p_draw.shape, generator=generator, device=p_draw.device).clamp(1e-12, 1 - 1e-12)
-    score = p_draw.clamp_min(1e-30).log() - noise * torch.log(-torch.log(u))
+    score = p_draw.clamp_min(1e-30).log() + noise * gumbel_noise(p_draw.shape, generator, p_draw.device)
     score = torch.where(masked, score, torch.full_like(score, -math.inf))
     by_score = torch.argsort(score, descending=True, stable=True)
     ordered = by_score[torch.argsort(batch[by_score], stable=True)]   # crystal by crystal, best first
