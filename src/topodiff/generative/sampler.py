@@ -33,6 +33,7 @@ coordinate score and to the predicted clean lattice latent at every predictor an
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -122,6 +123,160 @@ def _initial_state(model, templates: list | None, num_atoms: torch.Tensor, scale
     return frac, y, torch.linspace(start_time, 0.0, max(1, round(steps * start_time)) + 1, device=dev)
 
 
+@dataclass
+class _Request:
+    """A checked sampling request: crystal index ``batch [N]`` of each atom, CSP ``species [N]`` or None
+    (de novo), ``atom_mask [N, max_z+1]`` (chemical system) and ``num_elements [B]`` (de novo only)."""
+
+    num_atoms: torch.Tensor
+    batch: torch.Tensor
+    species: torch.Tensor | None
+    conditions: dict[str, torch.Tensor]
+    atom_mask: torch.Tensor | None
+    num_elements: torch.Tensor | None
+    steps: int
+
+    @property
+    def csp(self) -> bool:
+        return self.species is not None
+
+
+def _checked_request(model, num_atoms, species, conditions, steps, species_mask, num_elements) -> _Request:
+    """Validate ``pc_sample``'s inputs against the model (:class:`TopodiffInputError` on bad input)."""
+    cfg = model.cfg
+    dev = model.volume_per_atom.device
+    num_atoms = torch.as_tensor(num_atoms, dtype=torch.long, device=dev)
+    if num_atoms.dim() != 1 or num_atoms.numel() == 0 or bool((num_atoms < 1).any()):
+        raise TopodiffInputError("num_atoms must be a non-empty 1D tensor of positive counts")
+    steps = int(steps or cfg.sample_steps)
+    if steps < 1:
+        raise TopodiffInputError(f"steps must be ≥ 1, got {steps}")
+    unknown = sorted(set(conditions or {}) - set(cfg.conditions))
+    if unknown:
+        raise TopodiffInputError(f"this checkpoint was not trained with condition(s) {unknown}; "
+                                 f"it knows: {list(cfg.conditions) or 'none'}")
+    b, n = int(num_atoms.shape[0]), int(num_atoms.sum())
+    batch = torch.repeat_interleave(torch.arange(b, device=dev), num_atoms)
+    if species is not None:
+        species = torch.as_tensor(species, dtype=torch.long, device=dev)
+        if species.shape != (n,):
+            raise TopodiffInputError(f"species must have one entry per atom ({n}), got shape {tuple(species.shape)}")
+        if bool((~model.species_allowed[species.clamp(0, cfg.max_z)]).any()) or bool((species > cfg.max_z).any()):
+            bad = sorted(set(species.tolist()) - set(torch.nonzero(model.species_allowed).flatten().tolist()))
+            raise TopodiffInputError(f"this checkpoint never saw element(s) with Z = {bad}")
+    conditions = {k: torch.as_tensor(v, dtype=torch.float32, device=dev) for k, v in (conditions or {}).items()}
+    atom_mask = None
+    if species_mask is not None and species is None:
+        species_mask = torch.as_tensor(species_mask, dtype=torch.bool, device=dev)
+        if species_mask.shape != (b, cfg.max_z + 1):
+            raise TopodiffInputError(f"species_mask must have shape ({b}, {cfg.max_z + 1})")
+        species_mask = species_mask & model.species_allowed
+        if bool((~species_mask.any(-1)).any()):
+            raise TopodiffInputError("the requested elements were never seen by this checkpoint")
+        atom_mask = species_mask[batch]
+    num_elements = None if species is not None else _element_counts(num_atoms, num_elements)
+    return _Request(num_atoms, batch, species, conditions, atom_mask, num_elements, steps)
+
+
+@dataclass
+class _Settings:
+    """The sampler settings of a model config (see ``ModelConfig``), checked."""
+
+    temperature: float
+    reveal_order: str
+    reveal_noise: float
+    lattice_eta: float
+    predictor_noise: float
+    corrector_noise: float
+
+    @classmethod
+    def of(cls, cfg) -> "_Settings":
+        settings = cls(float(getattr(cfg, "species_temperature", 1.0)), str(getattr(cfg, "species_reveal", "random")),
+                       float(getattr(cfg, "species_reveal_noise", 1.0)), float(getattr(cfg, "lattice_eta", 1.0)),
+                       float(getattr(cfg, "predictor_noise_scale", 1.0)),
+                       float(getattr(cfg, "corrector_noise_scale", 1.0)))
+        if not (settings.predictor_noise >= 0 and settings.corrector_noise >= 0):
+            raise TopodiffInputError("predictor_noise_scale and corrector_noise_scale must be ≥ 0")
+        if not settings.temperature > 0:
+            raise TopodiffInputError(f"species_temperature must be > 0, got {settings.temperature}")
+        return settings
+
+
+class _Network:
+    """The denoiser as one sampling pass calls it: classifier-free guidance, the chemical-system mask,
+    the optional physics guide and the symmetry templates' projection."""
+
+    def __init__(self, model, request: _Request, guidance: float, guide: SamplingGuide | None,
+                 symmetry: SymmetryProjector | None) -> None:
+        self.model, self.request, self.guidance, self.guide, self.symmetry = model, request, guidance, guide, symmetry
+        self.scale = model.lattice_scale(request.num_atoms)
+
+    def symmetric(self, frac: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Project coordinates and the lattice latent onto the templates (identity without them)."""
+        if self.symmetry is None:
+            return frac, y
+        ld = self.model.lattice_diffusion
+        return self.symmetry.coords(frac), ld.to_latent(self.symmetry.lattice(ld.from_latent(y, self.scale)), self.scale)
+
+    def __call__(self, frac, y, species_t, t, t_species=None):
+        """``(coord score, ŷ0, species logits)`` at time ``t`` (species time ``t``; 0 for CSP; or ``t_species``)."""
+        req = self.request
+        tb = torch.full((req.num_atoms.shape[0],), float(t), device=frac.device)
+        if t_species is None:
+            t_species = torch.zeros_like(tb) if req.csp else tb
+        coord, y0_hat, logits = self.model.guided_denoise(frac, y, species_t, req.num_atoms, tb, t_species,
+                                                          req.conditions, self.guidance)
+        if req.atom_mask is not None:
+            logits = logits.masked_fill(~req.atom_mask, float("-inf"))
+        return coord, y0_hat, logits
+
+    def guided(self, frac, y, y0_hat, species_t, t, score):
+        """Apply the guide to the coordinate score and the predicted clean lattice latent."""
+        if self.guide is None:
+            return score, y0_hat
+        ld, num_atoms = self.model.lattice_diffusion, self.request.num_atoms
+        tb = torch.full((num_atoms.shape[0],), float(t), device=frac.device)
+        sigma = self.model.coord_diffusion.sigma(t).expand(frac.shape[0])
+        with torch.enable_grad():
+            d_score, d_lat = self.guide(frac, ld.from_latent(y, self.scale), species_t, num_atoms, tb, sigma)
+        if d_score is not None:
+            score = score + d_score.detach()
+        if d_lat is not None and y0_hat is not None:
+            y0_hat = ld.to_latent(ld.from_latent(y0_hat, self.scale) + d_lat.detach(), self.scale)
+        return score, y0_hat
+
+
+def _reverse_steps(model, net: _Network, frac, y, species_t, ts, settings: _Settings, generator, traj: list | None):
+    """The predictor-corrector steps ``ts[0] → ts[-1]``; returns ``(frac, y, species_t)``."""
+    cfg, req, symmetry = model.cfg, net.request, net.symmetry
+    cd, ld, sd = model.coord_diffusion, model.lattice_diffusion, model.species_diffusion
+    b, n = int(req.num_atoms.shape[0]), int(frac.shape[0])
+    for i in progress(range(len(ts) - 1), desc=f"sample {b} crystals", unit="step", leave=False):
+        t, s = ts[i], ts[i + 1]
+        sig_t, sig_s = cd.sigma(t).expand(n), cd.sigma(s).expand(n)
+        for _ in range(cfg.corrector_steps if cfg.step_lr > 0 else 0):
+            coord, _, _ = net(frac, y, species_t, t)
+            score, _ = net.guided(frac, y, None, species_t, t, cd.score(coord, sig_t))
+            frac = cd.corrector_step(frac, score, sig_t, cfg.step_lr, generator, noise_scale=settings.corrector_noise)
+            frac, y = net.symmetric(frac, y)
+        coord, y0_hat, logits = net(frac, y, species_t, t)
+        score, y0_hat = net.guided(frac, y, y0_hat, species_t, t, cd.score(coord, sig_t))
+        frac = cd.predictor_step(frac, score, sig_t, sig_s, generator, noise_scale=settings.predictor_noise)
+        y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=settings.lattice_eta)
+        frac, y = net.symmetric(frac, y)
+        if not req.csp:
+            if symmetry is not None:
+                logits = symmetry.species_logits(logits)
+            species_t = sd.reverse_step(species_t, logits / settings.temperature, t.expand(n), s.expand(n), generator,
+                                        batch=req.batch, order=settings.reveal_order,
+                                        reveal_noise=settings.reveal_noise, num_elements=req.num_elements)
+            if symmetry is not None:
+                species_t = symmetry.species(species_t, MASK)
+        if traj is not None:
+            traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, net.scale), species_t.clone(), req.num_atoms.clone()))
+    return frac, y, species_t
+
+
 @torch.no_grad()
 def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = None,
               conditions: dict[str, torch.Tensor] | None = None, guidance: float = 1.0, steps: int | None = None,
@@ -152,124 +307,30 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     CrystalBatch, or ``(CrystalBatch, list[CrystalBatch])`` with ``return_trajectory``.
     """
     cfg = model.cfg
-    dev = model.volume_per_atom.device
-    num_atoms = torch.as_tensor(num_atoms, dtype=torch.long, device=dev)
-    if num_atoms.dim() != 1 or num_atoms.numel() == 0 or bool((num_atoms < 1).any()):
-        raise TopodiffInputError("num_atoms must be a non-empty 1D tensor of positive counts")
-    steps = int(steps or cfg.sample_steps)
-    if steps < 1:
-        raise TopodiffInputError(f"steps must be ≥ 1, got {steps}")
-    unknown = sorted(set(conditions or {}) - set(cfg.conditions))
-    if unknown:
-        raise TopodiffInputError(f"this checkpoint was not trained with condition(s) {unknown}; "
-                                 f"it knows: {list(cfg.conditions) or 'none'}")
-    b = int(num_atoms.shape[0])
-    n = int(num_atoms.sum())
-    bi = torch.repeat_interleave(torch.arange(b, device=dev), num_atoms)
-    csp = species is not None
-    if csp:
-        species = torch.as_tensor(species, dtype=torch.long, device=dev)
-        if species.shape != (n,):
-            raise TopodiffInputError(f"species must have one entry per atom ({n}), got shape {tuple(species.shape)}")
-        if bool((~model.species_allowed[species.clamp(0, cfg.max_z)]).any()) or bool((species > cfg.max_z).any()):
-            bad = sorted(set(species.tolist()) - set(torch.nonzero(model.species_allowed).flatten().tolist()))
-            raise TopodiffInputError(f"this checkpoint never saw element(s) with Z = {bad}")
-        species_t = species
-    else:
-        species_t = torch.full((n,), MASK, dtype=torch.long, device=dev)
-    conditions = {k: torch.as_tensor(v, dtype=torch.float32, device=dev) for k, v in (conditions or {}).items()}
-    atom_mask = None
-    if species_mask is not None and not csp:
-        species_mask = torch.as_tensor(species_mask, dtype=torch.bool, device=dev)
-        if species_mask.shape != (b, cfg.max_z + 1):
-            raise TopodiffInputError(f"species_mask must have shape ({b}, {cfg.max_z + 1})")
-        species_mask = species_mask & model.species_allowed
-        if bool((~species_mask.any(-1)).any()):
-            raise TopodiffInputError("the requested elements were never seen by this checkpoint")
-        atom_mask = species_mask[bi]
-    num_elements = None if csp else _element_counts(num_atoms, num_elements)
-    cd, ld, sd = model.coord_diffusion, model.lattice_diffusion, model.species_diffusion
-    scale = model.lattice_scale(num_atoms)
-    symmetry = SymmetryProjector(templates, num_atoms, device=dev) if templates is not None else None
-
-    def symmetric(frac, y):
-        """Project coordinates and the lattice latent onto the templates (identity without them)."""
-        if symmetry is None:
-            return frac, y
-        return symmetry.coords(frac), ld.to_latent(symmetry.lattice(ld.from_latent(y, scale)), scale)
-
-    frac, y, ts = _initial_state(model, templates, num_atoms, scale, steps, float(start_time), csp, generator)
-    frac, y = symmetric(frac, y)
-    traj = []
-    temperature = float(getattr(cfg, "species_temperature", 1.0))
-    reveal_order = str(getattr(cfg, "species_reveal", "random"))
-    reveal_noise = float(getattr(cfg, "species_reveal_noise", 1.0))
-    lattice_eta = float(getattr(cfg, "lattice_eta", 1.0))
-    predictor_noise = float(getattr(cfg, "predictor_noise_scale", 1.0))
-    corrector_noise = float(getattr(cfg, "corrector_noise_scale", 1.0))
-    if not (predictor_noise >= 0 and corrector_noise >= 0):
-        raise TopodiffInputError("predictor_noise_scale and corrector_noise_scale must be ≥ 0")
-    if not temperature > 0:
-        raise TopodiffInputError(f"species_temperature must be > 0, got {temperature}")
-
-    def net(frac, y, species_t, t):
-        tb = torch.full((b,), float(t), device=dev)
-        t_sp = torch.zeros_like(tb) if csp else tb
-        coord, y0_hat, logits = model.guided_denoise(frac, y, species_t, num_atoms, tb, t_sp, conditions, guidance)
-        if atom_mask is not None:
-            logits = logits.masked_fill(~atom_mask, float("-inf"))
-        return coord, y0_hat, logits
-
-    def guided(frac, y, y0_hat, species_t, t, score):
-        """Apply the guide to the coordinate score and the predicted clean lattice latent."""
-        if guide is None:
-            return score, y0_hat
-        tb = torch.full((b,), float(t), device=dev)
-        with torch.enable_grad():
-            d_score, d_lat = guide(frac, ld.from_latent(y, scale), species_t, num_atoms, tb, cd.sigma(t).expand(n))
-        if d_score is not None:
-            score = score + d_score.detach()
-        if d_lat is not None and y0_hat is not None:
-            y0_hat = ld.to_latent(ld.from_latent(y0_hat, scale) + d_lat.detach(), scale)
-        return score, y0_hat
-
-    for i in progress(range(len(ts) - 1), desc=f"sample {b} crystals", unit="step", leave=False):
-        t, s = ts[i], ts[i + 1]
-        sig_t = cd.sigma(t).expand(n)
-        sig_s = cd.sigma(s).expand(n)
-        for _ in range(cfg.corrector_steps if cfg.step_lr > 0 else 0):
-            coord, _, _ = net(frac, y, species_t, t)
-            score, _ = guided(frac, y, None, species_t, t, cd.score(coord, sig_t))
-            frac = cd.corrector_step(frac, score, sig_t, cfg.step_lr, generator, noise_scale=corrector_noise)
-            frac, y = symmetric(frac, y)
-        coord, y0_hat, logits = net(frac, y, species_t, t)
-        score, y0_hat = guided(frac, y, y0_hat, species_t, t, cd.score(coord, sig_t))
-        frac = cd.predictor_step(frac, score, sig_t, sig_s, generator, noise_scale=predictor_noise)
-        y = ld.posterior_step(y, y0_hat, t.expand(b), s.expand(b), generator, eta=lattice_eta)
-        frac, y = symmetric(frac, y)
-        if not csp:
-            if symmetry is not None:
-                logits = symmetry.species_logits(logits)
-            species_t = sd.reverse_step(species_t, logits / temperature, t.expand(n), s.expand(n), generator,
-                                        batch=bi, order=reveal_order, reveal_noise=reveal_noise,
-                                        num_elements=num_elements)
-            if symmetry is not None:
-                species_t = symmetry.species(species_t, MASK)
-        if return_trajectory:
-            traj.append(CrystalBatch(frac.clone(), ld.from_latent(y, scale), species_t.clone(), num_atoms.clone()))
+    req = _checked_request(model, num_atoms, species, conditions, steps, species_mask, num_elements)
+    num_atoms, n = req.num_atoms, int(req.num_atoms.sum())
+    symmetry = SymmetryProjector(templates, num_atoms, device=num_atoms.device) if templates is not None else None
+    net = _Network(model, req, guidance, guide, symmetry)
+    frac, y, ts = _initial_state(model, templates, num_atoms, net.scale, req.steps, float(start_time), req.csp,
+                                 generator)
+    frac, y = net.symmetric(frac, y)
+    settings = _Settings.of(cfg)
+    traj: list | None = [] if return_trajectory else None
+    species_t = req.species if req.csp else torch.full((n,), MASK, dtype=torch.long, device=num_atoms.device)
+    frac, y, species_t = _reverse_steps(model, net, frac, y, species_t, ts, settings, generator, traj)
     # final noise-free (Tweedie) step at σ_min
+    cd, ld = model.coord_diffusion, model.lattice_diffusion
     coord, _, _ = net(frac, y, species_t, ts[-1])
     sig0 = cd.sigma(ts[-1]).expand(n)
-    frac, y = symmetric(torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0), y)
+    frac, y = net.symmetric(torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0), y)
     sweeps = int(getattr(cfg, "species_corrector_sweeps", 0))
-    if not csp and sweeps and symmetry is None and num_elements is None:
-        def logits_of(species, t_species):
-            t0 = torch.full((b,), float(ts[-1]), device=dev)
-            lg = model.guided_denoise(frac, y, species, num_atoms, t0, t_species, conditions, guidance)[2]
-            return lg if atom_mask is None else lg.masked_fill(~atom_mask, float("-inf"))
-        species_t = gibbs_sweeps(species_t, num_atoms, logits_of, sweeps, temperature=temperature, generator=generator)
-    out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, scale)), species_t, num_atoms)
-    if not csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
+    if not req.csp and sweeps and symmetry is None and req.num_elements is None:
+        def logits_of(species_now: torch.Tensor, t_species: torch.Tensor) -> torch.Tensor:
+            return net(frac, y, species_now, ts[-1], t_species)[2]
+        species_t = gibbs_sweeps(species_t, num_atoms, logits_of, sweeps, temperature=settings.temperature,
+                                 generator=generator)
+    out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, net.scale)), species_t, num_atoms)
+    if not req.csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
         placed = None if templates is None else _templates_with_species(templates, species_t, num_atoms)
         res = pc_sample(model, num_atoms, species=species_t, conditions=conditions, guidance=guidance, steps=steps,
                         generator=generator, return_trajectory=return_trajectory, guide=guide, templates=placed,
