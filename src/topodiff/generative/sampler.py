@@ -191,10 +191,8 @@ class _Settings:
 
     @classmethod
     def of(cls, cfg) -> "_Settings":
-        settings = cls(float(getattr(cfg, "species_temperature", 1.0)), str(getattr(cfg, "species_reveal", "random")),
-                       float(getattr(cfg, "species_reveal_noise", 1.0)), float(getattr(cfg, "lattice_eta", 1.0)),
-                       float(getattr(cfg, "predictor_noise_scale", 1.0)),
-                       float(getattr(cfg, "corrector_noise_scale", 1.0)))
+        settings = cls(float(cfg.species_temperature), str(cfg.species_reveal), float(cfg.species_reveal_noise),
+                       float(cfg.lattice_eta), float(cfg.predictor_noise_scale), float(cfg.corrector_noise_scale))
         if not (settings.predictor_noise >= 0 and settings.corrector_noise >= 0):
             raise TopodiffInputError("predictor_noise_scale and corrector_noise_scale must be ≥ 0")
         if not settings.temperature > 0:
@@ -323,14 +321,14 @@ def pc_sample(model, num_atoms: torch.Tensor, *, species: torch.Tensor | None = 
     coord, _, _ = net(frac, y, species_t, ts[-1])
     sig0 = cd.sigma(ts[-1]).expand(n)
     frac, y = net.symmetric(torch.remainder(frac + (sig0 ** 2)[:, None] * cd.score(coord, sig0), 1.0), y)
-    sweeps = int(getattr(cfg, "species_corrector_sweeps", 0))
+    sweeps = int(cfg.species_corrector_sweeps)
     if not req.csp and sweeps and symmetry is None and req.num_elements is None:
         def logits_of(species_now: torch.Tensor, t_species: torch.Tensor) -> torch.Tensor:
             return net(frac, y, species_now, ts[-1], t_species)[2]
         species_t = gibbs_sweeps(species_t, num_atoms, logits_of, sweeps, temperature=settings.temperature,
                                  generator=generator)
     out = CrystalBatch(frac, canonical_orientation(ld.from_latent(y, net.scale)), species_t, num_atoms)
-    if not req.csp and getattr(cfg, "resample_structure", False) and cfg.p_csp > 0:
+    if not req.csp and cfg.resample_structure and cfg.p_csp > 0:
         placed = None if templates is None else _templates_with_species(templates, species_t, num_atoms)
         res = pc_sample(model, num_atoms, species=species_t, conditions=conditions, guidance=guidance, steps=steps,
                         generator=generator, return_trajectory=return_trajectory, guide=guide, templates=placed,

@@ -9,8 +9,9 @@ Zhao et al. 2024, "informed correctors"). The atom re-masked is the least self-c
 largest ``−log p(own species | crystal) + Gumbel noise``, so a crystal's odd one out is revisited
 first and every atom can be. Chemical-system masks still hold (the caller's logits carry them).
 
-A network that spreads elements makes sweeps add elements (measured on the step-40,000 default:
-docs/generator.md); the copy path (``model.species_copy``) is what makes the sweeps stable.
+Measured on the step-40,000 ``default`` (500 samples, training side, docs/generator.md): 20 sweeps
+bring the element count closer to the data's (d_elem 0.413 → 0.35-0.38) and lower compositional
+validity (82.4 → 79.6 %), so they are off by default.
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ def least_consistent_atom(logits: torch.Tensor, species: torch.Tensor, batch: to
     logp = torch.log_softmax(logits.float(), -1).gather(1, species[:, None]).squeeze(1)
     score = (-logp).nan_to_num(posinf=1e9) + gumbel_noise(species.shape, generator, species.device)
     best = torch.full((num_crystals,), -float("inf"), device=species.device).scatter_reduce(0, batch, score, "amax")
+    is_best = score == best[batch]
     index = torch.arange(species.shape[0], device=species.device)
     first = torch.full((num_crystals,), species.shape[0], dtype=torch.long, device=species.device)
-    return first.scatter_reduce(0, batch[score == best[batch]], index[score == best[batch]], "amin")
+    return first.scatter_reduce(0, batch[is_best], index[is_best], "amin")
 
 
 def gibbs_sweeps(species: torch.Tensor, num_atoms: torch.Tensor, logits_of: LogitsFn, sweeps: int, *,
