@@ -44,3 +44,10 @@ $BIN/python -m topodiff.generative.templates data/mp20/train.csv src/topodiff/ch
 #    crystals; what the substitution baseline starts from): `--templates mp20-ti` of the main job
 $BIN/python -m topodiff.generative.templates data/mp20/train.csv src/topodiff/checkpoints/mp20-ti.templates.npz \
   --where catalogue_class=ti --where catalogue_source=catalogue
+
+# 8) (2026-12-05) the formula model beside `default` (`generate --formulas auto` draws each cell formula
+#    with it; the network then places the atoms): a GRU over cell formulas, conditioned on catalogue_class,
+#    band_gap and space_group, early-stopped on data/mp20/val.csv (~5 min on one thread);
+#    docs/generator.md "The formula model"
+$BIN/topodiff formula train --train data/mp20/train.csv --val data/mp20/val.csv \
+  --out src/topodiff/checkpoints/default.formula.ckpt --seed 0 --json

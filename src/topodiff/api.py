@@ -163,7 +163,8 @@ def generate(num: int = 8, *, conditions: Mapping[str, Any] | None = None, check
         run is refused unless ``overwrite`` (:func:`topodiff.io_utils.claim_output_dir`).
     options : other keyword arguments of :func:`topodiff.generative.generate.generate_to_dir`
         (``guide_options``, ``prescreen``, ``prescreen_novel``, ``predictor``, ``sampler``, ``templates``: a
-        template library path or shipped name, e.g. ``"mp20-ti"``, for known structure types).
+        template library path or shipped name, e.g. ``"mp20-ti"``, for known structure types; ``formulas``:
+        ``"auto"`` (the checkpoint's formula model where it has one), ``"network"`` or a formula-model file).
 
     Returns
     -------

@@ -8,7 +8,8 @@ from topodiff.cli import main
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.checkpoint import load_generator, save_generator
 from topodiff.generative.embeddings import TOPO_CLASSES, ConditionEmbedding
-from topodiff.generative.generate import element_sets_match, generate_to_dir, parse_conditions
+from topodiff.generative.conditions import parse_conditions
+from topodiff.generative.generate import element_sets_match, generate_to_dir
 
 CONDS = ["topo_class", "catalogue_class", "band_gap", "chemical_system", "space_group", "num_atoms"]
 

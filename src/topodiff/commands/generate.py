@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         templates: Optional[str] = typer.Option(None, "--templates", help="template library (.npz path or shipped "
                                                 "name: mp20): each crystal takes the space group, Wyckoff orbits and "
                                                 "atom count of a library crystal drawn at random"),
+        formulas: str = typer.Option("auto", "--formulas", help="what draws each cell formula before the network "
+                                     "places the atoms: auto (the checkpoint's formula model where it has one and "
+                                     "it can honour the run, else the network), network (the network's own species), "
+                                     "or a formula-model file or shipped name"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
@@ -77,16 +81,37 @@ def register(app: typer.Typer) -> None:
 
             library = resolve_templates(templates)
             TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
-        claim_run_output(out, "generate", sources=[ckpt] + ([library] if library else []), overwrite=overwrite, options=dict(
+        formulas_path = formula_file(formulas, ckpt, library)
+        claim_run_output(out, "generate", sources=[ckpt, *([library] if library else []),
+                                                   *([formulas_path] if formulas_path else [])],
+                         overwrite=overwrite, options=dict(formulas=formulas,
             num=num, conditions=conds, guidance=guidance, steps=steps, seed=seed, batch_size=batch_size,
             guide=guide, prescreen=prescreen, predictor=predictor, sampler=settings,
             **({"prescreen_novel": True} if prescreen_novel else {})))
         meta = generate_to_dir(out, num=num, checkpoint=str(ckpt), conditions=conds, guidance=guidance,
                                steps=steps, seed=seed, batch_size=batch_size, guide_options=guide or None,
                                prescreen=prescreen, predictor=predictor, sampler=settings,
-                               prescreen_novel=prescreen_novel, templates=library)
+                               prescreen_novel=prescreen_novel, templates=library, formulas=formulas)
         if json_out:
             print_json(meta)
         else:
             typer.echo(f"wrote {meta['num_structures']} structures to {out} "
                        f"({meta['structures_per_s']:.1f} structures/s)")
+
+
+def formula_file(formulas: str, checkpoint: Path, templates: Path | None = None) -> Path | None:
+    """The formula-model file a run may read (checked before ``--out`` is claimed; None: none)."""
+    from topodiff.generative.generate import companion_formula_model
+
+    if formulas == "auto":
+        return companion_formula_model(checkpoint)
+    if formulas == "network":
+        return None
+    from topodiff.errors import TopodiffInputError
+    from topodiff.generative.formula_model import load_formula_model, resolve_formula_model
+
+    if templates is not None:
+        raise TopodiffInputError(f"--formulas {formulas} and --templates both choose the compositions; give one")
+    path = resolve_formula_model(formulas)
+    load_formula_model(path)  # a file that is not a formula model fails here
+    return path

@@ -34,13 +34,16 @@ def register(app: typer.Typer) -> None:
         templates: Optional[str] = typer.Option(None, "--templates", help="Template library (.npz path or shipped "
                                                 "name: mp20, mp20-ti): each crystal takes the space group, Wyckoff "
                                                 "orbits and atom count of a library crystal drawn at random."),
+        formulas: str = typer.Option("auto", "--formulas", help="What draws each cell formula: auto (the "
+                                     "checkpoint's formula model where it has one and it can honour the run), "
+                                     "network, or a formula-model file or shipped name."),
         verify_dft: int = typer.Option(0, "--verify-dft", min=0, help="Verify the top K candidates with DFT "
                                        "(GPAW PBE+SOC; minutes each): OUT/dft/comparison.md, bands_*.png."),
     ) -> None:
         """Run the main job end to end and print where the report is."""
         from topodiff.commands._common import (check_count, check_finite, check_int_range, check_numeric_values,
                                               check_seed, claim_run_output, parse_key_values, print_json)
-        from topodiff.commands.generate import MAX_GUIDANCE, MAX_PRESCREEN, MAX_STEPS
+        from topodiff.commands.generate import MAX_GUIDANCE, MAX_PRESCREEN, MAX_STEPS, formula_file
         from topodiff.crystal.io import structure_files
         from topodiff.errors import TopodiffInputError
         from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
@@ -74,13 +77,15 @@ def register(app: typer.Typer) -> None:
 
             library = resolve_templates(templates)
             TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
-        claim_run_output(out, "pipeline", sources=[ckpt, *(reference or []), *([library] if library else [])],
-                         overwrite=overwrite, options=dict(
+        formulas_path = formula_file(formulas, ckpt, library)
+        claim_run_output(out, "pipeline", sources=[ckpt, *(reference or []), *([library] if library else []),
+                                                   *([formulas_path] if formulas_path else [])],
+                         overwrite=overwrite, options=dict(formulas=formulas,
             num=num, conditions=list(condition or []), guidance=guidance, steps=steps, seed=seed, relax=relax,
             sampler=settings, **({"prescreen": prescreen, "prescreen_novel": prescreen_novel} if prescreen > 1 else {})))
         result = run_pipeline(out, num=num, checkpoint=str(ckpt) if checkpoint else None, conditions=parse_conditions(condition),
                               seed=seed, relax=relax, guidance=guidance, steps=steps, sampler=settings,
-                              prescreen=prescreen, prescreen_novel=prescreen_novel, templates=library,
+                              prescreen=prescreen, prescreen_novel=prescreen_novel, templates=library, formulas=formulas,
                               reference=reference or None, verify_dft=verify_dft)  # DFT before the report
         if json_out:
             print_json(result)

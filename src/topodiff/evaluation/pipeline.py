@@ -73,6 +73,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
                  conditions: dict[str, Any] | None = None, seed: int = 0, relax: bool = True,
                  guidance: float | None = None, steps: int | None = None, sampler: dict[str, Any] | None = None,
                  prescreen: int = 1, prescreen_novel: bool = False, templates: str | Path | None = None,
+                 formulas: str = "auto",
                  reference: Sequence[str | Path] | None = None, screen: bool = True, top_k: int = 5,
                  generate_fn: GenerateFn | None = None, progress: bool = True, verify_dft: int = 0) -> dict[str, Any]:
     """Run the whole job; returns ``{"report", "metrics", "timings", ...}``.
@@ -86,6 +87,7 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
         :mod:`topodiff.generative.prescreen`).
     templates : template library (path or shipped name): known structure types for the generator
         (:mod:`topodiff.generative.templates`).
+    formulas : what draws the cell formulas (``auto``, ``network`` or a formula model; ``generate --formulas``).
     relax : CHGNet relaxation (energies, RMSD, energy above hull, S.U.N.).
     reference : optional reference set(s) for novelty / coverage / Wasserstein distances.
     generate_fn : generator with ``generate_to_dir``'s signature (default: the shipped one).
@@ -111,7 +113,8 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     gen_info = gen(gen_dir, num=num, checkpoint=checkpoint, conditions=conditions or None,
                    guidance=guidance, steps=steps, seed=seed, sampler=sampler or None,
                    **({"prescreen": int(prescreen), "prescreen_novel": bool(prescreen_novel)} if int(prescreen) > 1 else {}),
-                   **({"templates": templates} if templates is not None else {}))
+                   **({"templates": templates} if templates is not None else {}),
+                   **({"formulas": formulas} if formulas != "auto" else {}))
     timings["generate_s"] = round(time.time() - t, 2)
 
     t = time.time()

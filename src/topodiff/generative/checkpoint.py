@@ -24,14 +24,16 @@ from topodiff.io_utils import atomic_write, atomic_write_json
 FORMAT = "topodiff-generator/1"
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = "default"
+#: shipped files beside the generators that are other models (property predictors, formula models)
+COMPANION_SUFFIXES = (".predictor.ckpt", ".formula.ckpt")
 
 
 def list_checkpoints() -> list[dict[str, Any]]:
     """Shipped checkpoints: ``[{"name", "path", "size_bytes", "recipe"}]`` sorted by name."""
     out = []
     for p in sorted(CHECKPOINT_DIR.glob("*.ckpt")):
-        if p.name.endswith(".predictor.ckpt"):
-            continue  # property predictors (topodiff.generative.predictor), not generators
+        if p.name.endswith(COMPANION_SUFFIXES):
+            continue  # predictors and formula models (topodiff.generative.predictor, .formula_model), not generators
         recipe_path = p.with_suffix(".json")
         recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else {}
         out.append({"name": p.stem, "path": str(p), "size_bytes": p.stat().st_size, "recipe": recipe})
@@ -51,6 +53,27 @@ def resolve_shipped_file(path_or_name: str | os.PathLike, suffix: str, what: str
     raise TopodiffInputError(f"{what} not found: {path_or_name} (not a file; shipped: {names})")
 
 
+def load_model_file(path: Path, fmt: str, what: str, build: Callable[[dict[str, Any]], Any]) -> Any:
+    """A model stored as ``{"format": fmt, "config", "state_dict", "recipe"}`` (a predictor, a formula
+    model), read without unpickling code; ``build(config)`` makes the empty network. Eval mode, with
+    ``recipe`` and ``source`` attributes; any mismatch is a :class:`TopodiffInputError` naming ``what``."""
+    from topodiff.training.checkpoint_files import load_user_checkpoint
+
+    data = load_user_checkpoint(path, what)
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise TopodiffInputError(f"not a topodiff {what} ({fmt}): {path}")
+    try:
+        model = build(data["config"])
+        model.load_state_dict(data["state_dict"])
+    except TopodiffInputError:
+        raise
+    except (RuntimeError, TypeError, KeyError, ValueError) as exc:
+        raise TopodiffInputError(f"{what} {path} does not fit the model: {str(exc).splitlines()[0]}") from None
+    model.recipe = data.get("recipe") or {}
+    model.source = str(path)
+    return model.eval()
+
+
 def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
     """A file path, or the name of a shipped checkpoint (``None``: the default)."""
     if path_or_name is None:
@@ -59,7 +82,7 @@ def resolve_checkpoint(path_or_name: str | os.PathLike | None) -> Path:
     if p.is_file():
         return p
     shipped = CHECKPOINT_DIR / f"{path_or_name}.ckpt"
-    if shipped.is_file() and not shipped.name.endswith(".predictor.ckpt"):
+    if shipped.is_file() and not shipped.name.endswith(COMPANION_SUFFIXES):
         return shipped
     names = ", ".join(c["name"] for c in list_checkpoints()) or "none"
     raise TopodiffInputError(f"checkpoint not found: {path_or_name} (not a file; shipped names: {names})")

@@ -19,16 +19,15 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import check_sampler_values, load_generator
-from topodiff.generative.compositions import MAX_ATOMS, read_compositions
+from topodiff.generative.conditions import SAMPLER_CONDITIONS, conditions_tensor, fewest_atoms, parse_conditions
 from topodiff.generative.element_count import distinct_elements, draw_element_counts
-from topodiff.generative.embeddings import CATEGORY_NAMES, CONDITION_KINDS
+from topodiff.generative.embeddings import CATEGORY_NAMES
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
 from topodiff.generative.prescreen import (PREDICTOR_TARGETS, PRESCREEN_TARGETS, check_prescreen_novel,
-                                           lowest_energy_draws, prescreen_keep, prescreen_scorers)
+                                           prescreen_keep, prescreen_scorers)
 from topodiff.generative.sampler import sampler_settings
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
-MAX_BAND_GAP = 20.0       # eV, largest band_gap condition
 PAIR_BUDGET = 256_000     # Σ N² of the crystals sampled together (bounds the pair tensors' memory)
 
 
@@ -48,102 +47,6 @@ def min_distances(batch: CrystalBatch) -> torch.Tensor:
     crystal = batch.batch_index[i]
     out = torch.full((batch.num_crystals,), math.inf, dtype=torch.float64)
     return out.scatter_reduce(0, crystal, r, reduce="amin")
-
-
-#: a topo_class value needs at least this share of the training labels to be asked for
-MIN_CLASS_SUPPORT = 0.05
-#: conditions every checkpoint honours without having been trained on them (enforced at sampling)
-SAMPLER_CONDITIONS = ("chemical_system", "num_atoms", "num_elements")
-#: conditions the sampler enforces that no network embeds (not in ``CONDITION_KINDS``)
-COUNT_CONDITIONS = ("num_elements",)
-
-
-def parse_conditions(raw: dict[str, Any] | None, trained: list[str],
-                     class_counts: dict[str, Any] | None = None) -> dict[str, float | list[float]]:
-    """Validate user conditions (``KEY -> text or number``) into numbers the model embeds.
-
-    ``chemical_system``, ``num_atoms`` and ``num_elements`` (distinct elements per crystal) are accepted
-    by every checkpoint (the sampler enforces them exactly); the others need a checkpoint trained with
-    them. ``class_counts`` (training crystals per class of each categorical condition, e.g.
-    ``{"topo_class": [...]}``) rejects classes with less than :data:`MIN_CLASS_SUPPORT` of that
-    condition's labels.
-    """
-    out: dict[str, Any] = {}
-    for key, value in (raw or {}).items():
-        if key not in CONDITION_KINDS and key not in COUNT_CONDITIONS:
-            raise TopodiffInputError(f"unknown condition {key!r}; known: "
-                                     f"{', '.join((*CONDITION_KINDS, *COUNT_CONDITIONS))}")
-        if key not in trained and key not in SAMPLER_CONDITIONS:
-            raise TopodiffInputError(f"this checkpoint was not trained with condition {key!r} "
-                                     f"(it knows: {', '.join(trained) or 'none'})")
-        text = str(value).strip()
-        if key in CATEGORY_NAMES:
-            out[key] = _category_index(key, text, (class_counts or {}).get(key))
-        elif key == "chemical_system":
-            from pymatgen.core import Element
-
-            hot = [0.0] * CONDITION_KINDS[key][1]
-            symbols = [sym.strip() for sym in text.split("-")]
-            try:
-                if not text or any(not sym for sym in symbols):
-                    raise ValueError
-                for sym in symbols:
-                    z = Element(sym).Z
-                    if z >= len(hot):
-                        raise IndexError
-                    hot[z] = 1.0
-            except (ValueError, KeyError, IndexError, AttributeError):
-                raise TopodiffInputError(f"chemical_system must be element symbols joined by '-' (e.g. Bi-Se), "
-                                         f"got {text!r}") from None
-            out[key] = hot
-        else:
-            try:
-                number = float(text)
-            except ValueError:
-                raise TopodiffInputError(f"condition {key} expects a number, got {text!r}") from None
-            if not math.isfinite(number):
-                raise TopodiffInputError(f"condition {key} must be a finite number, got {text}")
-            if key == "space_group" and not (1 <= number <= 230 and number == int(number)):
-                raise TopodiffInputError(f"space_group must be an integer 1-230, got {text}")
-            if key in ("num_atoms", "num_elements") and not (1 <= number <= MAX_ATOMS and number == int(number)):
-                raise TopodiffInputError(f"{key} must be an integer 1-{MAX_ATOMS}, got {text}")
-            if key == "band_gap" and not 0 <= number <= MAX_BAND_GAP:
-                raise TopodiffInputError(f"band_gap must be ≥ 0 and ≤ {MAX_BAND_GAP:g} eV, got {text}")
-            out[key] = number
-    return out
-
-
-def _fewest_atoms(cond: dict[str, Any]) -> int:
-    """The smallest cell that holds the requested elements (``chemical_system``, ``num_elements``);
-    raises when ``num_atoms`` is smaller or the two element conditions disagree."""
-    system = int(sum(1 for v in cond.get("chemical_system", []) if v))
-    count = int(cond.get("num_elements", 0))
-    if system and count and system != count:
-        raise TopodiffInputError(f"num_elements={count} contradicts chemical_system ({system} elements)")
-    fewest = max(system, count, 1)
-    if "num_atoms" in cond and int(cond["num_atoms"]) < fewest:
-        raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])} cannot hold {fewest} elements")
-    return fewest
-
-
-def _category_index(key: str, text: str, counts: Any) -> float:
-    """Index of class ``text`` of categorical condition ``key``; refused when unknown or when it had
-    less than :data:`MIN_CLASS_SUPPORT` of the checkpoint's training labels (``counts``)."""
-    classes = CATEGORY_NAMES[key]
-    if text not in classes:
-        raise TopodiffInputError(f"{key} must be one of {', '.join(classes)}, got {text!r}")
-    if counts is not None:
-        counts = np.asarray(counts, dtype=np.float64)
-        share = counts[classes.index(text)] / max(counts.sum(), 1.0)
-        if counts.sum() > 0 and share < MIN_CLASS_SUPPORT:
-            raise TopodiffInputError(
-                f"{key}={text}: only {100 * share:.1f} % of this checkpoint's training crystals had "
-                f"that label (< {100 * MIN_CLASS_SUPPORT:.0f} %), too few to condition on")
-    return float(classes.index(text))
-
-
-def _conditions_tensor(cond: dict[str, Any], b: int) -> dict[str, torch.Tensor]:
-    return {k: torch.tensor([v] * b, dtype=torch.float32) for k, v in cond.items()}
 
 
 def _to_atoms(frac: np.ndarray, lattice: np.ndarray, species: np.ndarray, info: dict[str, Any] | None = None):
@@ -205,7 +108,7 @@ def sample_guarded(model, num_atoms: torch.Tensor, *, species: torch.Tensor | No
         sub_species = None if species is None else torch.cat(
             [species[offsets[i]:offsets[i] + int(num_atoms[i])] for i in idx.tolist()])
         mask = None if system is None else system[None].expand(k, -1)
-        return model.sample(num_atoms[idx], species=sub_species, conditions=_conditions_tensor(conditions, k),
+        return model.sample(num_atoms[idx], species=sub_species, conditions=conditions_tensor(conditions, k),
                             guidance=guidance, steps=steps, generator=generator, species_mask=mask, guide=guide,
                             num_elements=kinds[idx] if exact and kinds is not None else None,
                             templates=None if templates is None else [templates[i] for i in idx.tolist()],
@@ -267,12 +170,25 @@ def _draw_structure_types(templates: Any, num: int, generator: torch.Generator, 
     return lib.draw(num, generator, num_atoms=fixed, min_atoms=min_atoms, max_atoms=max_atoms)
 
 
+def _check_run_numbers(num: int, prescreen: int, steps: int | None, guidance: float | None) -> None:
+    """Refuse counts below one and negative guidance (the CLI checks them too; this is the library)."""
+    if int(prescreen) < 1:
+        raise TopodiffInputError(f"--prescreen must be a positive integer, got {prescreen}")
+    if int(num) <= 0:
+        raise TopodiffInputError(f"--num must be a positive integer, got {num}")
+    if steps is not None and int(steps) <= 0:
+        raise TopodiffInputError(f"--steps must be a positive integer, got {steps}")
+    if guidance is not None and not guidance >= 0:
+        raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
+
+
 def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = None,
                     conditions: dict[str, Any] | None = None, guidance: float | None = None,
                     steps: int | None = None, seed: int = 0, batch_size: int = 128,
                     guide_options: dict[str, Any] | None = None, prescreen: int = 1,
                     predictor: str | None = "default", sampler: dict[str, Any] | None = None,
-                    prescreen_novel: bool = False, templates: Any = None) -> dict[str, Any]:
+                    prescreen_novel: bool = False, templates: Any = None, formulas: str | None = "auto"
+                    ) -> dict[str, Any]:
     """Generate ``num`` crystals into ``out_dir`` (extxyz + one CIF each + metadata.json); returns the metadata.
 
     ``sampler``: :data:`~topodiff.generative.config.SAMPLER_SETTINGS` → value for this run instead of the
@@ -289,15 +205,10 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     :class:`~topodiff.generative.templates.TemplateLibrary`); each crystal then takes the space group,
     Wyckoff orbits and atom count of a library row drawn at random, and the network chooses one
     species per orbit, the positions and the cell (:mod:`topodiff.generative.symmetry_projection`).
+    ``formulas``: what draws each crystal's cell formula before the network places its atoms
+    (:func:`choose_formula_model`): ``auto``, ``network`` (the network's own species) or a formula model.
     """
-    if int(prescreen) < 1:
-        raise TopodiffInputError(f"--prescreen must be a positive integer, got {prescreen}")
-    if int(num) <= 0:
-        raise TopodiffInputError(f"--num must be a positive integer, got {num}")
-    if steps is not None and int(steps) <= 0:
-        raise TopodiffInputError(f"--steps must be a positive integer, got {steps}")
-    if guidance is not None and not guidance >= 0:
-        raise TopodiffInputError(f"--guidance must be ≥ 0, got {guidance}")
+    _check_run_numbers(num, prescreen, steps, guidance)
     model, config = load_generator(checkpoint)
     for key, value in check_sampler_values(sampler or {}).items():
         setattr(model.cfg, key, value)
@@ -308,6 +219,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         trained += [k for k in PRESCREEN_TARGETS if k not in trained]  # targets of the pre-screen
     cond = parse_conditions(conditions, trained, {name: getattr(model, f"{name}_counts").cpu().numpy()
                                                   for name in CATEGORY_NAMES})
+    formula_guidance = 1.0 if guidance is None else float(guidance)   # conditional unless asked otherwise
     if guidance is None:
         embedded = [k for k in cond if k in model.cfg.conditions]
         guidance = float(model.cfg.default_guidance) if embedded else 0.0
@@ -316,7 +228,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
         from topodiff.generative.guidance import build_guide
 
         guide = build_guide(model, config, cond, **guide_options)
-    min_atoms = _fewest_atoms(cond)
+    min_atoms = fewest_atoms(cond)
     targets = {k: v for k, v in cond.items() if k in PRESCREEN_TARGETS}
     if int(prescreen) > 1 and not (targets or prescreen_novel):
         raise TopodiffInputError("--prescreen needs a topo_class, band_gap or catalogue_class condition to screen "
@@ -325,32 +237,66 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     total = int(num) * int(prescreen)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
-    frames, below = [], 0
     structure_types = _draw_structure_types(templates, total, gen, cond, min_atoms, model.cfg.max_atoms)
-    if structure_types is not None:
-        sizes = torch.tensor([t.num_atoms for t in structure_types], dtype=torch.long)
-    elif "num_atoms" in cond:
-        sizes = torch.full((total,), int(cond["num_atoms"]), dtype=torch.long)
-    else:
-        sizes = model.sample_num_atoms(total, gen, min_atoms=min_atoms)
-    # crystals of similar size sampled together (the denoiser pads every crystal to the batch's largest)
-    order = torch.argsort(sizes, stable=True).tolist()
-    slots: list[Any] = [None] * total
-    for chunk in _chunks(order, [int(sizes[i]) for i in order], batch_size, padded=True):
-        batch, nb = sample_guarded(model, sizes[chunk], conditions=cond, guidance=guidance, steps=steps,
-                                   generator=gen, guide=guide,
-                                   templates=None if structure_types is None else [structure_types[i] for i in chunk])
-        below += nb
-        for i, frame in zip(chunk, batch.split()):
-            slots[i] = frame
-        done = sum(f is not None for f in slots)
-        print(f"generated {done}/{total}", file=sys.stderr, flush=True)
+    sizes = _cell_sizes(model, structure_types, cond, total, gen, min_atoms)
+    formula_model = choose_formula_model(formulas, config.get("checkpoint_path"), cond, templates, sizes)
+    cells = None if formula_model is None else draw_formulas(formula_model, sizes, cond, formula_guidance, gen)
+    slots, below = _sample_in_chunks(model, sizes, cells, structure_types, batch_size, conditions=cond,
+                                     guidance=guidance, steps=steps, generator=gen, guide=guide)
     frames, kept = slots, list(range(total))
     if int(prescreen) > 1:
         kept = prescreen_keep(frames, targets, predictor, num, new_formulas=prescreen_novel)
         frames = [frames[i] for i in kept]
     wall = time.time() - t0
-    out_dir = Path(out_dir)
+    _write_frames(Path(out_dir), frames, kept, structure_types)
+    meta = {"checkpoint": config.get("checkpoint_path"), "num_structures": len(frames),
+            "conditions": dict(conditions or {}), "guidance": guidance,
+            "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg),
+            "seed": int(seed), "wall_time_s": wall,
+            "structures_per_s": len(frames) / wall if wall > 0 else None,
+            "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
+            "formulas": "network" if formula_model is None else formula_model.source,
+            "formula_guidance": None if formula_model is None else formula_guidance,
+            "sampler_overrides": dict(sampler or {}), "guide": dict(guide_options or {}), "prescreen": int(prescreen),
+            "predictor": predictor if int(prescreen) > 1 and any(k in targets for k in PREDICTOR_TARGETS) else None,
+            "prescreen_by": prescreen_scorers(targets, prescreen_novel) if int(prescreen) > 1 else [],
+            "templates": None if templates is None else
+            (str(templates) if isinstance(templates, (str, Path)) else f"{len(templates)} crystals given in memory")}
+    atomic_write_json(Path(out_dir) / "metadata.json", meta)
+    return meta
+
+
+def _cell_sizes(model, structure_types: list | None, cond: dict[str, Any], total: int, generator: torch.Generator,
+                min_atoms: int) -> torch.Tensor:
+    """``[total]`` atoms per crystal: the templates', the ``num_atoms`` condition, or drawn from training."""
+    if structure_types is not None:
+        return torch.tensor([t.num_atoms for t in structure_types], dtype=torch.long)
+    if "num_atoms" in cond:
+        return torch.full((total,), int(cond["num_atoms"]), dtype=torch.long)
+    return model.sample_num_atoms(total, generator, min_atoms=min_atoms)
+
+
+def _sample_in_chunks(model, sizes: torch.Tensor, cells: list[np.ndarray] | None, structure_types: list | None,
+                      batch_size: int, **sample_options) -> tuple[list, int]:
+    """Every crystal through :func:`sample_guarded`, crystals of similar size together (the denoiser
+    pads every crystal to its batch's largest); ``cells``: the species of each crystal, or None (the
+    network's). Returns ``(frames in input order, number below the distance floor)``."""
+    order = torch.argsort(sizes, stable=True).tolist()
+    slots: list[Any] = [None] * len(order)
+    below = 0
+    for chunk in _chunks(order, [int(sizes[i]) for i in order], batch_size, padded=True):
+        species = None if cells is None else torch.as_tensor(np.concatenate([cells[i] for i in chunk]))
+        batch, nb = sample_guarded(model, sizes[chunk], species=species, **sample_options,
+                                   templates=None if structure_types is None else [structure_types[i] for i in chunk])
+        below += nb
+        for i, frame in zip(chunk, batch.split()):
+            slots[i] = frame
+        print(f"generated {sum(f is not None for f in slots)}/{len(slots)}", file=sys.stderr, flush=True)
+    return slots, below
+
+
+def _write_frames(out_dir: Path, frames: list, kept: list[int], structure_types: list | None) -> None:
+    """``structures.extxyz`` (frames carry ``index`` and, on templates, ``template``) and one CIF each."""
     atoms = [_to_atoms(f, L, z, {"index": i, **({} if structure_types is None else
                                                 {"template": structure_types[k].source or "unnamed"})})
              for i, (k, (f, L, z)) in enumerate(zip(kept, frames))]
@@ -358,19 +304,56 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     width = max(4, len(str(len(frames) - 1)))
     for i, (f, L, z) in enumerate(frames):
         atomic_write_text(out_dir / "cif" / f"{i:0{width}d}.cif", _cif_text(f, L, z))
-    meta = {"checkpoint": config.get("checkpoint_path"), "num_structures": len(frames),
-            "conditions": dict(conditions or {}), "guidance": guidance,
-            "steps": int(steps or model.cfg.sample_steps), "sampler": sampler_settings(model.cfg),
-            "seed": int(seed), "wall_time_s": wall,
-            "structures_per_s": len(frames) / wall if wall > 0 else None,
-            "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
-            "sampler_overrides": dict(sampler or {}), "guide": dict(guide_options or {}), "prescreen": int(prescreen),
-            "predictor": predictor if int(prescreen) > 1 and any(k in targets for k in PREDICTOR_TARGETS) else None,
-            "prescreen_by": prescreen_scorers(targets, prescreen_novel) if int(prescreen) > 1 else [],
-            "templates": None if templates is None else
-            (str(templates) if isinstance(templates, (str, Path)) else f"{len(templates)} crystals given in memory")}
-    atomic_write_json(out_dir / "metadata.json", meta)
-    return meta
+
+
+def companion_formula_model(checkpoint: str | Path | None) -> Path | None:
+    """``<checkpoint stem>.formula.ckpt`` beside the checkpoint, if that file exists."""
+    from topodiff.generative.formula_model import SUFFIX
+
+    path = None if not checkpoint else Path(checkpoint).with_name(Path(checkpoint).stem + SUFFIX)
+    return path if path is not None and path.is_file() else None
+
+
+def choose_formula_model(choice: str | None, checkpoint: str | None, cond: dict[str, Any], templates: Any,
+                         sizes: torch.Tensor):
+    """The formula model that draws this run's cell formulas, or None for the network's own species.
+
+    ``choice``: ``network``; a formula-model file or shipped name (an error when it cannot honour the
+    run); ``auto`` / None: the checkpoint's companion ``<checkpoint stem>.formula.ckpt`` beside it, where
+    one exists and can honour the run: no templates (they fix the compositions), only conditions it
+    was trained with (or that its masks enforce: ``chemical_system``, ``num_elements``), cells no
+    larger than it was trained for.
+    """
+    from topodiff.generative.formula_model import load_formula_model
+
+    choice = "auto" if choice is None else str(choice)
+    path = companion_formula_model(checkpoint) if choice == "auto" else None if choice == "network" else choice
+    if path is None:
+        return None
+    model = load_formula_model(path)
+    unknown = [k for k in cond if k not in model.cfg.conditions and k not in SAMPLER_CONDITIONS]
+    misfit = ("templates fix the compositions" if templates is not None else
+              f"it was not trained with {', '.join(unknown)}" if unknown else
+              f"cells of {int(sizes.max())} atoms exceed its {model.cfg.max_atoms}"
+              if int(sizes.max()) > model.cfg.max_atoms else None)
+    if misfit is None:
+        return model
+    if choice == "auto":
+        return None
+    raise TopodiffInputError(f"formula model {choice}: {misfit}; use --formulas network")
+
+
+def draw_formulas(model, sizes: torch.Tensor, cond: dict[str, Any], guidance: float,
+                   generator: torch.Generator) -> list[np.ndarray]:
+    """One cell formula per crystal (atomic numbers), honouring the run's conditions exactly where
+    they are element sets or counts; the others steer it with classifier-free ``guidance``."""
+    from topodiff.generative.formula_sampling import sample_formulas
+
+    values = {k: torch.full((len(sizes),), float(v)) for k, v in cond.items() if k in model.cfg.conditions}
+    system = torch.as_tensor(cond["chemical_system"]) > 0 if "chemical_system" in cond else None
+    count = torch.full_like(sizes, int(cond["num_elements"])) if "num_elements" in cond else None
+    return sample_formulas(model, sizes, values, guidance=guidance, system=system,
+                           num_elements=count, generator=generator)
 
 
 def _chunks(jobs: list, sizes: list[int], batch_size: int, *, padded: bool = False) -> list[list]:

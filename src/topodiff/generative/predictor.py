@@ -156,21 +156,11 @@ def resolve_predictor(path_or_name: str | os.PathLike | None) -> Path:
 def load_predictor(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu"
                    ) -> PropertyPredictor:
     """Load a predictor (eval mode); missing, unreadable or mismatching files raise TopodiffInputError."""
-    path = resolve_predictor(path_or_name)
-    from topodiff.training.checkpoint_files import load_user_checkpoint
+    from topodiff.generative.checkpoint import load_model_file
 
-    data = load_user_checkpoint(path, "predictor")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise TopodiffInputError(f"not a topodiff predictor checkpoint ({FORMAT}): {path}")
-    try:
-        model = PropertyPredictor(PredictorConfig.from_dict(data["config"]))
-        model.load_state_dict(data["state_dict"])
-    except TopodiffInputError:
-        raise
-    except (RuntimeError, TypeError, KeyError, ValueError) as exc:
-        raise TopodiffInputError(f"predictor {path} does not fit the model: {str(exc).splitlines()[0]}") from None
-    model.recipe = data.get("recipe") or {}
-    return model.eval().to(device)
+    model = load_model_file(resolve_predictor(path_or_name), FORMAT, "predictor",
+                            lambda config: PropertyPredictor(PredictorConfig.from_dict(config)))
+    return model.to(device)
 
 
 # ---------------------------------------------------------------------------------------------- prediction

@@ -1,0 +1,122 @@
+"""Drawing cell formulas from a :class:`~topodiff.generative.formula_model.FormulaModel`, all crystals at once.
+
+Each draw alternates an element step and a count step. Masks keep every formula well formed
+(elements in the model's order, each once; counts summing to ``N``) and make ``chemical_system``
+(exact element set) and ``num_elements`` (exact number of elements) hold exactly; within the allowed
+tokens the draw follows the network's probabilities (at ``temperature``), with classifier-free
+``guidance`` γ on the conditions: ``logits = u + γ (c − u)`` (0 unconditional, 1 conditional).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from topodiff.errors import TopodiffInputError
+from topodiff.generative.formula_model import END, FormulaModel
+
+
+class _Draw:
+    """The network as one batched draw calls it: GRU state, guidance, masked sampling."""
+
+    def __init__(self, model: FormulaModel, conditions: dict[str, torch.Tensor] | None, batch: int,
+                 guidance: float, temperature: float, generator: torch.Generator | None) -> None:
+        self.model, self.batch, self.temperature, self.generator = model, batch, temperature, generator
+        given = {k: v for k, v in (conditions or {}).items() if k in model.cfg.conditions}
+        self.guided = bool(given) and guidance != 1.0
+        context = model.context(given, batch)
+        self.context = torch.cat([context, model.context(None, batch)]) if self.guided else context
+        self.guidance, self.hx = float(guidance), None
+
+    def logits(self, token: torch.Tensor) -> torch.Tensor:
+        """``[B, vocab]`` next-token logits after feeding ``token [B]`` (guided when conditions are)."""
+        tokens = torch.cat([token, token]) if self.guided else token
+        out, self.hx = self.model(tokens[:, None], self.context, self.hx)
+        out = out[:, 0].double()
+        if self.guided:
+            cond, uncond = out[:self.batch], out[self.batch:]
+            out = uncond + self.guidance * (cond - uncond)
+        return out
+
+    def sample(self, logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """``[B]`` tokens drawn from ``softmax(logits / T)`` restricted to ``allowed [B, vocab]``."""
+        masked = (logits / self.temperature).masked_fill(~allowed, float("-inf"))
+        return torch.multinomial(torch.softmax(masked, -1), 1, generator=self.generator).squeeze(-1)
+
+
+@torch.no_grad()
+def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: dict[str, torch.Tensor] | None = None,
+                    *, guidance: float = 1.0, system: torch.Tensor | None = None,
+                    num_elements: torch.Tensor | None = None, temperature: float = 1.0,
+                    generator: torch.Generator | None = None) -> list[np.ndarray]:
+    """One cell formula per entry of ``num_atoms [B]``, each as atomic numbers ``[N]`` (elements in the
+    model's order). ``conditions``: name → ``[B]`` values (those the model was not trained on are
+    ignored); ``system [max_z+1]`` bool: the exact element set; ``num_elements [B]``: exact counts."""
+    cfg, b = model.cfg, int(num_atoms.shape[0])
+    n = num_atoms.long().cpu()
+    target = _element_targets(n, system, num_elements, cfg.max_z)
+    draw = _Draw(model, conditions, b, guidance, temperature, generator)
+    rank = model.rank.cpu()
+    later = cfg.max_z - rank                       # [max_z+1] elements that may still follow each one
+    last = torch.zeros(b, dtype=torch.long)        # rank of the last element (0: none yet)
+    used = torch.zeros(b, dtype=torch.long)
+    left, done = n.clone(), torch.zeros(b, dtype=torch.bool)
+    token, picks = cfg.size_token(n), []
+    for _ in range(cfg.max_atoms + 1):
+        logits = draw.logits(token)
+        allowed = _element_mask(rank, later, last, used, left, target, system, cfg.vocab, cfg.max_z)
+        choice = torch.where(done, torch.full_like(token, END), draw.sample(logits, allowed))
+        done = done | (choice == END)
+        if bool(done.all()):
+            break
+        z = (choice - 1).clamp(0, cfg.max_z)
+        last = torch.where(done, last, rank[z])
+        used = used + (~done).long()
+        logits = draw.logits(torch.where(done, torch.full_like(token, END), choice))
+        lo = torch.where(target >= 0, torch.where(used == target, left, 1), torch.where(later[z] == 0, left, 1))
+        hi = torch.where(target >= 0, left - (target - used), left)
+        c = torch.arange(1, cfg.max_atoms + 1)
+        ok = (c[None] >= lo[:, None]) & (c[None] <= hi[:, None]) | (done[:, None] & (c[None] == 1))
+        allowed = torch.zeros(b, cfg.vocab, dtype=torch.bool)
+        allowed[:, cfg.count_token(1):cfg.count_token(cfg.max_atoms) + 1] = ok
+        count = draw.sample(logits, allowed) - cfg.count_token(0)
+        picks.append((z, count, ~done))
+        left = left - torch.where(done, 0, count)
+        token = torch.where(done, torch.full_like(token, END), cfg.count_token(count))
+    return [np.repeat(np.array([int(z[i]) for z, _, a in picks if a[i]], dtype=np.int64),
+                      [int(c[i]) for _, c, a in picks if a[i]]) for i in range(b)]
+
+
+def _element_targets(n: torch.Tensor, system: torch.Tensor | None, num_elements: torch.Tensor | None,
+                     max_z: int) -> torch.Tensor:
+    """``[B]`` exact number of elements per formula (−1: free), checked against the atom counts."""
+    if int(n.min()) < 1:
+        raise TopodiffInputError("a formula needs at least one atom")
+    if system is not None:
+        if system.shape[-1] != max_z + 1 or bool(system[0]):
+            raise TopodiffInputError(f"chemical system must be a mask over Z 1-{max_z}")
+        target = torch.full_like(n, int(system.sum()))
+    elif num_elements is not None:
+        target = num_elements.long().cpu().clone()
+    else:
+        return torch.full_like(n, -1)
+    if bool((target < 1).any() | (target > n).any()):
+        raise TopodiffInputError("each formula needs between 1 and N elements (N: its atom count)")
+    return target
+
+
+def _element_mask(rank: torch.Tensor, later: torch.Tensor, last: torch.Tensor, used: torch.Tensor,
+                  left: torch.Tensor, target: torch.Tensor, system: torch.Tensor | None, vocab: int, max_z: int
+                  ) -> torch.Tensor:
+    """``[B, vocab]`` tokens allowed at an element step: the next element, or END once none is needed."""
+    more = torch.where(target >= 0, used < target, left > 0)
+    after = rank[None, 1:] > last[:, None]                                    # [B, max_z] in order
+    room = later[None, 1:] >= torch.where(target >= 0, target - used - 1, 0)[:, None]
+    elements = after & room & more[:, None]
+    if system is not None:   # the next element of the system, in order
+        pending = torch.where(system[None, 1:].bool() & after, rank[None, 1:], max_z + 1)
+        first = pending.argmin(-1)
+        elements = elements & (torch.arange(max_z)[None] == first[:, None])
+    allowed = torch.zeros(last.shape[0], vocab, dtype=torch.bool)
+    allowed[:, 2:max_z + 2] = elements
+    allowed[:, END] = ~more
+    return allowed
