@@ -94,7 +94,7 @@ def make_candidates(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[s
         meta = generate_to_dir(gen, num=args.num, checkpoint=args.checkpoint_info["checkpoint_file"], conditions=conds,
                                guidance=guidance, steps=args.steps, seed=args.seed, sampler=args.sampler,
                                prescreen=args.prescreen, prescreen_novel=args.prescreen_novel,
-                               templates=structure_types(arm, args))
+                               templates=structure_types(arm, args), formulas=args.formulas)
         shutil.copyfile(gen / "structures.extxyz", arm_dir / "candidates.extxyz")
         info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict)) or v is None}
         info.update(args.checkpoint_info)
@@ -254,6 +254,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--structure-types", default="free", choices=("free", "known"),
                     help="model arms: free (from noise) or known (space group + Wyckoff orbits of a known crystal: "
                          "the target class's for the conditioned arm, any training crystal's for the unconditional)")
+    ap.add_argument("--formulas", default="auto",
+                    help="model arms: what draws the cell formulas (generate --formulas): auto, network, or a formula "
+                         "model (with --structure-types known: each formula on the closest mp20 crystal of its atom counts)")
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--chunk", type=int, default=4, help="candidates per resumable evaluation chunk")
     ap.add_argument("--relax-steps", type=int, default=300, help="CHGNet optimiser steps per crystal")
@@ -278,6 +281,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _formula_source(formulas: str, ckpt: Path) -> Path | None:
+    """The formula-model file a model arm may read (part of its fingerprint), or None."""
+    from topodiff.generative.formula_model import resolve_formula_model
+    from topodiff.generative.formula_source import companion_formula_model
+
+    if formulas == "auto":
+        return companion_formula_model(ckpt)
+    return None if formulas == "network" else resolve_formula_model(formulas)
+
+
 def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Namespace) -> tuple[dict, dict, dict]:
     """Claim each arm's folder and make its candidates: ``(arm dirs, candidates.json docs, entries)``."""
     from topodiff.io_utils import claim_output_dir, fingerprint
@@ -292,6 +305,8 @@ def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Nam
             src, arm_opts = [ckpt], {k: getattr(args, k) for k in ("checkpoint", "guidance", "steps", "sampler")}
             arm_opts.update({k: getattr(args, k) for k in ("prescreen", "prescreen_novel") if getattr(args, k) not in (1, False)})
             arm_opts.update({"structure_types": args.structure_types} if args.structure_types != "free" else {})
+            arm_opts.update({"formulas": args.formulas} if args.formulas != "auto" else {})
+            src += [p for p in [_formula_source(args.formulas, ckpt)] if p is not None]
         arm_dirs[arm] = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite,
                                          resume=True, fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cands[arm] = make_candidates(arm, arm_dirs[arm], args)

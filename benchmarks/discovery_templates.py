@@ -62,9 +62,12 @@ def _catalogue_join(cls: str, data_dir: Path) -> tuple[Any, str]:
 def structure_types(arm: str, args: argparse.Namespace) -> Any:
     """Template library of a model arm with ``--structure-types known`` (None: free): the conditioned arm
     takes the known crystals of the target class (the substitution baseline's), the unconditional arm
-    the whole shipped training library."""
+    the whole shipped training library. With an explicit formula model (``--formulas``) each formula picks
+    its own structure type, so both arms match against the whole library."""
     if args.structure_types == "free":
         return None
+    if getattr(args, "formulas", "auto") not in ("auto", "network"):
+        return "mp20"
     from topodiff.generative.templates import TemplateLibrary
 
     if arm == "conditioned":

@@ -62,8 +62,10 @@ def test_bad_checkpoints_are_input_errors(tmp_path, tiny_model):
 
 
 def test_list_checkpoints_rows():
-    for row in list_checkpoints():
-        assert set(row) == {"name", "path", "size_bytes", "recipe"} and row["size_bytes"] > 0
+    rows = {row["name"]: row for row in list_checkpoints()}
+    for row in rows.values():
+        assert set(row) == {"name", "path", "size_bytes", "recipe", "formula_model"} and row["size_bytes"] > 0
+    assert rows["default"]["formula_model"].endswith("default.formula.ckpt") and rows["perov5"]["formula_model"] is None
 
 
 @pytest.mark.parametrize("name", ["perov5", "perov5-csp"])

@@ -15,7 +15,8 @@ from topodiff.generative.formula_model import (END, FormulaConfig, FormulaModel,
                                                encode_formulas, load_formula_model, save_formula_model)
 from topodiff.generative.formula_sampling import sample_formulas
 from topodiff.generative.formula_training import train_formula_model
-from topodiff.generative.generate import choose_formula_model, generate_to_dir
+from topodiff.generative.formula_source import choose_formula_model
+from topodiff.generative.generate import generate_to_dir
 
 TINY = {"hidden": 32, "layers": 1, "dropout": 0.0, "max_atoms": 12}
 
@@ -72,8 +73,17 @@ def test_masks_make_element_sets_and_counts_exact():
     cells = sample_formulas(model, torch.tensor([4, 7, 12] * 10), num_elements=torch.tensor([4, 2, 5] * 10),
                             generator=gen)
     assert [len(set(zs.tolist())) for zs in cells] == [4, 2, 5] * 10
+    usable = torch.zeros(101, dtype=torch.bool)
+    usable[_z("Na Cl Bi Se O")] = True
+    cells = sample_formulas(model, torch.tensor([1, 4, 12] * 20), elements=usable, temperature=3.0, generator=gen)
+    assert set(np.concatenate(cells).tolist()) <= set(_z("Na Cl Bi Se O"))
+    cells = sample_formulas(model, torch.tensor([5] * 20), elements=usable, num_elements=torch.tensor([5] * 20),
+                            generator=gen)
+    assert all(sorted(set(zs.tolist())) == sorted(_z("Na Cl Bi Se O")) for zs in cells)
     with pytest.raises(TopodiffInputError, match="between 1 and N"):
         sample_formulas(model, torch.tensor([2]), num_elements=torch.tensor([3]))
+    with pytest.raises(TopodiffInputError, match="never saw"):
+        sample_formulas(model, torch.tensor([3]), system=system, elements=usable)
 
 
 def _csv(path, rows) -> str:
@@ -146,14 +156,14 @@ def test_generate_uses_the_companion_formula_model(trained, tiny_cfg, tmp_path):
     assert meta["formulas"] == str(tmp_path / "g.formula.ckpt")
     formulas = {a.get_chemical_formula() for a in read(tmp_path / "out" / "structures.extxyz", index=":")}
     assert formulas <= {"ClNa", "BrK", "Bi2Se3"}
-    sizes = torch.tensor([2, 5])
-    assert choose_formula_model("network", str(ckpt), {}, None, sizes) is None
-    assert choose_formula_model("auto", str(ckpt), {}, "a library", sizes) is None
-    assert choose_formula_model("auto", str(ckpt), {"topo_class": 1.0}, None, sizes) is None
+    assert choose_formula_model("network", str(ckpt), {}, None, 5) is None
+    assert choose_formula_model("auto", str(ckpt), {}, "a library", 5) is None
+    assert choose_formula_model("auto", str(ckpt), {"topo_class": 1.0}, None, 5) is None
+    assert choose_formula_model("auto", str(ckpt), {}, None, 13) is None
     with pytest.raises(TopodiffInputError, match="not trained with topo_class"):
-        choose_formula_model(str(tmp_path / "g.formula.ckpt"), str(ckpt), {"topo_class": 1.0}, None, sizes)
+        choose_formula_model(str(tmp_path / "g.formula.ckpt"), str(ckpt), {"topo_class": 1.0}, None, 5)
     with pytest.raises(TopodiffInputError, match="exceed its 12"):
-        choose_formula_model(str(tmp_path / "g.formula.ckpt"), str(ckpt), {}, None, torch.tensor([13]))
+        choose_formula_model(str(tmp_path / "g.formula.ckpt"), str(ckpt), {}, None, 13)
 
 
 def test_formula_cli(trained, tmp_path, capsys):
@@ -193,11 +203,33 @@ def test_shipped_formula_model_beside_default():
     assert np.mean(valid) >= 0.75
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--formulas", "bogus"], "error: formula model not found: bogus"),
-    (["--formulas", "default", "--templates", "mp20"], "error: --formulas default and --templates both choose"),
-])
-def test_generate_refuses_a_bad_formulas_choice_before_writing(tmp_path, capsys, extra, message):
-    code, _, err = run_cli(capsys, "generate", "--out", str(tmp_path / "g"), "--num", "2", *extra)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(message)
+def test_generate_refuses_a_bad_formulas_choice_before_writing(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "generate", "--out", str(tmp_path / "g"), "--num", "2", "--formulas", "bogus")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: formula model not found: bogus (not a file; shipped: default)"]
     assert not (tmp_path / "g").exists()
+
+
+def test_formulas_on_matching_templates(trained, tiny_cfg, tmp_path):
+    """An explicit formula model with templates: each formula goes on the library crystal with its atom
+    counts (NaCl → the rocksalt LiF cell, with its own elements), refined from the template; a formula
+    without one (Bi2Se3) is drawn from noise. Elements the generator never saw (K, Br) are not drawn."""
+    from ase.io import read
+
+    from generative.helpers import conditioned_model
+    from topodiff.generative.templates import TemplateLibrary
+
+    model, _, tmp = trained
+    save_formula_model(model, tmp_path / "f.formula.ckpt")
+    ckpt = save_generator(conditioned_model(tiny_cfg, min_distance=0.0), {}, tmp_path / "g.ckpt")
+    rocksalt = Structure(Lattice([[0, 2.8, 2.8], [2.8, 0, 2.8], [2.8, 2.8, 0]]), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    lib = TemplateLibrary.from_structures([("LiF", rocksalt)])
+    for n, template, formula in ((2, "LiF", "ClNa"), (5, "none", "Bi2Se3")):
+        meta = generate_to_dir(tmp_path / f"out{n}", num=4, checkpoint=str(ckpt), steps=3, seed=0,
+                               conditions={"num_atoms": n}, formulas=str(tmp_path / "f.formula.ckpt"), templates=lib)
+        frames = read(tmp_path / f"out{n}" / "structures.extxyz", index=":")
+        assert {(a.info["template"], a.get_chemical_formula()) for a in frames} == {(template, formula)}
+        assert meta["num_templated"] == (4 if n == 2 else 0)
+    for a in read(tmp_path / "out2" / "structures.extxyz", index=":"):   # refined from t0 = 0.3: still rocksalt
+        d = a.get_scaled_positions()[1] - a.get_scaled_positions()[0]
+        assert np.allclose(np.abs(d - np.round(d)), 0.5, atol=0.15)

@@ -15,10 +15,11 @@ def register(app: typer.Typer) -> None:
         rows = list_checkpoints()
         if json_out:
             print_json({"checkpoints": [{"name": r["name"], "path": r["path"], "size_bytes": r["size_bytes"],
-                                         "recipe": r["recipe"]} for r in rows]})
+                                         "recipe": r["recipe"], "formula_model": r["formula_model"]} for r in rows]})
             return
         if not rows:
             typer.echo("no shipped checkpoints")
         for r in rows:
             desc = r["recipe"].get("description", "")
-            typer.echo(f"{r['name']:<16} {r['size_bytes'] / 1e6:6.2f} MB  {desc}")
+            formulas = " (+ formula model)" if r["formula_model"] else ""
+            typer.echo(f"{r['name']:<16} {r['size_bytes'] / 1e6:6.2f} MB  {desc}{formulas}")

@@ -66,7 +66,7 @@ def sample(
     from topodiff.commands._common import check_count, check_finite, check_seed, parse_key_values
     from topodiff.generative.conditions import fewest_atoms, parse_conditions
     from topodiff.generative.formula_model import load_formula_model
-    from topodiff.generative.generate import draw_formulas
+    from topodiff.generative.formula_source import draw_formulas
     from topodiff.io_utils import atomic_write_text
 
     num, seed = check_count("--num", num), check_seed(seed)

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         formulas: str = typer.Option("auto", "--formulas", help="what draws each cell formula before the network "
                                      "places the atoms: auto (the checkpoint's formula model where it has one and "
                                      "it can honour the run, else the network), network (the network's own species), "
-                                     "or a formula-model file or shipped name"),
+                                     "or a formula-model file or shipped name (with --templates: each formula on "
+                                     "the library's closest crystal of the same atom counts)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="clear a non-empty --out that holds another run"),
         json_out: bool = typer.Option(False, "--json", help="print the metadata as one JSON object"),
     ) -> None:
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
 
             library = resolve_templates(templates)
             TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
-        formulas_path = formula_file(formulas, ckpt, library)
+        formulas_path = formula_file(formulas, ckpt)
         claim_run_output(out, "generate", sources=[ckpt, *([library] if library else []),
                                                    *([formulas_path] if formulas_path else [])],
                          overwrite=overwrite, options=dict(formulas=formulas,
@@ -99,19 +100,16 @@ def register(app: typer.Typer) -> None:
                        f"({meta['structures_per_s']:.1f} structures/s)")
 
 
-def formula_file(formulas: str, checkpoint: Path, templates: Path | None = None) -> Path | None:
+def formula_file(formulas: str, checkpoint: Path) -> Path | None:
     """The formula-model file a run may read (checked before ``--out`` is claimed; None: none)."""
-    from topodiff.generative.generate import companion_formula_model
+    from topodiff.generative.formula_source import companion_formula_model
 
     if formulas == "auto":
         return companion_formula_model(checkpoint)
     if formulas == "network":
         return None
-    from topodiff.errors import TopodiffInputError
     from topodiff.generative.formula_model import load_formula_model, resolve_formula_model
 
-    if templates is not None:
-        raise TopodiffInputError(f"--formulas {formulas} and --templates both choose the compositions; give one")
     path = resolve_formula_model(formulas)
     load_formula_model(path)  # a file that is not a formula model fails here
     return path

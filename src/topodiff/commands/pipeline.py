@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
 
             library = resolve_templates(templates)
             TemplateLibrary.load(library)  # a file that is not a library fails before --out is claimed
-        formulas_path = formula_file(formulas, ckpt, library)
+        formulas_path = formula_file(formulas, ckpt)
         claim_run_output(out, "pipeline", sources=[ckpt, *(reference or []), *([library] if library else []),
                                                    *([formulas_path] if formulas_path else [])],
                          overwrite=overwrite, options=dict(formulas=formulas,

@@ -29,14 +29,17 @@ COMPANION_SUFFIXES = (".predictor.ckpt", ".formula.ckpt")
 
 
 def list_checkpoints() -> list[dict[str, Any]]:
-    """Shipped checkpoints: ``[{"name", "path", "size_bytes", "recipe"}]`` sorted by name."""
+    """Shipped checkpoints: ``[{"name", "path", "size_bytes", "recipe", "formula_model"}]`` sorted by name
+    (``formula_model``: the companion ``<name>.formula.ckpt`` that ``generate`` uses, or None)."""
     out = []
     for p in sorted(CHECKPOINT_DIR.glob("*.ckpt")):
         if p.name.endswith(COMPANION_SUFFIXES):
             continue  # predictors and formula models (topodiff.generative.predictor, .formula_model), not generators
         recipe_path = p.with_suffix(".json")
         recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else {}
-        out.append({"name": p.stem, "path": str(p), "size_bytes": p.stat().st_size, "recipe": recipe})
+        formulas = p.with_name(p.stem + ".formula.ckpt")
+        out.append({"name": p.stem, "path": str(p), "size_bytes": p.stat().st_size, "recipe": recipe,
+                    "formula_model": str(formulas) if formulas.is_file() else None})
     return out
 
 

@@ -47,16 +47,22 @@ class _Draw:
 def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: dict[str, torch.Tensor] | None = None,
                     *, guidance: float = 1.0, system: torch.Tensor | None = None,
                     num_elements: torch.Tensor | None = None, temperature: float = 1.0,
-                    generator: torch.Generator | None = None) -> list[np.ndarray]:
+                    elements: torch.Tensor | None = None, generator: torch.Generator | None = None
+                    ) -> list[np.ndarray]:
     """One cell formula per entry of ``num_atoms [B]``, each as atomic numbers ``[N]`` (elements in the
     model's order). ``conditions``: name → ``[B]`` values (those the model was not trained on are
-    ignored); ``system [max_z+1]`` bool: the exact element set; ``num_elements [B]``: exact counts."""
+    ignored); ``system [max_z+1]`` bool: the exact element set; ``num_elements [B]``: exact counts;
+    ``elements [max_z+1]`` bool: the elements a formula may use at all (e.g. those the generator knows)."""
     cfg, b = model.cfg, int(num_atoms.shape[0])
     n = num_atoms.long().cpu()
     target = _element_targets(n, system, num_elements, cfg.max_z)
+    usable = torch.ones(cfg.max_z + 1, dtype=torch.bool) if elements is None else elements.bool().cpu().clone()
+    usable[0] = False
+    if system is not None and bool((system.bool() & ~usable).any()):
+        raise TopodiffInputError("the chemical system has elements this generator never saw")
     draw = _Draw(model, conditions, b, guidance, temperature, generator)
-    rank = model.rank.cpu()
-    later = cfg.max_z - rank                       # [max_z+1] elements that may still follow each one
+    rank = model.rank.cpu().masked_fill(~usable, -1)       # unusable elements never come "after" another
+    later = (usable[None, :] & (rank[None, :] > rank[:, None])).sum(-1)   # [max_z+1] usable ones after each
     last = torch.zeros(b, dtype=torch.long)        # rank of the last element (0: none yet)
     used = torch.zeros(b, dtype=torch.long)
     left, done = n.clone(), torch.zeros(b, dtype=torch.bool)
@@ -109,7 +115,7 @@ def _element_mask(rank: torch.Tensor, later: torch.Tensor, last: torch.Tensor, u
                   ) -> torch.Tensor:
     """``[B, vocab]`` tokens allowed at an element step: the next element, or END once none is needed."""
     more = torch.where(target >= 0, used < target, left > 0)
-    after = rank[None, 1:] > last[:, None]                                    # [B, max_z] in order
+    after = rank[None, 1:] > last[:, None]                     # [B, max_z] in order (unusable: rank −1)
     room = later[None, 1:] >= torch.where(target >= 0, target - used - 1, 0)[:, None]
     elements = after & room & more[:, None]
     if system is not None:   # the next element of the system, in order

@@ -19,13 +19,15 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.batch import CrystalBatch
 from topodiff.generative.checkpoint import check_sampler_values, load_generator
-from topodiff.generative.conditions import SAMPLER_CONDITIONS, conditions_tensor, fewest_atoms, parse_conditions
+from topodiff.generative.conditions import conditions_tensor, fewest_atoms, parse_conditions
 from topodiff.generative.element_count import distinct_elements, draw_element_counts
 from topodiff.generative.embeddings import CATEGORY_NAMES
+from topodiff.generative.formula_source import choose_formula_model, draw_formulas, match_templates
 from topodiff.generative.neighbours import pair_distances, periodic_pairs
 from topodiff.generative.prescreen import (PREDICTOR_TARGETS, PRESCREEN_TARGETS, check_prescreen_novel,
                                            prescreen_keep, prescreen_scorers)
 from topodiff.generative.sampler import sampler_settings
+from topodiff.generative.templates import TEMPLATE_START
 from topodiff.io_utils import atomic_write_json, atomic_write_text
 
 PAIR_BUDGET = 256_000     # Σ N² of the crystals sampled together (bounds the pair tensors' memory)
@@ -237,11 +239,19 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     total = int(num) * int(prescreen)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
-    structure_types = _draw_structure_types(templates, total, gen, cond, min_atoms, model.cfg.max_atoms)
+    largest = int(cond["num_atoms"]) if "num_atoms" in cond else int(torch.nonzero(model.num_atoms_counts).max())
+    formula_model = choose_formula_model(formulas, config.get("checkpoint_path"), cond, templates, largest)
+    matched = formula_model is not None and templates is not None   # each formula on its own structure type
+    structure_types = None if matched else _draw_structure_types(templates, total, gen, cond, min_atoms,
+                                                                 model.cfg.max_atoms)
     sizes = _cell_sizes(model, structure_types, cond, total, gen, min_atoms)
-    formula_model = choose_formula_model(formulas, config.get("checkpoint_path"), cond, templates, sizes)
-    cells = None if formula_model is None else draw_formulas(formula_model, sizes, cond, formula_guidance, gen)
-    slots, below = _sample_in_chunks(model, sizes, cells, structure_types, batch_size, conditions=cond,
+    cells = None if formula_model is None else draw_formulas(formula_model, sizes, cond, formula_guidance, gen,
+                                                             model.species_allowed)
+    if matched:
+        structure_types = match_templates(templates, cells)
+        cells = [z if t is None else t.species for z, t in zip(cells, structure_types)]
+    slots, below = _sample_in_chunks(model, sizes, cells, structure_types, batch_size,
+                                     template_start=TEMPLATE_START if matched else 1.0, conditions=cond,
                                      guidance=guidance, steps=steps, generator=gen, guide=guide)
     frames, kept = slots, list(range(total))
     if int(prescreen) > 1:
@@ -257,6 +267,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             "min_distance_floor": model.cfg.min_distance, "below_min_distance": below,
             "formulas": "network" if formula_model is None else formula_model.source,
             "formula_guidance": None if formula_model is None else formula_guidance,
+            "num_templated": None if structure_types is None else sum(structure_types[k] is not None for k in kept),
             "sampler_overrides": dict(sampler or {}), "guide": dict(guide_options or {}), "prescreen": int(prescreen),
             "predictor": predictor if int(prescreen) > 1 and any(k in targets for k in PREDICTOR_TARGETS) else None,
             "prescreen_by": prescreen_scorers(targets, prescreen_novel) if int(prescreen) > 1 else [],
@@ -277,83 +288,40 @@ def _cell_sizes(model, structure_types: list | None, cond: dict[str, Any], total
 
 
 def _sample_in_chunks(model, sizes: torch.Tensor, cells: list[np.ndarray] | None, structure_types: list | None,
-                      batch_size: int, **sample_options) -> tuple[list, int]:
-    """Every crystal through :func:`sample_guarded`, crystals of similar size together (the denoiser
-    pads every crystal to its batch's largest); ``cells``: the species of each crystal, or None (the
-    network's). Returns ``(frames in input order, number below the distance floor)``."""
+                      batch_size: int, template_start: float = 1.0, **sample_options) -> tuple[list, int]:
+    """Every crystal through :func:`sample_guarded`, crystals on a template first, then the others, each
+    group by size (the denoiser pads every crystal to its batch's largest). ``cells``: the species of
+    each crystal (None: the network's); ``structure_types``: a template or None per crystal (None: no
+    library); ``template_start``: the time the templated ones start from (the others start from noise).
+    Returns ``(frames in input order, number below the distance floor)``."""
     order = torch.argsort(sizes, stable=True).tolist()
+    types = structure_types or [None] * len(order)
     slots: list[Any] = [None] * len(order)
     below = 0
-    for chunk in _chunks(order, [int(sizes[i]) for i in order], batch_size, padded=True):
-        species = None if cells is None else torch.as_tensor(np.concatenate([cells[i] for i in chunk]))
-        batch, nb = sample_guarded(model, sizes[chunk], species=species, **sample_options,
-                                   templates=None if structure_types is None else [structure_types[i] for i in chunk])
-        below += nb
-        for i, frame in zip(chunk, batch.split()):
-            slots[i] = frame
-        print(f"generated {sum(f is not None for f in slots)}/{len(slots)}", file=sys.stderr, flush=True)
+    for templated in (True, False):
+        group = [i for i in order if (types[i] is not None) == templated]
+        for chunk in _chunks(group, [int(sizes[i]) for i in group], batch_size, padded=True):
+            species = None if cells is None else torch.as_tensor(np.concatenate([cells[i] for i in chunk]))
+            batch, nb = sample_guarded(model, sizes[chunk], species=species, **sample_options,
+                                       templates=[types[i] for i in chunk] if templated else None,
+                                       start_time=template_start if templated else 1.0)
+            below += nb
+            for i, frame in zip(chunk, batch.split()):
+                slots[i] = frame
+            print(f"generated {sum(f is not None for f in slots)}/{len(slots)}", file=sys.stderr, flush=True)
     return slots, below
 
 
 def _write_frames(out_dir: Path, frames: list, kept: list[int], structure_types: list | None) -> None:
     """``structures.extxyz`` (frames carry ``index`` and, on templates, ``template``) and one CIF each."""
     atoms = [_to_atoms(f, L, z, {"index": i, **({} if structure_types is None else
-                                                {"template": structure_types[k].source or "unnamed"})})
+                                                {"template": "none" if structure_types[k] is None else
+                                                 structure_types[k].source or "unnamed"})})
              for i, (k, (f, L, z)) in enumerate(zip(kept, frames))]
     atomic_write_text(out_dir / "structures.extxyz", _extxyz_text(atoms))
     width = max(4, len(str(len(frames) - 1)))
     for i, (f, L, z) in enumerate(frames):
         atomic_write_text(out_dir / "cif" / f"{i:0{width}d}.cif", _cif_text(f, L, z))
-
-
-def companion_formula_model(checkpoint: str | Path | None) -> Path | None:
-    """``<checkpoint stem>.formula.ckpt`` beside the checkpoint, if that file exists."""
-    from topodiff.generative.formula_model import SUFFIX
-
-    path = None if not checkpoint else Path(checkpoint).with_name(Path(checkpoint).stem + SUFFIX)
-    return path if path is not None and path.is_file() else None
-
-
-def choose_formula_model(choice: str | None, checkpoint: str | None, cond: dict[str, Any], templates: Any,
-                         sizes: torch.Tensor):
-    """The formula model that draws this run's cell formulas, or None for the network's own species.
-
-    ``choice``: ``network``; a formula-model file or shipped name (an error when it cannot honour the
-    run); ``auto`` / None: the checkpoint's companion ``<checkpoint stem>.formula.ckpt`` beside it, where
-    one exists and can honour the run: no templates (they fix the compositions), only conditions it
-    was trained with (or that its masks enforce: ``chemical_system``, ``num_elements``), cells no
-    larger than it was trained for.
-    """
-    from topodiff.generative.formula_model import load_formula_model
-
-    choice = "auto" if choice is None else str(choice)
-    path = companion_formula_model(checkpoint) if choice == "auto" else None if choice == "network" else choice
-    if path is None:
-        return None
-    model = load_formula_model(path)
-    unknown = [k for k in cond if k not in model.cfg.conditions and k not in SAMPLER_CONDITIONS]
-    misfit = ("templates fix the compositions" if templates is not None else
-              f"it was not trained with {', '.join(unknown)}" if unknown else
-              f"cells of {int(sizes.max())} atoms exceed its {model.cfg.max_atoms}"
-              if int(sizes.max()) > model.cfg.max_atoms else None)
-    if misfit is None:
-        return model
-    if choice == "auto":
-        return None
-    raise TopodiffInputError(f"formula model {choice}: {misfit}; use --formulas network")
-
-
-def draw_formulas(model, sizes: torch.Tensor, cond: dict[str, Any], guidance: float,
-                   generator: torch.Generator) -> list[np.ndarray]:
-    """One cell formula per crystal (atomic numbers), honouring the run's conditions exactly where
-    they are element sets or counts; the others steer it with classifier-free ``guidance``."""
-    from topodiff.generative.formula_sampling import sample_formulas
-
-    values = {k: torch.full((len(sizes),), float(v)) for k, v in cond.items() if k in model.cfg.conditions}
-    system = torch.as_tensor(cond["chemical_system"]) > 0 if "chemical_system" in cond else None
-    count = torch.full_like(sizes, int(cond["num_elements"])) if "num_elements" in cond else None
-    return sample_formulas(model, sizes, values, guidance=guidance, system=system,
-                           num_elements=count, generator=generator)
 
 
 def _chunks(jobs: list, sizes: list[int], batch_size: int, *, padded: bool = False) -> list[list]:
