@@ -19,7 +19,7 @@ install: $(BIN)/topodiff
 run: install
 	$(BIN)/topodiff pipeline --out runs/quickstart --overwrite --condition catalogue_class=ti \
 		--sampler predictor_noise_scale=0.7 --sampler corrector_noise_scale=0.5 \
-		--templates mp20-ti --prescreen 4 --prescreen-novel
+		--formulas default --templates mp20 --prescreen 4 --prescreen-novel
 
 test: install
 	$(BIN)/python -m pytest -q --durations=20
