@@ -281,18 +281,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _formula_source(formulas: str, ckpt: Path) -> Path | None:
-    """The formula-model file a model arm may read (part of its fingerprint), or None."""
-    from topodiff.generative.formula_model import resolve_formula_model
-    from topodiff.generative.formula_source import companion_formula_model
-
-    if formulas == "auto":
-        return companion_formula_model(ckpt)
-    return None if formulas == "network" else resolve_formula_model(formulas)
-
-
 def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Namespace) -> tuple[dict, dict, dict]:
     """Claim each arm's folder and make its candidates: ``(arm dirs, candidates.json docs, entries)``."""
+    from topodiff.generative.formula_model import formula_model_path
     from topodiff.io_utils import claim_output_dir, fingerprint
 
     arm_dirs, cands, frames = {}, {}, {}
@@ -306,7 +297,7 @@ def prepare_arms(out: Path, opts: dict[str, Any], ckpt: Path, args: argparse.Nam
             arm_opts.update({k: getattr(args, k) for k in ("prescreen", "prescreen_novel") if getattr(args, k) not in (1, False)})
             arm_opts.update({"structure_types": args.structure_types} if args.structure_types != "free" else {})
             arm_opts.update({"formulas": args.formulas} if args.formulas != "auto" else {})
-            src += [p for p in [_formula_source(args.formulas, ckpt)] if p is not None]
+            src += [p for p in [formula_model_path(args.formulas, ckpt)] if p is not None]
         arm_dirs[arm] = claim_output_dir(out / arm, job=f"bench-discovery-{arm}", overwrite=args.overwrite,
                                          resume=True, fingerprint=fingerprint(sources=src, options={**opts, **arm_opts}))
         cands[arm] = make_candidates(arm, arm_dirs[arm], args)

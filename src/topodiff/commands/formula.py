@@ -92,24 +92,19 @@ def _sizes(model, cond: dict, fewest: int, num: int, gen) -> "torch.Tensor":
             raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])}: this formula model knows cells of at most "
                                      f"{limit} atoms")
         return torch.full((num,), int(cond["num_atoms"]), dtype=torch.long)
-    counts = model.size_counts.clone()
-    counts[:fewest] = 0
-    if float(counts.sum()) <= 0:
-        raise TopodiffInputError(f"this formula model saw no cell of ≥ {fewest} atoms; pass num_atoms")
-    return torch.multinomial(counts, num, replacement=True, generator=gen)
+    from topodiff.generative.model import draw_atom_counts
+
+    return draw_atom_counts(model.size_counts, num, gen, fewest)
 
 
 def _formula(species) -> str:
     """Cell formula in the drawn element order, e.g. ``Ba2Cu4O7``."""
+    from itertools import groupby
+
     from pymatgen.core import Element
 
-    zs, order = [], {}
-    for z in species.tolist():
-        if z not in order:
-            order[z] = len(zs)
-            zs.append(z)
-    counts = {z: int((species == z).sum()) for z in zs}
-    return "".join(Element.from_Z(z).symbol + (str(counts[z]) if counts[z] > 1 else "") for z in zs)
+    runs = [(z, len(list(group))) for z, group in groupby(species.tolist())]   # elements come in runs
+    return "".join(Element.from_Z(z).symbol + (str(c) if c > 1 else "") for z, c in runs)
 
 
 def register(app: typer.Typer) -> None:

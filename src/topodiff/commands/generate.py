@@ -101,15 +101,10 @@ def register(app: typer.Typer) -> None:
 
 
 def formula_file(formulas: str, checkpoint: Path) -> Path | None:
-    """The formula-model file a run may read (checked before ``--out`` is claimed; None: none)."""
-    from topodiff.generative.formula_source import companion_formula_model
+    """The formula-model file a run may read, loaded once so a bad file fails before ``--out`` is claimed."""
+    from topodiff.generative.formula_model import formula_model_path, load_formula_model
 
-    if formulas == "auto":
-        return companion_formula_model(checkpoint)
-    if formulas == "network":
-        return None
-    from topodiff.generative.formula_model import load_formula_model, resolve_formula_model
-
-    path = resolve_formula_model(formulas)
-    load_formula_model(path)  # a file that is not a formula model fails here
+    path = formula_model_path(formulas, checkpoint)
+    if path is not None and formulas != "auto":
+        load_formula_model(path)
     return path

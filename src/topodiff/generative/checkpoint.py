@@ -31,15 +31,17 @@ COMPANION_SUFFIXES = (".predictor.ckpt", ".formula.ckpt")
 def list_checkpoints() -> list[dict[str, Any]]:
     """Shipped checkpoints: ``[{"name", "path", "size_bytes", "recipe", "formula_model"}]`` sorted by name
     (``formula_model``: the companion ``<name>.formula.ckpt`` that ``generate`` uses, or None)."""
+    from topodiff.generative.formula_model import formula_model_path
+
     out = []
     for p in sorted(CHECKPOINT_DIR.glob("*.ckpt")):
         if p.name.endswith(COMPANION_SUFFIXES):
             continue  # predictors and formula models (topodiff.generative.predictor, .formula_model), not generators
         recipe_path = p.with_suffix(".json")
         recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else {}
-        formulas = p.with_name(p.stem + ".formula.ckpt")
+        formulas = formula_model_path("auto", p)
         out.append({"name": p.stem, "path": str(p), "size_bytes": p.stat().st_size, "recipe": recipe,
-                    "formula_model": str(formulas) if formulas.is_file() else None})
+                    "formula_model": None if formulas is None else str(formulas)})
     return out
 
 

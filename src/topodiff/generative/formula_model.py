@@ -182,6 +182,18 @@ def resolve_formula_model(path_or_name: str | os.PathLike) -> Path:
     return resolve_shipped_file(str(path_or_name), SUFFIX, "formula model")
 
 
+def formula_model_path(choice: str | None, checkpoint: str | os.PathLike | None) -> Path | None:
+    """The formula-model file ``--formulas choice`` names: ``auto`` / None → ``<checkpoint stem>.formula.ckpt``
+    beside the checkpoint if it exists, ``network`` → None, else a file or shipped name (resolved)."""
+    choice = "auto" if choice is None else str(choice)
+    if choice == "network":
+        return None
+    if choice != "auto":
+        return resolve_formula_model(choice)
+    path = None if not checkpoint else Path(checkpoint).with_name(Path(checkpoint).stem + SUFFIX)
+    return path if path is not None and path.is_file() else None
+
+
 def load_formula_model(path_or_name: str | os.PathLike) -> FormulaModel:
     """Load a formula model (eval mode) without unpickling code; bad files raise TopodiffInputError."""
     from topodiff.generative.checkpoint import load_model_file

@@ -52,11 +52,16 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
     """One cell formula per entry of ``num_atoms [B]``, each as atomic numbers ``[N]`` (elements in the
     model's order). ``conditions``: name → ``[B]`` values (those the model was not trained on are
     ignored); ``system [max_z+1]`` bool: the exact element set; ``num_elements [B]``: exact counts;
-    ``elements [max_z+1]`` bool: the elements a formula may use at all (e.g. those the generator knows)."""
+    ``elements`` bool mask over Z (any length; Z beyond it unusable): the elements a formula may use at all
+    (e.g. those the generator knows)."""
     cfg, b = model.cfg, int(num_atoms.shape[0])
     n = num_atoms.long().cpu()
     target = _element_targets(n, system, num_elements, cfg.max_z)
-    usable = torch.ones(cfg.max_z + 1, dtype=torch.bool) if elements is None else elements.bool().cpu().clone()
+    usable = torch.ones(cfg.max_z + 1, dtype=torch.bool)
+    if elements is not None:
+        k = min(len(usable), len(elements))
+        usable[:k] = elements[:k].bool().cpu()
+        usable[k:] = False
     usable[0] = False
     if system is not None and bool((system.bool() & ~usable).any()):
         raise TopodiffInputError("the chemical system has elements this generator never saw")
@@ -70,8 +75,8 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
     for _ in range(cfg.max_atoms + 1):
         logits = draw.logits(token)
         allowed = _element_mask(rank, later, last, used, left, target, system, cfg.vocab, cfg.max_z)
-        choice = torch.where(done, torch.full_like(token, END), draw.sample(logits, allowed))
-        done = done | (choice == END)
+        choice = draw.sample(logits, allowed)        # finished formulas may only take END
+        done = choice == END
         if bool(done.all()):
             break
         z = (choice - 1).clamp(0, cfg.max_z)

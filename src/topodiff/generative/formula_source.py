@@ -4,7 +4,6 @@ formula is placed on (:mod:`topodiff.generative.formula_model`, :mod:`topodiff.g
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,14 +11,6 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.conditions import SAMPLER_CONDITIONS
-
-
-def companion_formula_model(checkpoint: str | Path | None) -> Path | None:
-    """``<checkpoint stem>.formula.ckpt`` beside the checkpoint, if that file exists."""
-    from topodiff.generative.formula_model import SUFFIX
-
-    path = None if not checkpoint else Path(checkpoint).with_name(Path(checkpoint).stem + SUFFIX)
-    return path if path is not None and path.is_file() else None
 
 
 def choose_formula_model(choice: str | None, checkpoint: str | None, cond: dict[str, Any], templates: Any,
@@ -33,10 +24,10 @@ def choose_formula_model(choice: str | None, checkpoint: str | None, cond: dict[
     cells (up to ``max_atoms``) no larger than it was trained for. An explicit formula model with
     templates places each formula on its matching template (:func:`match_templates`).
     """
-    from topodiff.generative.formula_model import load_formula_model
+    from topodiff.generative.formula_model import formula_model_path, load_formula_model
 
     choice = "auto" if choice is None else str(choice)
-    path = companion_formula_model(checkpoint) if choice == "auto" else None if choice == "network" else choice
+    path = formula_model_path(choice, checkpoint)
     if path is None:
         return None
     model = load_formula_model(path)
@@ -59,11 +50,6 @@ def draw_formulas(model, sizes: torch.Tensor, cond: dict[str, Any], guidance: fl
     ``elements``: the usable elements (mask over Z; the generator's)."""
     from topodiff.generative.formula_sampling import sample_formulas
 
-    if elements is not None:   # on the formula model's Z range
-        mask = torch.zeros(model.cfg.max_z + 1, dtype=torch.bool)
-        k = min(len(mask), len(elements))
-        mask[:k] = elements[:k].bool().cpu()
-        elements = mask
     values = {k: torch.full((len(sizes),), float(v)) for k, v in cond.items() if k in model.cfg.conditions}
     system = torch.as_tensor(cond["chemical_system"]) > 0 if "chemical_system" in cond else None
     count = torch.full_like(sizes, int(cond["num_elements"])) if "num_elements" in cond else None

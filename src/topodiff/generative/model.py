@@ -45,6 +45,16 @@ def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Te
     return s / n.view(-1, *([1] * (x.dim() - 1)))
 
 
+
+def draw_atom_counts(histogram: torch.Tensor, n: int, generator: torch.Generator | None = None,
+                     min_atoms: int = 1) -> torch.Tensor:
+    """``[n]`` atom counts drawn from a training histogram (index = atoms per cell), ``≥ min_atoms``."""
+    counts = histogram.detach().cpu().clone()
+    counts[:max(int(min_atoms), 0)] = 0
+    if float(counts.sum()) <= 0:
+        raise TopodiffInputError("this model has no num_atoms distribution (at that size); pass num_atoms explicitly")
+    return torch.multinomial(counts, n, replacement=True, generator=generator)
+
 class CrystalDiffusion(nn.Module):
     """Joint diffusion over lattice (VP), fractional coordinates (wrapped-normal VE) and species (masked D3PM)."""
 
@@ -135,11 +145,7 @@ class CrystalDiffusion(nn.Module):
 
     def sample_num_atoms(self, n: int, generator: torch.Generator | None = None, min_atoms: int = 1) -> torch.Tensor:
         """``[n]`` atom counts drawn from the training distribution (restricted to ``≥ min_atoms``)."""
-        counts = self.num_atoms_counts.cpu().clone()
-        counts[:max(int(min_atoms), 0)] = 0
-        if float(counts.sum()) <= 0:
-            raise TopodiffInputError("this model has no num_atoms distribution (at that size); pass num_atoms explicitly")
-        return torch.multinomial(counts, n, replacement=True, generator=generator).to(self.num_atoms_counts.device)
+        return draw_atom_counts(self.num_atoms_counts, n, generator, min_atoms).to(self.num_atoms_counts.device)
 
     # ------------------------------------------------------------------ network
     def lattice_scale(self, num_atoms: torch.Tensor) -> torch.Tensor:
