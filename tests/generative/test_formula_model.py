@@ -1,6 +1,7 @@
 """The formula model: token layout, the exact rules its masks enforce, learning a conditional
 distribution from a CSV, safe files, and its use by ``generate`` (``--formulas``)."""
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,9 @@ from topodiff.errors import TopodiffInputError
 from topodiff.generative.checkpoint import save_generator
 from topodiff.generative.formula_model import (END, FormulaConfig, FormulaModel, electronegativity_rank,
                                                encode_formulas, load_formula_model, save_formula_model)
+from topodiff.generative import formula_system
 from topodiff.generative.formula_sampling import sample_formulas
+from topodiff.generative.formula_system import candidate_counts, num_candidates
 from topodiff.generative.formula_training import train_formula_model
 from topodiff.generative.formula_source import choose_formula_model
 from topodiff.generative.generate import generate_to_dir
@@ -86,6 +89,32 @@ def test_masks_make_element_sets_and_counts_exact():
         sample_formulas(model, torch.tensor([3]), system=system, elements=usable)
 
 
+def test_candidate_counts_enumerate_every_composition_once():
+    counts = candidate_counts(3, 1, 20)
+    assert counts.shape == (math.comb(20, 3), 3) and num_candidates(3, 20) == counts.shape[0]
+    assert counts.min() >= 1 and counts.sum(1).max() == 20 and len({tuple(r) for r in counts.tolist()}) == len(counts)
+    assert sorted(map(tuple, candidate_counts(2, 4, 4).tolist())) == [(1, 3), (2, 2), (3, 1)]
+
+
+@torch.no_grad()
+def test_sequence_log_probs_agree_with_token_by_token_stepping():
+    """Teacher forcing over a batch gives the same log-probability as feeding one token at a time."""
+    model = _model()
+    z = np.array(_z("Bi Se"))
+    counts = np.array([[2, 3], [1, 1], [4, 6]])
+    tokens = formula_system._tokens(model, z, counts)
+    context, null = model.context({"catalogue_class": torch.tensor([1.0])}, 1), model.context(None, 1)
+    fast = formula_system.sequence_log_probs(model, tokens, context, null, 2.0, 1.5)
+    for row, want in zip(tokens, fast):
+        total, hc, hu = 0.0, None, None
+        for t in range(len(row) - 1):
+            lc, hc = model(row[None, t:t + 1], context, hc)
+            lu, hu = model(row[None, t:t + 1], null, hu)
+            logits = (lu + 2.0 * (lc - lu))[0, 0].double() / 1.5
+            total += float(torch.log_softmax(logits, -1)[row[t + 1]])
+        assert abs(total - float(want)) < 1e-6
+
+
 def _csv(path, rows) -> str:
     records = []
     for i, (formula, species, cls) in enumerate(rows):
@@ -122,6 +151,30 @@ def test_training_learns_the_conditional_formula(trained):
     assert np.mean([sorted(zs.tolist()) == sorted(_z("Bi Bi Se Se Se")) for zs in cells]) >= 0.9
     assert metrics["val_nll_per_formula"] < metrics["val_nll_unconditional"]
     assert model.size_counts[2] == 60 and model.size_counts[5] == 30
+
+
+def test_a_chemical_system_draws_its_size_and_counts_from_the_posterior(trained, monkeypatch):
+    """Under chemical_system=Bi-Se the posterior gives Bi2Se3 (N = 5, the only Bi-Se cell trained on);
+    drawing N from the histogram first (2 or 5 atoms) and masking gives BiSe about two times in three."""
+    model = trained[0]
+    system = torch.zeros(101, dtype=torch.bool)
+    system[_z("Bi Se")] = True
+    bi2se3 = sorted(_z("Bi Bi Se Se Se"))
+
+    def share() -> float:
+        cells = sample_formulas(model, torch.zeros(90, dtype=torch.long), system=system,
+                                generator=torch.Generator().manual_seed(1))
+        assert all(set(zs.tolist()) == set(_z("Bi Se")) for zs in cells)
+        return float(np.mean([sorted(zs.tolist()) == bi2se3 for zs in cells]))
+
+    assert share() >= 0.9
+    monkeypatch.setattr("topodiff.generative.formula_sampling.MAX_SEQUENCES", 0)   # force the masked draw
+    assert 0.1 <= share() <= 0.6
+    monkeypatch.undo()
+    cells = sample_formulas(model, torch.full((20,), 10), system=system, generator=torch.Generator().manual_seed(2))
+    assert all(len(zs) == 10 and set(zs.tolist()) == set(_z("Bi Se")) for zs in cells)
+    with pytest.raises(TopodiffInputError, match="1-12"):
+        sample_formulas(model, torch.full((2,), 13), system=system)
 
 
 def test_file_round_trip_and_bad_files(trained, tmp_path):

@@ -60,10 +60,12 @@ def sample(
     guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance (0 unconditional, 1 conditional)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Draw cell formulas (atom counts from the model's training data unless num_atoms is given)."""
+    """Draw cell formulas (atom counts from the model's training data, or with chemical_system from the
+    model's posterior given the elements, unless num_atoms is given)."""
     import torch
 
     from topodiff.commands._common import check_count, check_finite, check_seed, parse_key_values
+    from topodiff.errors import TopodiffInputError
     from topodiff.generative.conditions import fewest_atoms, parse_conditions
     from topodiff.generative.formula_model import load_formula_model
     from topodiff.generative.formula_source import draw_formulas
@@ -74,27 +76,14 @@ def sample(
     formula_model = load_formula_model(model)
     cond = parse_conditions(parse_key_values(condition, "--condition"), list(formula_model.cfg.conditions))
     gen = torch.Generator().manual_seed(seed)
-    sizes = _sizes(formula_model, cond, fewest_atoms(cond), num, gen)
-    cells = draw_formulas(formula_model, sizes, cond, guidance, gen)
+    limit = formula_model.cfg.max_atoms
+    if int(cond.get("num_atoms", 0)) > limit:
+        raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])}: this formula model knows cells of at most "
+                                 f"{limit} atoms")
+    sizes = torch.full((num,), int(cond.get("num_atoms", 0)), dtype=torch.long)   # 0: drawn
+    cells = draw_formulas(formula_model, sizes, cond, guidance, gen, size_range=(fewest_atoms(cond), limit))
     atomic_write_text(out, "".join(_formula(z) + "\n" for z in cells))
     print(f"wrote {num} formulas to {out}")
-
-
-def _sizes(model, cond: dict, fewest: int, num: int, gen) -> "torch.Tensor":
-    """Atom counts: the ``num_atoms`` condition, else drawn from the model's training histogram (≥ fewest)."""
-    import torch
-
-    from topodiff.errors import TopodiffInputError
-
-    limit = model.cfg.max_atoms
-    if "num_atoms" in cond:
-        if int(cond["num_atoms"]) > limit:
-            raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])}: this formula model knows cells of at most "
-                                     f"{limit} atoms")
-        return torch.full((num,), int(cond["num_atoms"]), dtype=torch.long)
-    from topodiff.generative.model import draw_atom_counts
-
-    return draw_atom_counts(model.size_counts, num, gen, fewest)
 
 
 def _formula(species) -> str:

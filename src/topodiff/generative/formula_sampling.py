@@ -1,6 +1,9 @@
 """Drawing cell formulas from a :class:`~topodiff.generative.formula_model.FormulaModel`, all crystals at once.
 
-Each draw alternates an element step and a count step. Masks keep every formula well formed
+A free atom count ``N`` comes from the model's training histogram; under a ``chemical_system`` the
+draw is exact instead: ``N`` and the counts from the network's posterior given the elements
+(:mod:`~topodiff.generative.formula_system`). Otherwise each draw alternates an element step and a
+count step. Masks keep every formula well formed
 (elements in the model's order, each once; counts summing to ``N``) and make ``chemical_system``
 (exact element set) and ``num_elements`` (exact number of elements) hold exactly; within the allowed
 tokens the draw follows the network's probabilities (at ``temperature``), with classifier-free
@@ -13,6 +16,7 @@ import torch
 
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.formula_model import END, FormulaModel
+from topodiff.generative.formula_system import MAX_SEQUENCES, num_candidates, sample_system_formulas
 
 
 class _Draw:
@@ -47,16 +51,17 @@ class _Draw:
 def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: dict[str, torch.Tensor] | None = None,
                     *, guidance: float = 1.0, system: torch.Tensor | None = None,
                     num_elements: torch.Tensor | None = None, temperature: float = 1.0,
-                    elements: torch.Tensor | None = None, generator: torch.Generator | None = None
-                    ) -> list[np.ndarray]:
+                    elements: torch.Tensor | None = None, size_range: tuple[int, int] | None = None,
+                    generator: torch.Generator | None = None) -> list[np.ndarray]:
     """One cell formula per entry of ``num_atoms [B]``, each as atomic numbers ``[N]`` (elements in the
-    model's order). ``conditions``: name → ``[B]`` values (those the model was not trained on are
-    ignored); ``system [max_z+1]`` bool: the exact element set; ``num_elements [B]``: exact counts;
-    ``elements`` bool mask over Z (any length; Z beyond it unusable): the elements a formula may use at all
-    (e.g. those the generator knows)."""
+    model's order). ``num_atoms``: atoms per cell, 0 where it is free: drawn from the training histogram
+    (with ``system``: from the posterior given the elements), within ``size_range`` (inclusive; default 1
+    to the model's largest) and never below the number of elements asked for. ``conditions``: name →
+    ``[B]`` or ``[B, k]`` values (those the model was not trained on are ignored); ``system [max_z+1]``
+    bool: the exact element set; ``num_elements [B]``: exact counts; ``elements`` bool mask over Z (any
+    length; Z beyond it unusable): the elements a formula may use at all (e.g. those the generator knows)."""
     cfg, b = model.cfg, int(num_atoms.shape[0])
-    n = num_atoms.long().cpu()
-    target = _element_targets(n, system, num_elements, cfg.max_z)
+    target = _element_targets(b, system, num_elements, cfg.max_z)
     usable = torch.ones(cfg.max_z + 1, dtype=torch.bool)
     if elements is not None:
         k = min(len(usable), len(elements))
@@ -65,7 +70,15 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
     usable[0] = False
     if system is not None and bool((system.bool() & ~usable).any()):
         raise TopodiffInputError("the chemical system has elements this generator never saw")
+    lo, hi = size_range or (1, cfg.max_atoms)
+    if system is not None and num_candidates(int(system.sum()), hi) <= MAX_SEQUENCES:
+        _check_sizes(num_atoms.long(), lo, hi, cfg.max_atoms)
+        return sample_system_formulas(model, num_atoms.long().cpu(), system.bool(), conditions, guidance=guidance,
+                                      temperature=temperature, size_range=(int(lo), int(hi)), generator=generator)
     draw = _Draw(model, conditions, b, guidance, temperature, generator)
+    n = _atom_counts(draw, num_atoms.long().cpu(), target, (lo, hi))
+    if bool((target > n).any()):
+        raise TopodiffInputError("each formula needs between 1 and N elements (N: its atom count)")
     rank = model.rank.cpu().masked_fill(~usable, -1)       # unusable elements never come "after" another
     later = (usable[None, :] & (rank[None, :] > rank[:, None])).sum(-1)   # [max_z+1] usable ones after each
     last = torch.zeros(b, dtype=torch.long)        # rank of the last element (0: none yet)
@@ -97,22 +110,46 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
                       [int(c[i]) for _, c, a in picks if a[i]]) for i in range(b)]
 
 
-def _element_targets(n: torch.Tensor, system: torch.Tensor | None, num_elements: torch.Tensor | None,
+def _element_targets(batch: int, system: torch.Tensor | None, num_elements: torch.Tensor | None,
                      max_z: int) -> torch.Tensor:
-    """``[B]`` exact number of elements per formula (−1: free), checked against the atom counts."""
-    if int(n.min()) < 1:
-        raise TopodiffInputError("a formula needs at least one atom")
+    """``[B]`` exact number of elements per formula (−1: free)."""
     if system is not None:
         if system.shape[-1] != max_z + 1 or bool(system[0]):
             raise TopodiffInputError(f"chemical system must be a mask over Z 1-{max_z}")
-        target = torch.full_like(n, int(system.sum()))
+        target = torch.full((batch,), int(system.sum()), dtype=torch.long)
     elif num_elements is not None:
         target = num_elements.long().cpu().clone()
     else:
-        return torch.full_like(n, -1)
-    if bool((target < 1).any() | (target > n).any()):
+        return torch.full((batch,), -1, dtype=torch.long)
+    if bool((target < 1).any()):
         raise TopodiffInputError("each formula needs between 1 and N elements (N: its atom count)")
     return target
+
+
+def _check_sizes(n: torch.Tensor, lo: int, hi: int, largest: int) -> None:
+    """Atom counts (0: free) and the size range must lie within the model's 1-``largest`` atoms."""
+    if int(n.min()) < 0 or int(n.max()) > largest or int(hi) > largest or int(lo) < 1 or lo > hi:
+        raise TopodiffInputError(f"atom counts must lie in 1-{largest} for this formula model")
+
+
+def _atom_counts(draw: _Draw, n: torch.Tensor, target: torch.Tensor, size_range: tuple[int, int]) -> torch.Tensor:
+    """``[B]`` atoms per cell: ``n`` where > 0, else drawn from the model's training histogram in
+    ``size_range`` and ≥ ``target`` (the number of elements asked for)."""
+    cfg = draw.model.cfg
+    lo, hi = size_range
+    _check_sizes(n, lo, hi, cfg.max_atoms)
+    lo = int(torch.clamp(target, min=int(lo)).max())
+    if lo > int(hi):
+        raise TopodiffInputError(f"more elements asked for than the largest cell ({int(hi)} atoms) holds")
+    free = n == 0
+    if bool(free.any()):
+        from topodiff.generative.model import draw_atom_counts
+
+        counts = draw.model.size_counts.detach().cpu().clone()
+        counts[int(hi) + 1:] = 0
+        n = n.clone()
+        n[free] = draw_atom_counts(counts, int(free.sum()), draw.generator, lo)
+    return n
 
 
 def _element_mask(rank: torch.Tensor, later: torch.Tensor, last: torch.Tensor, used: torch.Tensor,

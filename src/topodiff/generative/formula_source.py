@@ -44,17 +44,21 @@ def choose_formula_model(choice: str | None, checkpoint: str | None, cond: dict[
 
 
 def draw_formulas(model, sizes: torch.Tensor, cond: dict[str, Any], guidance: float,
-                  generator: torch.Generator, elements: torch.Tensor | None = None) -> list[np.ndarray]:
-    """One cell formula per crystal (atomic numbers), honouring the run's conditions exactly where
-    they are element sets or counts; the others steer it with classifier-free ``guidance``;
-    ``elements``: the usable elements (mask over Z; the generator's)."""
+                  generator: torch.Generator, elements: torch.Tensor | None = None,
+                  size_range: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """One cell formula per entry of ``sizes`` (atoms per cell; 0: the formula model draws it, in
+    ``size_range``), honouring the run's conditions exactly where they are element sets or counts; the
+    others steer it with classifier-free ``guidance``; ``elements``: the usable elements (mask over Z;
+    the generator's)."""
     from topodiff.generative.formula_sampling import sample_formulas
 
-    values = {k: torch.full((len(sizes),), float(v)) for k, v in cond.items() if k in model.cfg.conditions}
+    batch = len(sizes)
+    values = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)).expand(batch, *np.shape(v)).clone()
+              for k, v in cond.items() if k in model.cfg.conditions}
     system = torch.as_tensor(cond["chemical_system"]) > 0 if "chemical_system" in cond else None
     count = torch.full_like(sizes, int(cond["num_elements"])) if "num_elements" in cond else None
     return sample_formulas(model, sizes, values, guidance=guidance, system=system, num_elements=count,
-                           elements=elements, generator=generator)
+                           elements=elements, size_range=size_range, generator=generator)
 
 
 def match_templates(templates: Any, cells: list[np.ndarray]) -> list:

@@ -214,17 +214,7 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     model, config = load_generator(checkpoint)
     for key, value in check_sampler_values(sampler or {}).items():
         setattr(model.cfg, key, value)
-    trained = list(model.cfg.conditions)
-    if guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0:
-        trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
-    if int(prescreen) > 1:
-        trained += [k for k in PRESCREEN_TARGETS if k not in trained]  # targets of the pre-screen
-    cond = parse_conditions(conditions, trained, {name: getattr(model, f"{name}_counts").cpu().numpy()
-                                                  for name in CATEGORY_NAMES})
-    formula_guidance = 1.0 if guidance is None else float(guidance)   # conditional unless asked otherwise
-    if guidance is None:
-        embedded = [k for k in cond if k in model.cfg.conditions]
-        guidance = float(model.cfg.default_guidance) if embedded else 0.0
+    cond, guidance, formula_guidance = _run_conditions(model, conditions, guidance, guide_options, prescreen)
     guide = None
     if guide_options:
         from topodiff.generative.guidance import build_guide
@@ -239,17 +229,9 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     total = int(num) * int(prescreen)
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.time()
-    largest = int(cond["num_atoms"]) if "num_atoms" in cond else int(torch.nonzero(model.num_atoms_counts).max())
-    formula_model = choose_formula_model(formulas, config.get("checkpoint_path"), cond, templates, largest)
-    matched = formula_model is not None and templates is not None   # each formula on its own structure type
-    structure_types = None if matched else _draw_structure_types(templates, total, gen, cond, min_atoms,
-                                                                 model.cfg.max_atoms)
-    sizes = _cell_sizes(model, structure_types, cond, total, gen, min_atoms)
-    cells = None if formula_model is None else draw_formulas(formula_model, sizes, cond, formula_guidance, gen,
-                                                             model.species_allowed)
-    if matched:
-        structure_types = match_templates(templates, cells)
-        cells = [z if t is None else t.species for z, t in zip(cells, structure_types)]
+    formula_model, sizes, cells, structure_types = _draw_cells(model, config, cond, formulas, templates, total,
+                                                                formula_guidance, gen, min_atoms)
+    matched = formula_model is not None and templates is not None
     slots, below = _sample_in_chunks(model, sizes, cells, structure_types, batch_size,
                                      template_start=TEMPLATE_START if matched else 1.0, conditions=cond,
                                      guidance=guidance, steps=steps, generator=gen, guide=guide)
@@ -275,6 +257,46 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
             (str(templates) if isinstance(templates, (str, Path)) else f"{len(templates)} crystals given in memory")}
     atomic_write_json(Path(out_dir) / "metadata.json", meta)
     return meta
+
+
+def _run_conditions(model, conditions: dict[str, Any] | None, guidance: float | None,
+                    guide_options: dict[str, Any] | None, prescreen: int) -> tuple[dict[str, Any], float, float]:
+    """``(parsed conditions, the network's guidance, the formula model's guidance)`` of a run. Conditions
+    may name what the network was trained on and the targets of predictor guidance and the pre-screen;
+    ``guidance`` None: the checkpoint's ``default_guidance`` when a trained condition is given, else 0
+    (the formula model's: 1, conditional)."""
+    trained = list(model.cfg.conditions)
+    if guide_options and float(guide_options.get("predictor_scale", 0.0) or 0.0) > 0:
+        trained += [k for k in PREDICTOR_TARGETS if k not in trained]  # targets of the predictor's guidance
+    if int(prescreen) > 1:
+        trained += [k for k in PRESCREEN_TARGETS if k not in trained]  # targets of the pre-screen
+    cond = parse_conditions(conditions, trained, {name: getattr(model, f"{name}_counts").cpu().numpy()
+                                                  for name in CATEGORY_NAMES})
+    if guidance is not None:
+        return cond, float(guidance), float(guidance)
+    embedded = [k for k in cond if k in model.cfg.conditions]
+    return cond, float(model.cfg.default_guidance) if embedded else 0.0, 1.0
+
+
+def _draw_cells(model, config: dict, cond: dict[str, Any], formulas: str | None, templates: Any, total: int,
+                formula_guidance: float, gen: torch.Generator, min_atoms: int) -> tuple:
+    """``(formula model or None, sizes [total], cell formulas or None, structure types or None)`` of a run:
+    the formula model (:func:`choose_formula_model`) draws each cell's formula and atom count (unless
+    ``num_atoms`` is given), placed on a matching template with ``templates``; without one, sizes (and
+    structure types) come from the templates, ``num_atoms`` or the network's training histogram."""
+    largest = int(cond["num_atoms"]) if "num_atoms" in cond else int(torch.nonzero(model.num_atoms_counts).max())
+    formula_model = choose_formula_model(formulas, config.get("checkpoint_path"), cond, templates, largest)
+    if formula_model is None:
+        structure_types = _draw_structure_types(templates, total, gen, cond, min_atoms, model.cfg.max_atoms)
+        return None, _cell_sizes(model, structure_types, cond, total, gen, min_atoms), None, structure_types
+    fixed = torch.full((total,), int(cond.get("num_atoms", 0)), dtype=torch.long)   # 0: drawn with the formula
+    cells = draw_formulas(formula_model, fixed, cond, formula_guidance, gen, model.species_allowed,
+                          size_range=(min_atoms, largest))
+    structure_types = None
+    if templates is not None:   # each formula on its own structure type
+        structure_types = match_templates(templates, cells)
+        cells = [z if t is None else t.species for z, t in zip(cells, structure_types)]
+    return formula_model, torch.tensor([len(z) for z in cells], dtype=torch.long), cells, structure_types
 
 
 def _cell_sizes(model, structure_types: list | None, cond: dict[str, Any], total: int, generator: torch.Generator,
