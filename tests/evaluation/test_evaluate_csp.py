@@ -4,6 +4,7 @@ from pathlib import Path
 
 import ase.io
 import pytest
+from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from topodiff.cli import main
@@ -67,6 +68,27 @@ def test_multi_sample_match_takes_the_best_sample(tmp_path):
     assert summary["csp_match_rate"] == 1.0 and summary["csp_rmse"] == pytest.approx(0.0, abs=1e-6)
     assert all(r["csp_rms"] is not None for r in rows)
     assert max(r["csp_rms"] for r in rows[::2]) > 0.005                  # the moved samples are not exact
+
+
+def test_relaxed_match_rate_scores_what_relaxation_returns(tmp_path):
+    """`evaluate --relax` on CSP output scores the relaxed crystals too; a failed relaxation keeps its
+    prediction. The stand-in relaxer returns the reference for rows 0-2 and fails on the others."""
+    from topodiff.evaluation.relax import RelaxResult
+
+    ref_csv, refs = _references(tmp_path, 6)
+    wrong = [Structure(s.lattice, s.species, [[k / len(s), 0.0, 0.0] for k in range(len(s))])
+             for s in refs]  # every atom on one line: no match
+    frames = [(i, 0, s) for i, s in enumerate(wrong[:4])] + [(4, 0, refs[4].copy()), (5, 0, refs[5].copy())]
+
+    def relax(structs, **_):
+        return [RelaxResult(structure=refs[i].copy()) if i < 3 else RelaxResult(structure=None, error="failed")
+                for i in range(len(structs))]
+
+    summary, _ = evaluate_path(_fake_csp_dir(tmp_path, frames), reference=[ref_csv], relax=True, relax_fn=relax,
+                               screen=False, judge=False, progress=False)
+    before, after = summary["csp_match_rate"], summary["csp_relaxed_match_rate"]
+    assert after == pytest.approx(before + 3 / 6) and summary["csp_relaxed_rmse"] == pytest.approx(0.0, abs=1e-6)
+    assert before == pytest.approx(2 / 6)      # the two exact rows
 
 
 def test_csp_then_evaluate_end_to_end(tmp_path, capsys):

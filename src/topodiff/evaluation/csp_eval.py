@@ -35,6 +35,22 @@ def csp_metrics(entries: Sequence[Entry], reference: Sequence[Structure], rows: 
     matched when any sample matches, and its RMSE is the smallest among them (DiffCSP's multi-sample
     metric). Writes ``csp_rms`` into ``rows`` (None: no match).
     """
+    index = _input_rows(entries, reference)
+    return _match_summary([e.structure for e in entries], index, reference, rows)
+
+
+def relaxed_csp_metrics(entries: Sequence[Entry], relaxed: Sequence[Structure | None],
+                        reference: Sequence[Structure]) -> dict[str, Any]:
+    """:func:`csp_metrics` of the relaxed crystals as ``topodiff evaluate --relax`` writes them (a crystal
+    whose relaxation failed keeps its prediction): ``csp_relaxed_match_rate``, ``csp_relaxed_rmse``."""
+    index = _input_rows(entries, reference)
+    after = [e.structure if r is None else r for e, r in zip(entries, relaxed)]
+    metrics = _match_summary(after, index, reference)
+    return {"csp_relaxed_match_rate": metrics["csp_match_rate"], "csp_relaxed_rmse": metrics["csp_rmse"]}
+
+
+def _input_rows(entries: Sequence[Entry], reference: Sequence[Structure]) -> np.ndarray:
+    """The input row of each prediction (frame ``info["index"]``), checked against ``reference``."""
     index = [e.labels.get("index") for e in entries]
     if any(i is None for i in index):
         raise TopodiffInputError("CSP metrics need the frames of a `topodiff csp` output (info 'index' missing)")
@@ -46,10 +62,16 @@ def csp_metrics(entries: Sequence[Entry], reference: Sequence[Structure], rows: 
         if e.structure is not None and e.structure.composition != reference[i].composition:
             raise TopodiffInputError(f"{e.source} has composition {e.structure.composition.formula} but reference row "
                                      f"{i} is {reference[i].composition.formula}: pass the CSP input file as --reference")
+    return index
+
+
+def _match_summary(structures: Sequence[Structure | None], index: np.ndarray, reference: Sequence[Structure],
+                   rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Match rate and RMSE over the compositions asked for, best sample each (see :func:`csp_metrics`)."""
     matcher = M.csp_matcher()
     best = np.full(len(reference), np.inf)
-    for k, (e, i) in enumerate(zip(entries, index)):
-        d = M.csp_rms(e.structure, reference[i], matcher)
+    for k, (s, i) in enumerate(zip(structures, index)):
+        d = M.csp_rms(s, reference[i], matcher)
         if rows is not None:
             rows[k]["csp_rms"] = d
         if d is not None:
@@ -57,6 +79,6 @@ def csp_metrics(entries: Sequence[Entry], reference: Sequence[Structure], rows: 
     asked = np.unique(index)
     matched = np.isfinite(best[asked])
     return {"csp_num_compositions": int(len(asked)),
-            "csp_samples_per_composition": float(len(entries) / len(asked)),
+            "csp_samples_per_composition": float(len(structures) / len(asked)),
             "csp_match_rate": float(matched.mean()),
             "csp_rmse": float(best[asked][matched].mean()) if matched.any() else None}

@@ -21,7 +21,7 @@ from pymatgen.core import Structure
 
 from topodiff.errors import TopodiffInputError
 from topodiff.evaluation import metrics as M
-from topodiff.evaluation.csp_eval import csp_metrics, csp_output_metadata
+from topodiff.evaluation.csp_eval import csp_metrics, csp_output_metadata, relaxed_csp_metrics
 from topodiff.evaluation.distribution import MAX_COV_REFERENCE, reference_metrics
 from topodiff.evaluation.entries import Entry, guess_dataset, load_entries, load_reference
 from topodiff.evaluation.judging import (discovery_counts, energy_stage, hull_stage, hull_summary, judge_stage,
@@ -212,6 +212,8 @@ def evaluate_path(path: str | os.PathLike, *, reference: Sequence[str | os.PathL
                                               progress=progress, **kwargs)
     if ref is not None and p.is_dir() and csp_output_metadata(p) is not None:
         summary.update(csp_metrics(entries, ref, rows))
+        if relax:
+            summary.update(relaxed_csp_metrics(entries, relaxed, ref))
     od = Path(out_dir) if out_dir else default_out_dir(p)
     summary["input"] = str(p.resolve())
     summary["input_relative_to_output"] = os.path.relpath(p.resolve(), od.resolve())

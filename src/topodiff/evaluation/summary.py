@@ -82,6 +82,9 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         rmse = "-" if s.get("csp_rmse") is None else f"{s['csp_rmse']:.4f}"
         lines.append(f"CSP match / RMSE      {pct('csp_match_rate')} / {rmse} "
                      f"({s['csp_num_compositions']} compositions, {s['csp_samples_per_composition']:g} samples each)")
+    if "csp_relaxed_match_rate" in s:
+        rmse = "-" if s.get("csp_relaxed_rmse") is None else f"{s['csp_relaxed_rmse']:.4f}"
+        lines.append(f"  after relaxation    {pct('csp_relaxed_match_rate')} / {rmse}")
     if s.get("rmsd_to_relaxed") is not None:
         lines.append(f"RMSD to relaxed       {s['rmsd_to_relaxed']:.3f} Å (mean)")
     return lines + _hull_lines(s) + _topology_lines(s)

@@ -4,7 +4,7 @@ Under a chemical system the elements and their order are fixed; what is left to 
 count ``N`` and the count of each element. Drawing ``N`` first and then masking the elements (the
 ancestral draw of :mod:`~topodiff.generative.formula_sampling`) picks ``N`` blind to the elements:
 Bi-Se at ``N = 7`` can only be Bi2Se5, Bi3Se4, ... Here every ``(N, counts)`` the size range allows is
-enumerated (``C(N_max, k)`` of them for ``k`` elements; 184,756 at most for 20 atoms) and scored by the network, and the draw follows
+enumerated (``C(N_max, k)`` of them for ``k`` elements; up to :data:`MAX_SEQUENCES`) and scored by the network, and the draw follows
 
     p(N, counts | elements, conditions) ∝ p(N) · p(e1, c1, ..., ek, ck, END | N, conditions)
 
@@ -22,8 +22,9 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.generative.formula_model import END, PAD, FormulaModel
 
-#: largest number of (N, counts) sequences scored for one element set (C(20, 10) = 184,756 fit)
-MAX_SEQUENCES = 200_000
+#: most (N, counts) sequences scored for one element set: C(20, 5) = 15,504 (5 elements, 20 atoms; ~7 CPU s)
+#: fit; larger sets fall back to the masked ancestral draw (C(20, 9) = 167,960 took 75 CPU s)
+MAX_SEQUENCES = 20_000
 
 
 def num_candidates(num_elements: int, largest: int) -> int:
