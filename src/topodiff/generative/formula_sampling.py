@@ -62,12 +62,7 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
     length; Z beyond it unusable): the elements a formula may use at all (e.g. those the generator knows)."""
     cfg, b = model.cfg, int(num_atoms.shape[0])
     target = _element_targets(b, system, num_elements, cfg.max_z)
-    usable = torch.ones(cfg.max_z + 1, dtype=torch.bool)
-    if elements is not None:
-        k = min(len(usable), len(elements))
-        usable[:k] = elements[:k].bool().cpu()
-        usable[k:] = False
-    usable[0] = False
+    usable = _usable_elements(elements, cfg.max_z)
     if system is not None and bool((system.bool() & ~usable).any()):
         raise TopodiffInputError("the chemical system has elements this generator never saw")
     lo, hi = size_range or (1, cfg.max_atoms)
@@ -108,6 +103,17 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
         token = torch.where(done, torch.full_like(token, END), cfg.count_token(count))
     return [np.repeat(np.array([int(z[i]) for z, _, a in picks if a[i]], dtype=np.int64),
                       [int(c[i]) for _, c, a in picks if a[i]]) for i in range(b)]
+
+
+def _usable_elements(elements: torch.Tensor | None, max_z: int) -> torch.Tensor:
+    """``[max_z+1]`` bool: the elements a formula may use (``elements`` fitted to the model's Z range)."""
+    usable = torch.ones(max_z + 1, dtype=torch.bool)
+    if elements is not None:
+        k = min(len(usable), len(elements))
+        usable[:k] = elements[:k].bool().cpu()
+        usable[k:] = False
+    usable[0] = False
+    return usable
 
 
 def _element_targets(batch: int, system: torch.Tensor | None, num_elements: torch.Tensor | None,
