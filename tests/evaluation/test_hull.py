@@ -10,6 +10,7 @@ from pymatgen.core import Composition
 
 from topodiff.errors import TopodiffInputError
 from topodiff.evaluation import hull as H
+from topodiff.evaluation.hull import BELOW_HULL_NOTE
 
 REFS = {"Li": -1.9, "Na": -1.3, "K": -1.1}
 
@@ -31,7 +32,9 @@ def test_formation_energy_from_elemental_references():
 def test_e_above_hull_on_a_known_hull():
     h = toy_hull()
     assert h.evaluate(Composition("LiNa"), e_form=-0.9).e_above_hull == pytest.approx(0.1)
-    assert h.evaluate(Composition("LiNa"), e_form=-1.2).e_above_hull == pytest.approx(-0.2)   # below: negative
+    below = h.evaluate(Composition("LiNa"), e_form=-1.2)
+    assert below.e_above_hull == pytest.approx(-0.2) and below.note == BELOW_HULL_NOTE   # below: negative, said so
+    assert h.evaluate(Composition("LiNa"), e_form=-0.9).note is None
     r = h.evaluate(Composition("Li3Na"), e_form=-0.5)
     assert r.e_above_hull == pytest.approx(-0.5 - 0.5 * -1.0)       # hull at x_Na = 1/4 is -0.5
     assert r.num_references == 1 and r.note is None
@@ -40,6 +43,7 @@ def test_e_above_hull_on_a_known_hull():
     # a system without any DFT compound: elements only, and the row says so
     r = h.evaluate(Composition("LiK"), e_form=-0.1)
     assert r.e_above_hull == pytest.approx(-0.1) and r.num_references == 0 and "elements only" in r.note
+    assert BELOW_HULL_NOTE in r.note
 
 
 def test_leave_one_out_removes_the_own_entry():

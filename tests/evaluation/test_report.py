@@ -148,3 +148,16 @@ def test_report_row_of_a_relaxed_crystal_shows_its_space_group_gaps_and_z2_basis
     assert not any("band path" in m for m in s_out["messages"])   # the path is R-3m's
     img, err = band_png(s, "x", space_group=2)                    # a wrong row SG would be reported
     assert img is not None and err == "band path is that of space group 166, not 2"
+
+
+def test_a_candidate_below_the_dft_hull_is_marked_for_dft_confirmation():
+    from topodiff.evaluation.hull import BELOW_HULL_NOTE
+    from topodiff.evaluation.report import _hull_cell
+    from topodiff.evaluation.summary import candidate_lines
+
+    below = {"formula": "La3Ga11", "e_above_hull": -0.065, "hull_note": BELOW_HULL_NOTE, "novel": True}
+    above = {"formula": "LaGa2", "e_above_hull": 0.02, "hull_note": None, "novel": True}
+    assert "DFT to confirm" in _hull_cell(below) and "CHGNet" in _hull_cell(below)
+    assert _hull_cell(above) == "0.02" and _hull_cell({"e_above_hull": None, "hull_note": None}) == "unknown"
+    lines = candidate_lines([below, above])
+    assert "DFT to confirm" in lines[0] and "DFT to confirm" not in lines[1]

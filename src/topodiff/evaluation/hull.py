@@ -13,7 +13,8 @@
 
 Where an element has no MP elemental reference, no number is given: ``e_above_hull`` is None and
 ``hull_note`` names the element. ``num_references`` reports how many DFT compounds the hull of the
-system holds (its coverage; 0 means only the elemental corners are known).
+system holds (its coverage; 0 means only the elemental corners are known). A crystal below the hull
+gets :data:`BELOW_HULL_NOTE`: its energy comes from CHGNet, the hull from DFT.
 Data sources and licences: ``data/SOURCE.md``.
 """
 from __future__ import annotations
@@ -38,6 +39,9 @@ ELEMENTS_PATH = DATA_DIR / "mp_elemental_references.json"
 ENTRIES_PATH = DATA_DIR / "mp_formation_energies.csv.gz"
 ELEMENTS_FORMAT = "topodiff-elemental-references/1"
 STABLE_THRESHOLD = 0.1   # eV/atom: "stable" means e_above_hull ≤ this (MatterGen's S.U.N. convention)
+#: the note of a crystal below the DFT hull: its energy is CHGNet's (error ~0.03 eV/atom on MP, Deng et al. 2023),
+#: the hull's DFT, so "below" may be the potential's error or a compound the hull lacks
+BELOW_HULL_NOTE = "below the DFT hull on CHGNet's energy: a new ground state only if DFT confirms it"
 
 
 @lru_cache(maxsize=2)
@@ -156,9 +160,11 @@ class DFTHull:
         pd, n_refs = self._diagram(system, frozenset(exclude))
         entry = PDEntry(comp, float(e_form) * comp.num_atoms)
         _, e_hull = pd.get_decomp_and_e_above_hull(entry, allow_negative=True, check_stable=False)
-        note = None if n_refs or len(system) == 1 else \
-            "no DFT compound known in this chemical system: hull of the elements only"
-        return HullResult(float(e_form), float(e_hull), n_refs, note)
+        notes = [] if n_refs or len(system) == 1 else ["no DFT compound known in this chemical system: hull of the "
+                                                        "elements only"]
+        if e_hull < -1e-6:
+            notes.append(BELOW_HULL_NOTE)
+        return HullResult(float(e_form), float(e_hull), n_refs, "; ".join(notes) or None)
 
 
 @lru_cache(maxsize=1)

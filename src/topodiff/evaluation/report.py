@@ -280,6 +280,15 @@ def _shown(r: dict[str, Any]) -> dict[str, Any]:
     return {**r, "sg_text": sg, "z2_text": z2_text(r) or None}
 
 
+def _hull_cell(r: dict[str, Any]) -> str:
+    """The E-hull cell: the value (a marked one with its note when below the DFT hull), or why it is unknown."""
+    if r.get("e_above_hull") is None:
+        return _fmt(r.get("hull_note") or "unknown")
+    if r["e_above_hull"] < 0 and r.get("hull_note"):
+        return f'{_fmt(r["e_above_hull"])} <span title="{html.escape(r["hull_note"])}">⚠ below: DFT to confirm</span>'
+    return _fmt(r["e_above_hull"])
+
+
 def _candidates_html(cands: list[dict[str, Any]], structures: dict[int, Any], messages: list[str]) -> list[str]:
     from topodiff.evaluation.report_bands import band_png
 
@@ -291,8 +300,7 @@ def _candidates_html(cands: list[dict[str, Any]], structures: dict[int, Any], me
         if err:
             messages.append(f"candidate {r.get('source')}: {err}")
         r = _shown(r)
-        cells = "".join(f"<td>{_fmt(r.get(c)) if c != 'e_above_hull' or r.get(c) is not None else _fmt(r.get('hull_note') or 'unknown')}</td>"
-                        for c, _ in CAND_COLS)
+        cells = "".join(f"<td>{_hull_cell(r) if c == 'e_above_hull' else _fmt(r.get(c))}</td>" for c, _ in CAND_COLS)
         flag = ("✔" if is_discovery(r) else "") + ("★" if discovery_hit(r) else "")
         pic = f'<img alt="bands {rank}" src="{img}" width="320">' if img else "–"
         out.append(f"<tr><td>{rank} {flag}</td>{cells}<td class='mono'>{html.escape(str(r.get('source')))}</td><td>{pic}</td></tr>")

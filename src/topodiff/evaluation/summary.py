@@ -97,7 +97,8 @@ def candidate_lines(cands: list[dict[str, Any]]) -> list[str]:
 
     out = []
     for rank, c in enumerate(cands, 1):
-        eh = "E_hull unknown" if c.get("e_above_hull") is None else f"E_hull {c['e_above_hull']:+.3f} eV/atom"
+        eh = "E_hull unknown" if c.get("e_above_hull") is None else f"E_hull {c['e_above_hull']:+.3f} eV/atom" + (
+            " (below the DFT hull: DFT to confirm)" if c["e_above_hull"] < 0 and c.get("hull_note") else "")
         nov = ("novel" if c.get("novel") else f"known ({c['known_match']})" if c.get("known_match")
                else "novelty unknown (formula known)" if c.get("formula_novel") is False else "not novel")
         p = c.get("p_topological")
