@@ -51,3 +51,14 @@ $BIN/python -m topodiff.generative.templates data/mp20/train.csv src/topodiff/ch
 #    docs/generator.md "The formula model"
 $BIN/topodiff formula train --train data/mp20/train.csv --val data/mp20/val.csv \
   --out src/topodiff/checkpoints/default.formula.ckpt --seed 0 --json
+
+# 9) (2026-12-05) mp20-csp finished: 12,000 more steps from the step-50,000 export of step 5 at the cosine
+#    schedule's end learning rate (5e-5, constant; ~29 min on one thread), then exported over it and its
+#    sampler settings (predictor / corrector noise 0.7 / 0.5, chosen at step 50,000) stored again.
+#    Val (309, one sample): 25.6 -> 28.5 % and 24.9 -> 27.5 % (two sampling seeds); docs/mp20-benchmark.md
+$BIN/topodiff train --config configs/mp20-csp-finish.yaml
+$BIN/python -m topodiff.generative.checkpoint runs/mp20_csp_finish/last.ckpt src/topodiff/checkpoints/mp20-csp.ckpt \
+  --description "mp20-csp: CSP for Materials Project compositions; step 50,000 + 12,000 at lr 5e-5 (configs/mp20-csp-finish.yaml)" \
+  --command "scripts/train_mp20.sh"
+$BIN/python -m topodiff.generative.checkpoint src/topodiff/checkpoints/mp20-csp.ckpt --set predictor_noise_scale=0.7 \
+  --set corrector_noise_scale=0.5 --note "chosen on data/mp20/val.csv at step 50,000 (docs/mp20-benchmark.md)"
