@@ -65,7 +65,6 @@ def sample(
     import torch
 
     from topodiff.commands._common import check_count, check_finite, check_seed, parse_key_values
-    from topodiff.errors import TopodiffInputError
     from topodiff.generative.conditions import fewest_atoms, parse_conditions
     from topodiff.generative.formula_model import load_formula_model
     from topodiff.generative.formula_source import draw_formulas
@@ -76,12 +75,9 @@ def sample(
     formula_model = load_formula_model(model)
     cond = parse_conditions(parse_key_values(condition, "--condition"), list(formula_model.cfg.conditions))
     gen = torch.Generator().manual_seed(seed)
-    limit = formula_model.cfg.max_atoms
-    if int(cond.get("num_atoms", 0)) > limit:
-        raise TopodiffInputError(f"num_atoms={int(cond['num_atoms'])}: this formula model knows cells of at most "
-                                 f"{limit} atoms")
     sizes = torch.full((num,), int(cond.get("num_atoms", 0)), dtype=torch.long)   # 0: drawn
-    cells = draw_formulas(formula_model, sizes, cond, guidance, gen, size_range=(fewest_atoms(cond), limit))
+    cells = draw_formulas(formula_model, sizes, cond, guidance, gen,
+                          size_range=(fewest_atoms(cond), formula_model.cfg.max_atoms))
     atomic_write_text(out, "".join(_formula(z) + "\n" for z in cells))
     print(f"wrote {num} formulas to {out}")
 

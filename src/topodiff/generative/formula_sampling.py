@@ -66,8 +66,8 @@ def sample_formulas(model: FormulaModel, num_atoms: torch.Tensor, conditions: di
     if system is not None and bool((system.bool() & ~usable).any()):
         raise TopodiffInputError("the chemical system has elements this generator never saw")
     lo, hi = size_range or (1, cfg.max_atoms)
+    _check_sizes(num_atoms.long(), lo, hi, cfg.max_atoms)
     if system is not None and num_candidates(int(system.sum()), hi) <= MAX_SEQUENCES:
-        _check_sizes(num_atoms.long(), lo, hi, cfg.max_atoms)
         return sample_system_formulas(model, num_atoms.long().cpu(), system.bool(), conditions, guidance=guidance,
                                       temperature=temperature, size_range=(int(lo), int(hi)), generator=generator)
     draw = _Draw(model, conditions, b, guidance, temperature, generator)
@@ -141,20 +141,16 @@ def _check_sizes(n: torch.Tensor, lo: int, hi: int, largest: int) -> None:
 def _atom_counts(draw: _Draw, n: torch.Tensor, target: torch.Tensor, size_range: tuple[int, int]) -> torch.Tensor:
     """``[B]`` atoms per cell: ``n`` where > 0, else drawn from the model's training histogram in
     ``size_range`` and ≥ ``target`` (the number of elements asked for)."""
-    cfg = draw.model.cfg
+    from topodiff.generative.model import draw_atom_counts
+
     lo, hi = size_range
-    _check_sizes(n, lo, hi, cfg.max_atoms)
     lo = int(torch.clamp(target, min=int(lo)).max())
     if lo > int(hi):
         raise TopodiffInputError(f"more elements asked for than the largest cell ({int(hi)} atoms) holds")
     free = n == 0
     if bool(free.any()):
-        from topodiff.generative.model import draw_atom_counts
-
-        counts = draw.model.size_counts.detach().cpu().clone()
-        counts[int(hi) + 1:] = 0
         n = n.clone()
-        n[free] = draw_atom_counts(counts, int(free.sum()), draw.generator, lo)
+        n[free] = draw_atom_counts(draw.model.size_counts, int(free.sum()), draw.generator, lo, int(hi))
     return n
 
 

@@ -48,8 +48,8 @@ def _tokens(model: FormulaModel, elements: np.ndarray, counts: np.ndarray) -> to
     cfg = model.cfg
     c = torch.as_tensor(counts)
     s, k = c.shape
-    body = torch.stack([torch.full((s, k), 0, dtype=torch.long) + torch.as_tensor(cfg.element_token(elements)),
-                        cfg.count_token(c)], dim=-1).reshape(s, 2 * k)
+    body = torch.stack([torch.as_tensor(cfg.element_token(elements)).expand(s, k), cfg.count_token(c)],
+                       dim=-1).reshape(s, 2 * k)
     return torch.cat([cfg.size_token(c.sum(-1))[:, None], body, torch.full((s, 1), END, dtype=torch.long)], dim=-1)
 
 
@@ -85,7 +85,7 @@ def sample_system_formulas(model: FormulaModel, num_atoms: torch.Tensor, system:
         raise TopodiffInputError(f"no cell of {size_range[0]}-{size_range[1]} atoms holds {len(elements)} elements")
     tokens = _tokens(model, elements, counts)
     sizes = torch.as_tensor(counts.sum(-1))
-    prior = torch.log(model.size_counts.detach().cpu().double()[sizes] / float(model.size_counts.sum()))
+    prior = torch.log(model.size_counts.detach().cpu().double()[sizes])   # p(N) up to a constant
     given = {k: v for k, v in (conditions or {}).items() if k in cfg.conditions}
     keys = _row_keys(given, num_atoms)
     out: list[np.ndarray | None] = [None] * len(keys)

@@ -45,15 +45,18 @@ def segment_mean(x: torch.Tensor, batch_index: torch.Tensor, b: int) -> torch.Te
     return s / n.view(-1, *([1] * (x.dim() - 1)))
 
 
-
 def draw_atom_counts(histogram: torch.Tensor, n: int, generator: torch.Generator | None = None,
-                     min_atoms: int = 1) -> torch.Tensor:
-    """``[n]`` atom counts drawn from a training histogram (index = atoms per cell), ``≥ min_atoms``."""
+                     min_atoms: int = 1, max_atoms: int | None = None) -> torch.Tensor:
+    """``[n]`` atom counts drawn from a training histogram (index = atoms per cell), in
+    ``[min_atoms, max_atoms]`` (None: no upper limit)."""
     counts = histogram.detach().cpu().clone()
     counts[:max(int(min_atoms), 0)] = 0
+    if max_atoms is not None:
+        counts[int(max_atoms) + 1:] = 0
     if float(counts.sum()) <= 0:
         raise TopodiffInputError("this model has no num_atoms distribution (at that size); pass num_atoms explicitly")
     return torch.multinomial(counts, n, replacement=True, generator=generator)
+
 
 class CrystalDiffusion(nn.Module):
     """Joint diffusion over lattice (VP), fractional coordinates (wrapped-normal VE) and species (masked D3PM)."""
