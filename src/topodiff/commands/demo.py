@@ -21,53 +21,74 @@ def build_demo(out: Path, *, grid: int = 81, log=lambda msg: None) -> dict[str, 
     curvature, Kane-Mele zigzag ribbon (QSH and trivial), Kane-Mele WCC flow, the critical staggered
     potential of Kane-Mele against 3√3 λ_SO, and the known-materials checks.
     """
-    import numpy as np
-
     from topodiff.io_utils import atomic_write_json
-    from topodiff.physics.bands import band_gaps
-    from topodiff.physics.berry import berry_curvature, chern_number
-    from topodiff.physics.fields import field_sweep
-    from topodiff.physics.finite import edge_spectrum, ribbon
-    from topodiff.physics.known import run_checks
-    from topodiff.physics.library import build_model
-    from topodiff.physics.phase_diagram import Axis, chern_phase_diagram, haldane_boundary
-    from topodiff.physics.plots import (plot_berry_curvature, plot_edge_spectrum, plot_phase_diagram,
-                                        plot_wcc_flow)
-    from topodiff.physics.wilson import wcc_flow
-    from topodiff.physics.z2 import z2_invariant
 
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"files": {}}
     timings: dict[str, float] = {}
-
-    def step(name: str) -> None:
+    stages = [("haldane_phase_diagram", lambda: _haldane_phase_diagram(out, grid)),
+              ("haldane_berry_curvature", lambda: _haldane_berry_curvature(out)),
+              ("kane_mele_ribbons", lambda: _kane_mele_ribbons(out)),
+              ("kane_mele_wcc_flow", lambda: _kane_mele_wcc_flow(out)),
+              ("kane_mele_field_sweep", _kane_mele_critical_field),
+              ("validate_known", _validate_known)]
+    for name, stage in stages:
+        t0 = time.perf_counter()
+        files, results = stage()
+        summary["files"].update(files)
+        summary.update(results)
         timings[name] = round(time.perf_counter() - t0, 3)
         log(f"  {name}: {timings[name]:.2f} s")
+    summary["timings_s"] = timings
+    summary["wall_time_s"] = round(time.perf_counter() - t_start, 3)
+    summary["files"]["summary"] = str(out / "summary.json")
+    atomic_write_json(out / "summary.json", summary)
+    return summary
 
-    t0 = time.perf_counter()
+
+_Stage = tuple[dict[str, str], dict[str, Any]]  # (figure files by name, summary entries)
+
+
+def _haldane_phase_diagram(out: Path, grid: int) -> _Stage:
+    """Chern number of the Haldane model over (φ, M) at t2 = 0.15, with the analytic boundary."""
+    from topodiff.physics.phase_diagram import Axis, chern_phase_diagram, haldane_boundary
+    from topodiff.physics.plots import plot_phase_diagram
+
     t2 = 0.15
     pd = chern_phase_diagram("haldane", Axis("phi", -math.pi, math.pi, grid), Axis("M", -1.0, 1.0, grid), nk=24,
                              params={"t2": t2})
-    summary["files"]["haldane_phase_diagram"] = str(plot_phase_diagram(
-        pd, out / "haldane_phase_diagram.png", boundary=lambda phi: haldane_boundary(phi, t2),
-        boundary_label="M = ±3√3 t2 sin φ", title=f"Haldane model: Chern number ({grid}×{grid}, nk = 24)"))
-    summary["haldane_phase_diagram"] = {"grid": [grid, grid], "nk": 24, "counts": pd.counts(),
-                                        "seconds": round(pd.seconds, 3)}
-    step("haldane_phase_diagram")
+    path = plot_phase_diagram(pd, out / "haldane_phase_diagram.png", boundary=lambda phi: haldane_boundary(phi, t2),
+                              boundary_label="M = ±3√3 t2 sin φ",
+                              title=f"Haldane model: Chern number ({grid}×{grid}, nk = 24)")
+    return ({"haldane_phase_diagram": str(path)},
+            {"haldane_phase_diagram": {"grid": [grid, grid], "nk": 24, "counts": pd.counts(),
+                                       "seconds": round(pd.seconds, 3)}})
 
-    t0 = time.perf_counter()
+
+def _haldane_berry_curvature(out: Path) -> _Stage:
+    """Berry curvature of the default Haldane model over the BZ and its Chern number."""
+    from topodiff.physics.berry import berry_curvature, chern_number
+    from topodiff.physics.library import build_model
+    from topodiff.physics.plots import plot_berry_curvature
+
     hal = build_model("haldane")
     k, omega = berry_curvature(hal, nk=120, cartesian=True)
     C = chern_number(hal, nk=48)
-    summary["files"]["haldane_berry_curvature"] = str(plot_berry_curvature(
-        k, omega, out / "haldane_berry_curvature.png", lattice=hal.lattice,
-        title=f"Haldane (M = 0.2, φ = π/2): Berry curvature, C = {C}"))
-    summary["haldane"] = {"params": hal.params, "chern": C}
-    step("haldane_berry_curvature")
+    path = plot_berry_curvature(k, omega, out / "haldane_berry_curvature.png", lattice=hal.lattice,
+                                title=f"Haldane (M = 0.2, φ = π/2): Berry curvature, C = {C}")
+    return {"haldane_berry_curvature": str(path)}, {"haldane": {"params": hal.params, "chern": C}}
 
-    t0 = time.perf_counter()
-    ribbons = {}
+
+def _kane_mele_ribbons(out: Path) -> _Stage:
+    """Zigzag-ribbon spectra of Kane-Mele in the QSH (λ_v = 0.1) and trivial (λ_v = 0.4) phases."""
+    from topodiff.physics.bands import band_gaps
+    from topodiff.physics.finite import edge_spectrum, ribbon
+    from topodiff.physics.library import build_model
+    from topodiff.physics.plots import plot_edge_spectrum
+    from topodiff.physics.z2 import z2_invariant
+
+    files, ribbons = {}, {}
     for tag, lam_v in (("qsh", 0.1), ("trivial", 0.4)):
         km = build_model("kane_mele", lambda_v=lam_v)
         gaps = band_gaps(km)
@@ -76,39 +97,46 @@ def build_demo(out: Path, *, grid: int = 81, log=lambda msg: None) -> dict[str, 
         path = plot_edge_spectrum(spec, out / f"kane_mele_ribbon_{tag}.png",
                                   title=f"Kane-Mele zigzag ribbon, λ_v = {lam_v} (Z2 = {z2})",
                                   ylim=(gaps.vbm - 0.8, gaps.cbm + 0.8))
-        summary["files"][f"kane_mele_ribbon_{tag}"] = str(path)
+        files[f"kane_mele_ribbon_{tag}"] = str(path)
         ribbons[tag] = {"lambda_v": lam_v, "z2": z2, "bulk_gap": gaps.indirect}
-    summary["kane_mele_ribbons"] = ribbons
-    step("kane_mele_ribbons")
+    return files, {"kane_mele_ribbons": ribbons}
 
-    t0 = time.perf_counter()
+
+def _kane_mele_wcc_flow(out: Path) -> _Stage:
+    """Wannier-centre flow of Kane-Mele over half the BZ (the Z2 route)."""
+    from topodiff.physics.library import build_model
+    from topodiff.physics.plots import plot_wcc_flow
+    from topodiff.physics.wilson import wcc_flow
+    from topodiff.physics.z2 import z2_invariant
+
     km = build_model("kane_mele")
     flow = wcc_flow(km, k_range=(0.0, 0.5), num_lines=51)
-    summary["files"]["kane_mele_wcc_flow"] = str(plot_wcc_flow(
-        flow.k, flow.wcc, out / "kane_mele_wcc_flow.png", xlabel="κ1 (0 → 1/2)",
-        title=f"Kane-Mele WCC flow (Z2 = {int(z2_invariant(km))})"))
-    step("kane_mele_wcc_flow")
+    path = plot_wcc_flow(flow.k, flow.wcc, out / "kane_mele_wcc_flow.png", xlabel="κ1 (0 → 1/2)",
+                         title=f"Kane-Mele WCC flow (Z2 = {int(z2_invariant(km))})")
+    return {"kane_mele_wcc_flow": str(path)}, {}
 
-    t0 = time.perf_counter()
+
+def _kane_mele_critical_field() -> _Stage:
+    """The staggered potential that closes Kane-Mele's QSH gap, against the analytic 3√3 λ_SO."""
+    import numpy as np
+
+    from topodiff.physics.fields import field_sweep
+
     lam_so = 0.06
     sweep = field_sweep(("kane_mele", {"lambda_r": 0.0, "lambda_v": 0.0, "lambda_so": lam_so}), "staggered",
                         np.linspace(0.0, 0.6, 7), "z2")
     crit = sweep.transitions[0]["critical"] if sweep.transitions else None
-    summary["kane_mele_critical_field"] = {"computed": crit, "analytic_3sqrt3_lambda_so": 3 * math.sqrt(3) * lam_so,
-                                           "relative_error": None if crit is None else
-                                           abs(crit / (3 * math.sqrt(3) * lam_so) - 1)}
-    step("kane_mele_field_sweep")
+    analytic = 3 * math.sqrt(3) * lam_so
+    return {}, {"kane_mele_critical_field": {"computed": crit, "analytic_3sqrt3_lambda_so": analytic,
+                                             "relative_error": None if crit is None else abs(crit / analytic - 1)}}
 
-    t0 = time.perf_counter()
+
+def _validate_known() -> _Stage:
+    """The known-materials checks (:mod:`topodiff.physics.known`)."""
+    from topodiff.physics.known import run_checks
+
     checks = run_checks()
-    summary["validate_known"] = {"all_match": all(c.match for c in checks), "checks": [c.to_dict() for c in checks]}
-    step("validate_known")
-
-    summary["timings_s"] = timings
-    summary["wall_time_s"] = round(time.perf_counter() - t_start, 3)
-    summary["files"]["summary"] = str(out / "summary.json")
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    return {}, {"validate_known": {"all_match": all(c.match for c in checks), "checks": [c.to_dict() for c in checks]}}
 
 
 def register(app: typer.Typer) -> None:

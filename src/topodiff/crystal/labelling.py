@@ -140,7 +140,6 @@ def label_dataset(source: str | os.PathLike, out: str | os.PathLike, *, workers:
     import pandas as pd
 
     from topodiff.crystal.io import read_structures
-    from topodiff.evaluation.screen import records_to_tasks, screen_tasks
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if chunk < 1:
@@ -164,6 +163,29 @@ def label_dataset(source: str | os.PathLike, out: str | os.PathLike, *, workers:
     resumed = sum(k in done for k in keys)
     if resumed:
         log(f"resuming: {resumed}/{n} rows already labelled in {prog}")
+    screened = _screen_rows(records, keys, todo, done, prog, screen_opts, workers, (chunk, resumed), log)
+    rows = {i: done[k] for i, k in enumerate(keys) if k in done}
+    complete = len(rows) == n
+    counts: dict[str, int] = {}
+    for r in rows.values():
+        name = r.get("topo_class") or "error"
+        counts[name] = counts.get(name, 0) + 1
+    if complete:
+        _write_output(source, records, rows, out, pd)
+        log(f"wrote {out} ({n} rows)")
+    return {"rows": n, "screened_now": screened, "resumed": resumed, "complete": complete, "out": str(out),
+            "counts": counts, "fingerprint": fp}
+
+
+def _screen_rows(records: list[Any], keys: list[str], todo: list[int], done: dict[str, dict[str, Any]], prog: Path,
+                 screen_opts: dict[str, Any], workers: int | None, counts: tuple[int, int],
+                 log: Callable[[str], None]) -> int:
+    """Screen the rows ``todo``, add their labels to ``done`` (by row key) and append them to the
+    progress file ``prog`` every ``chunk`` results (``counts`` = chunk, rows labelled before this run,
+    for the progress lines); returns how many were screened."""
+    from topodiff.evaluation.screen import records_to_tasks, screen_tasks
+
+    (chunk, already), n = counts, len(records)
     buffer: list[dict[str, Any]] = []
     screened = 0
     for index, row in screen_tasks(records_to_tasks(records, screen_opts, todo), workers=workers, log=log):
@@ -176,19 +198,9 @@ def label_dataset(source: str | os.PathLike, out: str | os.PathLike, *, workers:
         if len(buffer) >= chunk:
             append_progress(prog, buffer)
             buffer = []
-            log(f"labelled {resumed + screened}/{n}")
+            log(f"labelled {already + screened}/{n}")
     append_progress(prog, buffer)
-    rows = {i: done[k] for i, k in enumerate(keys) if k in done}
-    complete = len(rows) == n
-    counts: dict[str, int] = {}
-    for r in rows.values():
-        name = r.get("topo_class") or "error"
-        counts[name] = counts.get(name, 0) + 1
-    if complete:
-        _write_output(source, records, rows, out, pd)
-        log(f"wrote {out} ({n} rows)")
-    return {"rows": n, "screened_now": screened, "resumed": resumed, "complete": complete, "out": str(out),
-            "counts": counts, "fingerprint": fp}
+    return screened
 
 
 def _jsonable(opts: dict[str, Any]) -> dict[str, Any]:

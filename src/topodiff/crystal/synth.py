@@ -309,26 +309,35 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
                   space_groups=list(space_groups) if space_groups is not None else None,
                   crystal_filter=filt, standardize=standardize)
     CrystalSampler(**kwargs)  # validate the arguments before starting workers
-    from tqdm import tqdm
-
     chunk = max(1, min(25, -(-num // max(1, 4 * num_workers))))
     jobs = [(kwargs, seed, list(range(a, min(num, a + chunk))), charge_balance, proto)
             for a in range(0, num, chunk)]
+    results = _run_jobs(jobs, num, num_workers, progress)
+    structures = [results[i][0] for i in range(num)]
+    if return_info:
+        return structures, [results[i][1] for i in range(num)]
+    return structures
+
+
+def _run_jobs(jobs: list[tuple], num: int, num_workers: int, progress: bool) -> dict[int, tuple[Any, dict | None]]:
+    """``{i: (structure, info)}`` for crystals ``0..num-1`` from :func:`_worker` jobs, in this process or
+    ``num_workers`` processes. A dead worker raises ``RuntimeError``; a crystal no try could make
+    raises :class:`TopodiffInputError`."""
+    from tqdm import tqdm
+
     results: dict[int, tuple[Any, dict | None]] = {}
     bar = tqdm(total=num, desc="synthesizing", unit="crystal", file=sys.stderr, disable=not progress)
     try:
         if num_workers <= 1:
-            for job in jobs:
-                for i, s, info in _worker(job):
-                    results[i] = (s, info)
-                    bar.update(1)
+            parts = (_worker(job) for job in jobs)
         else:
             from topodiff.process_pool import resilient_map
 
-            for _, part in resilient_map(_worker, jobs, workers=num_workers, on_crash=_crashed_job):
-                for i, s, info in part:
-                    results[i] = (s, info)
-                    bar.update(1)
+            parts = (part for _, part in resilient_map(_worker, jobs, workers=num_workers, on_crash=_crashed_job))
+        for part in parts:
+            for i, s, info in part:
+                results[i] = (s, info)
+                bar.update(1)
     finally:
         bar.close()
     crashed = [i for i in range(num) if results[i][1] is not None and "crashed" in results[i][1]]
@@ -339,7 +348,6 @@ def synthesize(num: int, *, elements: Sequence[str] | None = None, seed: int = 0
     if failed:
         raise TopodiffInputError(f"could not generate {len(failed)} of {num} crystals passing the filters "
                                  "(loosen --max-atoms, elements, density or charge balance)")
-    structures = [results[i][0] for i in range(num)]
-    if return_info:
-        return structures, [results[i][1] for i in range(num)]
-    return structures
+    return results
+
+

@@ -110,11 +110,9 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
 
     t = time.time()
     log(f"[1/3] generating {num} crystals → {gen_dir}")
-    gen_info = gen(gen_dir, num=num, checkpoint=checkpoint, conditions=conditions or None,
-                   guidance=guidance, steps=steps, seed=seed, sampler=sampler or None,
-                   **({"prescreen": int(prescreen), "prescreen_novel": bool(prescreen_novel)} if int(prescreen) > 1 else {}),
-                   **({"templates": templates} if templates is not None else {}),
-                   **({"formulas": formulas} if formulas != "auto" else {}))
+    gen_info = gen(gen_dir, num=num, checkpoint=checkpoint, conditions=conditions or None, guidance=guidance,
+                   steps=steps, seed=seed, sampler=sampler or None,
+                   **_optional_generator_options(prescreen, prescreen_novel, templates, formulas))
     timings["generate_s"] = round(time.time() - t, 2)
 
     t = time.time()
@@ -139,15 +137,27 @@ def run_pipeline(out: str | Path, *, num: int = DEFAULT_NUM, checkpoint: str | N
     timings["report_s"] = round(time.time() - t, 2)
     top = top_candidates(out / "structures.csv", top_k)
     timings["total_s"] = round(sum(timings.values()), 2)
-    result = {"report": str(report), "metrics": str(out / "metrics.json"), "generated": str(gen_dir),
-              "num": num, "checkpoint": checkpoint, "conditions": conditions or {}, "seed": seed,
-              "sampler": dict(sampler or {}),
+    result = {"report": str(report), "metrics": str(out / "metrics.json"), "generated": str(gen_dir), "num": num,
+              "checkpoint": checkpoint, "conditions": conditions or {}, "seed": seed, "sampler": dict(sampler or {}),
               "relax": relax, "timings": timings,
               "generator": {k: v for k, v in (gen_info or {}).items() if isinstance(v, (str, int, float, bool))},
               "summary": {k: v for k, v in summary.items() if k not in ("reference_distributions",)},
-              "top_candidates": top,
-              "messages": rsum.get("messages", [])}
+              "top_candidates": top, "messages": rsum.get("messages", [])}
     if dft_rows is not None:
         result["dft"] = dft_rows
     atomic_write_json(out / "pipeline.json", {k: v for k, v in result.items() if k != "summary"})
     return result
+
+
+def _optional_generator_options(prescreen: int, prescreen_novel: bool, templates: str | Path | None,
+                                formulas: str) -> dict[str, Any]:
+    """The generator options that differ from their defaults (a custom ``generate_fn`` need not take
+    the others)."""
+    options: dict[str, Any] = {}
+    if int(prescreen) > 1:
+        options.update(prescreen=int(prescreen), prescreen_novel=bool(prescreen_novel))
+    if templates is not None:
+        options["templates"] = templates
+    if formulas != "auto":
+        options["formulas"] = formulas
+    return options

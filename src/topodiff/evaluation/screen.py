@@ -147,10 +147,11 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     Bad structures raise :class:`TopodiffInputError` (use :func:`screen_records` for rows).
     """
     from topodiff.crystal.symmetry import SYMPREC, analyze, weak_indices_in
-    from topodiff.physics.parity import find_inversion, parity_z2
     from topodiff.physics.sk_params import open_shell
-    from topodiff.physics.slater_koster import orbital_parity, structure_to_tb
+    from topodiff.physics.slater_koster import structure_to_tb
 
+    if metal_rule not in ("auto", "direct", "indirect"):
+        raise TopodiffInputError(f"metal_rule must be 'auto', 'direct' or 'indirect', got {metal_rule!r}")
     t0, c0 = time.perf_counter(), time.process_time()
     sym = analyze(structure, symprec=SYMPREC if symmetrize is None else float(symmetrize))
     was_symmetrized = symmetrize is not None and sym is not None
@@ -169,32 +170,12 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
                            "topo_class": None, "method": None, "n_atoms": len(structure), "k_mesh": list(mesh)}
     if symmetrize is not None:
         row["symmetrized"] = was_symmetrized
-    if metal_rule not in ("auto", "direct", "indirect"):
-        raise TopodiffInputError(f"metal_rule must be 'auto', 'direct' or 'indirect', got {metal_rule!r}")
     row["open_shell"] = any(open_shell(el.symbol) for el in structure.composition.elements)
     if metal_rule == "auto":
         metal_rule = "indirect" if row["open_shell"] else "direct"
     metal = (direct if metal_rule == "direct" else gap) < gap_tol or filling % 2 == 1
     if filling % 2 == 0 and direct >= gap_tol:
-        n_o = int(model.params["n_orb_per_atom"])
-        n_at = len(structure)
-        inv = find_inversion(model.orbitals[::n_o], np.asarray(structure.atomic_numbers), model.lattice,
-                             symprec=PARITY_SYMPREC)
-        if inv is not None:
-            res = parity_z2(model, np.repeat(np.arange(n_at), n_o), np.tile(orbital_parity(basis), n_at), *inv)
-            row["z2"], row["method"] = [int(x) for x in res["z2"]], "parity"
-        elif not metal and model.num_bands > wcc_max_bands:
-            row["error"] = (f"no inversion symmetry and {model.num_bands} bands > wcc_max_bands={wcc_max_bands}: "
-                            "WCC Z2 skipped")
-        elif not metal:
-            try:
-                z2 = _wcc_z2(model)
-                if z2 is None:
-                    row["error"] = "no inversion symmetry and the WCC Z2 route (topodiff.physics.z2) is unavailable"
-                else:
-                    row["z2"], row["method"] = z2, "wcc"
-            except (ArithmeticError, TopodiffInputError) as exc:  # ConvergenceError: gap too small for WCC
-                row["error"] = f"WCC Z2 failed: {exc}"
+        row.update(_z2_route(model, structure, basis, metal, wcc_max_bands))
     row["topo_class"] = "metal" if metal else classify(row["z2"])
     if row["z2"] is not None and sym is not None:
         weak = weak_indices_in(row["z2"][1:], sym.primitive_to_conventional if standard else sym.to_conventional)
@@ -202,6 +183,34 @@ def screen_structure(structure: Any, *, basis: str = "sp3", soc: bool = True, cu
     row["time_s"] = round(time.perf_counter() - t0, 4)
     row["cpu_s"] = round(time.process_time() - c0, 4)
     return row
+
+
+def _z2_route(model: Any, structure: Any, basis: str, metal: bool, wcc_max_bands: int) -> dict[str, Any]:
+    """Z2 of a model with an even filling and a direct gap: by parities at the TRIMs when the model has
+    inversion (to :data:`PARITY_SYMPREC`), else by Wannier-centre flow for an insulator of at most
+    ``wcc_max_bands`` bands. ``{"z2", "method"}``, or ``{"error"}`` saying why there is none."""
+    from topodiff.physics.parity import find_inversion, parity_z2
+    from topodiff.physics.slater_koster import orbital_parity
+
+    n_o = int(model.params["n_orb_per_atom"])
+    n_at = len(structure)
+    inv = find_inversion(model.orbitals[::n_o], np.asarray(structure.atomic_numbers), model.lattice,
+                         symprec=PARITY_SYMPREC)
+    if inv is not None:
+        res = parity_z2(model, np.repeat(np.arange(n_at), n_o), np.tile(orbital_parity(basis), n_at), *inv)
+        return {"z2": [int(x) for x in res["z2"]], "method": "parity"}
+    if metal:
+        return {}
+    if model.num_bands > wcc_max_bands:
+        return {"error": f"no inversion symmetry and {model.num_bands} bands > wcc_max_bands={wcc_max_bands}: "
+                         "WCC Z2 skipped"}
+    try:
+        z2 = _wcc_z2(model)
+    except (ArithmeticError, TopodiffInputError) as exc:  # ConvergenceError: gap too small for WCC
+        return {"error": f"WCC Z2 failed: {exc}"}
+    if z2 is None:
+        return {"error": "no inversion symmetry and the WCC Z2 route (topodiff.physics.z2) is unavailable"}
+    return {"z2": z2, "method": "wcc"}
 
 
 def z2_text(row: dict[str, Any]) -> str:

@@ -116,9 +116,63 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
     Returns a summary ``{"out", "steps", "labelled_rows", "num_rows", "trainable_parameters", "final_loss",
     "wall_time_s"}``. Bad input raises :class:`TopodiffInputError`.
     """
-    from topodiff.crystal.dataset import load_dataset
-
     properties = [str(p) for p in properties]
+    _check_options(properties, steps, batch_size, lr, p_uncond)
+    data_csv = Path(data_csv)
+    if not data_csv.is_file():
+        raise TopodiffInputError(f"data file not found: {data_csv}")
+    base_path = resolve_checkpoint(checkpoint)
+    base, base_config = load_generator(base_path)
+    already = [p for p in properties if p in base.cfg.conditions]
+    if already:
+        raise TopodiffInputError(f"the base model {base_path.name} is already conditioned on {', '.join(already)}")
+    dataset, counts = _labelled_dataset(data_csv, properties, base.cfg.max_atoms)
+    n = len(dataset)
+
+    torch.manual_seed(seed)
+    model, trainable = _adapted_model(base, properties, p_uncond, train_base)
+    opts = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=ema_decay, warmup=warmup,
+                grad_clip=grad_clip, progress=progress)
+    run, wall = _train_adapters(model, dataset, Path(out), **opts)
+
+    final = model.eval()
+    for p in final.parameters():
+        p.requires_grad_(True)
+    settings = {"base": str(checkpoint) if checkpoint is not None else base_path.stem, "base_path": str(base_path),
+                "data": str(data_csv), "properties": properties, "steps": int(steps), "batch_size": int(batch_size),
+                "lr": float(lr), "seed": int(seed), "train_base": bool(train_base), "p_uncond": float(p_uncond),
+                "ema_decay": float(ema_decay), "labelled_rows": counts, "num_rows": n}
+    config = {**{k: v for k, v in base_config.items() if k != "checkpoint_path"}, "finetune": settings}
+    call = (f"finetune(checkpoint={checkpoint!r}, data_csv={str(data_csv)!r}, properties={properties!r}, "
+            f"steps={steps}, batch_size={batch_size}, lr={lr}, seed={seed}, train_base={train_base})")
+    recipe = {"description": f"{base_path.stem} fine-tuned with adapter condition(s) {', '.join(properties)}",
+              "command": command or call, **settings, "final_loss": {k: round(v, 5) for k, v in run.items()},
+              "wall_time_s": round(wall, 1)}
+    path = save_generator(final, config, out, recipe, {"global_step": int(steps)})
+    return {"out": str(path), "steps": int(steps), "labelled_rows": counts, "num_rows": n,
+            "trainable_parameters": int(sum(p.numel() for p in trainable)),
+            "final_loss": {k: float(v) for k, v in run.items()}, "wall_time_s": wall}
+
+
+def _adapted_model(base: Any, properties: list[str], p_uncond: float, train_base: bool) -> tuple[Any, list[Any]]:
+    """``base`` with adapters for ``properties`` and the parameters to train (only the adapters'
+    unless ``train_base``); the rest is frozen. A base without guidance gets ``default_guidance`` 1."""
+    model = add_adapters(base, properties)
+    model.cfg.p_uncond = float(p_uncond)
+    if model.cfg.default_guidance == 0.0:
+        # `generate` uses default_guidance when a condition is given; with CFG as out_u + γ (out_c − out_u)
+        # γ = 0 would ignore the new condition, γ = 1 samples the conditional model
+        model.cfg.default_guidance = 1.0
+    trainable = list(model.parameters()) if train_base else adapter_parameters(model, properties)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    return model, trainable
+
+
+def _check_options(properties: list[str], steps: int, batch_size: int, lr: float, p_uncond: float) -> None:
+    """Raise :class:`TopodiffInputError` for an unusable fine-tuning option."""
     if not properties:
         raise TopodiffInputError("give at least one --property")
     for p in properties:
@@ -132,58 +186,21 @@ def finetune(checkpoint: str | Path | None, data_csv: str | Path, properties: li
         raise TopodiffInputError(f"--lr must be positive, got {lr}")
     if not 0.0 <= p_uncond < 1.0:
         raise TopodiffInputError(f"p_uncond must be in [0, 1), got {p_uncond}")
-    data_csv = Path(data_csv)
-    if not data_csv.is_file():
-        raise TopodiffInputError(f"data file not found: {data_csv}")
-    base_path = resolve_checkpoint(checkpoint)
-    base, base_config = load_generator(base_path)
-    already = [p for p in properties if p in base.cfg.conditions]
-    if already:
-        raise TopodiffInputError(f"the base model {base_path.name} is already conditioned on {', '.join(already)}")
+
+
+def _labelled_dataset(data_csv: Path, properties: list[str], max_atoms: int) -> tuple[Any, dict[str, int]]:
+    """The crystals of ``data_csv`` as a ``CrystalTorchDataset`` and the labelled rows per property;
+    a property without labels or a cell above the base model's ``max_atoms`` raises."""
+    from topodiff.crystal.dataset import load_dataset
 
     arrays = load_dataset(data_csv)
     check_property_columns(arrays, properties, data_csv)
     dataset = CrystalTorchDataset(arrays)
-    n = len(dataset)
     counts = {p: labelled_rows(dataset, p) for p in properties}
     for p, c in counts.items():
         if c == 0:
             raise TopodiffInputError(f"{data_csv} has no labelled rows of property {p!r} (no column, or all NaN)")
-    if int(dataset.num_atoms.max()) > base.cfg.max_atoms:
+    if int(dataset.num_atoms.max()) > max_atoms:
         raise TopodiffInputError(f"{data_csv} has a crystal with {int(dataset.num_atoms.max())} atoms > "
-                                 f"max_atoms={base.cfg.max_atoms} of the base model")
-
-    torch.manual_seed(seed)
-    model = add_adapters(base, properties)
-    model.cfg.p_uncond = float(p_uncond)
-    if model.cfg.default_guidance == 0.0:
-        # `generate` uses default_guidance when a condition is given; with CFG as out_u + γ (out_c − out_u)
-        # γ = 0 would ignore the new condition, γ = 1 samples the conditional model
-        model.cfg.default_guidance = 1.0
-    trainable = list(model.parameters()) if train_base else adapter_parameters(model, properties)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in trainable:
-        p.requires_grad_(True)
-    opts = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, ema_decay=ema_decay, warmup=warmup,
-                grad_clip=grad_clip, progress=progress)
-    run, wall = _train_adapters(model, dataset, Path(out), **opts)
-
-    final = model.eval()
-    for p in final.parameters():
-        p.requires_grad_(True)
-    config = {k: v for k, v in base_config.items() if k != "checkpoint_path"}
-    settings = {"base": str(checkpoint) if checkpoint is not None else base_path.stem, "base_path": str(base_path),
-                "data": str(data_csv), "properties": properties, "steps": int(steps), "batch_size": int(batch_size),
-                "lr": float(lr), "seed": int(seed), "train_base": bool(train_base), "p_uncond": float(p_uncond),
-                "ema_decay": float(ema_decay), "labelled_rows": counts, "num_rows": n}
-    config["finetune"] = settings
-    recipe = {"description": f"{base_path.stem} fine-tuned with adapter condition(s) {', '.join(properties)}",
-              "command": command or f"finetune(checkpoint={checkpoint!r}, data_csv={str(data_csv)!r}, "
-                                    f"properties={properties!r}, steps={steps}, batch_size={batch_size}, lr={lr}, "
-                                    f"seed={seed}, train_base={train_base})",
-              **settings, "final_loss": {k: round(v, 5) for k, v in run.items()}, "wall_time_s": round(wall, 1)}
-    path = save_generator(final, config, out, recipe, {"global_step": int(steps)})
-    return {"out": str(path), "steps": int(steps), "labelled_rows": counts, "num_rows": n,
-            "trainable_parameters": int(sum(p.numel() for p in trainable)),
-            "final_loss": {k: float(v) for k, v in run.items()}, "wall_time_s": wall}
+                                 f"max_atoms={max_atoms} of the base model")
+    return dataset, counts

@@ -24,48 +24,12 @@ import numpy as np
 import torch
 
 from topodiff.errors import ModelError
+from topodiff.physics.tb_document import (block_to_json, parse_geometry, parse_hoppings, parse_onsite,
+                                          unit_scales)
 
 FORMAT = "topodiff-tb/1"
 REAL = torch.float64
 COMPLEX = torch.complex128
-
-
-def _as_spin_block(value: Any, spinful: bool, what: str) -> np.ndarray:
-    """Parse a JSON amplitude into a ``[ns, ns]`` complex block (ns = 2 if spinful else 1).
-
-    Accepted: a real number, ``[re, im]``, or for spinful models a 2x2 matrix of such entries.
-    A scalar on a spinful model means scalar × identity.
-    """
-    ns = 2 if spinful else 1
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ModelError(f"{what}: not a number, [re, im] pair or 2x2 matrix: {value!r}") from None
-    if arr.shape == ():
-        block = complex(arr) * np.eye(ns)
-    elif arr.shape == (2,):
-        block = complex(arr[0], arr[1]) * np.eye(ns)
-    elif spinful and arr.shape == (2, 2, 2):
-        block = arr[..., 0] + 1j * arr[..., 1]
-    elif spinful and arr.shape == (2, 2):
-        block = arr.astype(complex)
-    else:
-        raise ModelError(f"{what}: expected a number, [re, im]" + (" or a 2x2 matrix" if spinful else "")
-                         + f", got shape {arr.shape}")
-    if not np.all(np.isfinite(block)):
-        raise ModelError(f"{what}: non-finite number")
-    return block.astype(np.complex128)
-
-
-def _block_to_json(block: np.ndarray, spinful: bool) -> Any:
-    """Inverse of :func:`_as_spin_block` (compact form when possible)."""
-    def num(z: complex) -> Any:
-        return float(z.real) if z.imag == 0 else [float(z.real), float(z.imag)]
-
-    ns = block.shape[0]
-    if np.allclose(block, block[0, 0] * np.eye(ns), atol=0.0):
-        return num(complex(block[0, 0]))
-    return [[[float(block[a, b].real), float(block[a, b].imag)] for b in range(ns)] for a in range(ns)]
 
 
 @dataclass
@@ -269,60 +233,15 @@ class TBModel:
         spinful = doc.get("spinful", False)
         if not isinstance(spinful, bool):
             raise ModelError("'spinful' must be true or false")
-        try:
-            lattice = np.asarray(doc["lattice"], dtype=float)
-            orbitals = np.asarray(doc["orbitals"], dtype=float)
-        except (TypeError, ValueError):
-            raise ModelError("'lattice' and 'orbitals' must be lists of number lists") from None
-        if lattice.ndim != 2 or not 1 <= lattice.shape[0] <= 3 or lattice.shape[1] < lattice.shape[0]:
-            raise ModelError(f"'lattice' must be 1-3 rows of Cartesian vectors, got shape {lattice.shape}")
-        dim = lattice.shape[0]
-        if orbitals.ndim != 2 or orbitals.shape[1] != dim or orbitals.shape[0] == 0:
-            raise ModelError(f"'orbitals' must have shape [n_orb, {dim}], got {orbitals.shape}")
-        n_orb = orbitals.shape[0]
-        onsite_raw = doc["onsite"]
-        if not isinstance(onsite_raw, list) or len(onsite_raw) != n_orb:
-            raise ModelError(f"'onsite' must list {n_orb} entries (one per orbital)")
-        onsite = np.stack([_as_spin_block(v, spinful, f"onsite[{o}]") for o, v in enumerate(onsite_raw)])
-        if not np.allclose(onsite, np.conj(np.swapaxes(onsite, 1, 2)), atol=1e-10):
-            bad = int(np.argmax(np.abs(onsite - np.conj(np.swapaxes(onsite, 1, 2))).reshape(n_orb, -1).max(1)))
-            raise ModelError(f"onsite[{bad}] is not Hermitian (non-real onsite energy)")
-        hops = doc["hoppings"]
-        if not isinstance(hops, list):
-            raise ModelError("'hoppings' must be a list")
-        ns = 2 if spinful else 1
-        hi, hj, hR, ht = [], [], [], []
-        for n, h in enumerate(hops):
-            if not isinstance(h, dict) or not {"i", "j", "R", "t"} <= set(h):
-                raise ModelError(f"hoppings[{n}] must be an object with keys i, j, R, t")
-            i, j = h["i"], h["j"]
-            if not (isinstance(i, int) and isinstance(j, int)) or isinstance(i, bool) or isinstance(j, bool):
-                raise ModelError(f"hoppings[{n}]: i and j must be integers")
-            if not (0 <= i < n_orb and 0 <= j < n_orb):
-                raise ModelError(f"hoppings[{n}]: orbital index out of range 0..{n_orb - 1} (i={i}, j={j})")
-            R = h["R"]
-            if not isinstance(R, list) or len(R) != dim or not all(isinstance(x, int) and not isinstance(x, bool) for x in R):
-                raise ModelError(f"hoppings[{n}]: R must be a list of {dim} integers")
-            t = _as_spin_block(h["t"], spinful, f"hoppings[{n}].t")
-            if i == j and not any(R) and not np.allclose(t, t.conj().T, atol=1e-10):
-                raise ModelError(f"hoppings[{n}]: i = j, R = 0 with a non-Hermitian (non-real) onsite term")
-            hi.append(i); hj.append(j); hR.append(R); ht.append(t)
+        lattice, orbitals = parse_geometry(doc)
+        dim, n_orb = lattice.shape[0], orbitals.shape[0]
+        onsite = parse_onsite(doc["onsite"], n_orb, spinful)
+        hi, hj, hR, ht = parse_hoppings(doc["hoppings"], n_orb, dim, spinful)
         filling = doc.get("filling")
         if filling is not None and (not isinstance(filling, int) or isinstance(filling, bool)):
             raise ModelError("'filling' must be an integer number of occupied bands")
-        unit = doc.get("length_unit", "angstrom")
-        if unit not in ("angstrom", "Å", "A", "bohr"):
-            raise ModelError(f"unknown length_unit {unit!r}")
-        if unit == "bohr":
-            lattice = lattice * 0.529177210903
-        scale = {"eV": 1.0, "meV": 1e-3, "Ry": 13.605693122994, "Ha": 27.211386245988}
-        eunit = doc.get("energy_unit", "eV")
-        if eunit not in scale:
-            raise ModelError(f"unknown energy_unit {eunit!r} (use one of {sorted(scale)})")
-        s = scale[eunit]
-        return cls(lattice, orbitals, onsite * s, np.array(hi, dtype=np.int64), np.array(hj, dtype=np.int64),
-                   np.array(hR, dtype=np.int64).reshape(-1, dim),
-                   (np.array(ht) if ht else np.zeros((0, ns, ns))) * s, spinful=spinful,
+        length, energy = unit_scales(doc)
+        return cls(lattice * length, orbitals, onsite * energy, hi, hj, hR, ht * energy, spinful=spinful,
                    filling=filling, name=str(doc.get("name", "model")))
 
     def to_dict(self) -> dict[str, Any]:
@@ -333,8 +252,8 @@ class TBModel:
             "lattice": self.lattice.tolist(),
             "orbitals": self.orbitals.tolist(),
             "spinful": self.spinful,
-            "onsite": [_block_to_json(b, self.spinful) for b in self.onsite],
-            "hoppings": [{"i": int(i), "j": int(j), "R": [int(x) for x in R], "t": _block_to_json(t, self.spinful)}
+            "onsite": [block_to_json(b, self.spinful) for b in self.onsite],
+            "hoppings": [{"i": int(i), "j": int(j), "R": [int(x) for x in R], "t": block_to_json(t, self.spinful)}
                          for i, j, R, t in zip(self.hop_i, self.hop_j, self.hop_R, self.hop_t)],
         }
         if self.filling is not None:

@@ -13,6 +13,7 @@ largest gap moves too close to a WCC (``gap_tol``) or WCCs move too far (``move_
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,41 +168,61 @@ def wcc_flow(model: TBModel, filling: int | None = None, *, loop_axis: int = 1, 
     ks = np.linspace(k_range[0], k_range[1], num_lines)
     n = int(n_loop)
     wcc, egap = compute(ks, n)
-    if adaptive:  # convergence of each loop in its number of k-points
-        while True:
-            w2, g2 = compute(ks, 2 * n)
-            diff = float(_circ(w2[..., :, None], wcc[..., None, :]).min(-1).max())
-            n, wcc, egap = 2 * n, w2, min(egap, g2)
-            if diff < pos_tol:
-                break
-            if 2 * n > max_loop:
-                notes.append(f"Wilson loops not converged in k-points (WCC change {diff:.3g} at {n} points)")
-                break
-    z, g = largest_gap(wcc)
+    if adaptive:
+        n, wcc, egap = _converge_loops(compute, ks, n, wcc, egap, pos_tol, max_loop, notes)
     converged = not notes
     if adaptive:
-        while True:
-            ok = _neighbour_ok(wcc[:-1], wcc[1:], z[:-1], z[1:], g[:-1], g[1:], gap_tol, move_tol)
-            bad = np.nonzero(~ok & (np.diff(ks) > min_spacing))[0]
-            if len(bad) == 0:
-                if not ok.all():
-                    converged = False
-                    notes.append("WCC flow not converged: neighbouring lines still fail the gap/move check "
-                                 f"at spacing {min_spacing:g}")
-                break
-            if len(ks) + len(bad) > max_lines:
-                converged = False
-                notes.append(f"WCC flow not converged within {max_lines} lines")
-                break
-            new_k = (ks[bad] + ks[bad + 1]) / 2
-            w_new, g_new = compute(new_k, n)
-            egap = min(egap, g_new)
-            ks = np.concatenate([ks, new_k])
-            order = np.argsort(ks, kind="stable")
-            ks = ks[order]
-            wcc = np.concatenate([wcc, w_new])[order]
-            z, g = largest_gap(wcc)
+        ks, wcc, egap, refined = _refine_lines(compute, ks, n, wcc, egap, (gap_tol, move_tol, min_spacing, max_lines),
+                                              notes)
+        converged = converged and refined
+    z, g = largest_gap(wcc)
     return WCCFlow(ks, wcc, z, g, n, egap, converged, loop_axis, flow_axis, fixed, notes)
+
+
+_Compute = Callable[[np.ndarray, int], tuple[np.ndarray, float]]
+
+
+def _converge_loops(compute: _Compute, ks: np.ndarray, n: int, wcc: np.ndarray, egap: float, pos_tol: float,
+                    max_loop: int, notes: list[str]) -> tuple[int, np.ndarray, float]:
+    """Double the k-points per loop until no WCC moves by ``pos_tol`` (at most ``max_loop`` points;
+    a note says when that is not reached). Returns ``(n, wcc, smallest gap)``."""
+    while True:
+        w2, g2 = compute(ks, 2 * n)
+        diff = float(_circ(w2[..., :, None], wcc[..., None, :]).min(-1).max())
+        n, wcc, egap = 2 * n, w2, min(egap, g2)
+        if diff < pos_tol:
+            return n, wcc, egap
+        if 2 * n > max_loop:
+            notes.append(f"Wilson loops not converged in k-points (WCC change {diff:.3g} at {n} points)")
+            return n, wcc, egap
+
+
+def _refine_lines(compute: _Compute, ks: np.ndarray, n: int, wcc: np.ndarray, egap: float,
+                  limits: tuple[float, float, float, int], notes: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """Insert lines midway between neighbours that fail the gap or move check (``limits`` = gap_tol,
+    move_tol, min_spacing, max_lines). Returns ``(ks, wcc, smallest gap, converged)``."""
+    gap_tol, move_tol, min_spacing, max_lines = limits
+    z, g = largest_gap(wcc)
+    while True:
+        ok = _neighbour_ok(wcc[:-1], wcc[1:], z[:-1], z[1:], g[:-1], g[1:], gap_tol, move_tol)
+        bad = np.nonzero(~ok & (np.diff(ks) > min_spacing))[0]
+        if len(bad) == 0:
+            if not ok.all():
+                notes.append("WCC flow not converged: neighbouring lines still fail the gap/move check "
+                             f"at spacing {min_spacing:g}")
+            return ks, wcc, egap, bool(ok.all())
+        if len(ks) + len(bad) > max_lines:
+            notes.append(f"WCC flow not converged within {max_lines} lines")
+            return ks, wcc, egap, False
+        new_k = (ks[bad] + ks[bad + 1]) / 2
+        w_new, g_new = compute(new_k, n)
+        egap = min(egap, g_new)
+        ks = np.concatenate([ks, new_k])
+        order = np.argsort(ks, kind="stable")
+        ks = ks[order]
+        wcc = np.concatenate([wcc, w_new])[order]
+        z, g = largest_gap(wcc)
 
 
 def chern_from_flow(flow: WCCFlow) -> float:

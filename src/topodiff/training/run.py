@@ -195,6 +195,33 @@ def _fit(trainer: pl.Trainer, module: pl.LightningModule, dm: pl.LightningDataMo
         raise KeyboardInterrupt from None
 
 
+def _resume_point(cfg: DictConfig, out: Path) -> tuple[Path | None, int]:
+    """``(checkpoint, step)`` to resume from: the newest readable checkpoint in ``out``, checked
+    against ``cfg``; ``(None, 0)`` with a warning when there is none."""
+    found = find_resume_checkpoint(out)
+    if found is None:
+        warnings.warn(f"--resume: no readable checkpoint in {out}; starting from step 0", stacklevel=3)
+        return None, 0
+    ckpt_path, start_step = found
+    log.info("resuming from %s (step %d)", ckpt_path, start_step)
+    check_resume_compatible(read_checkpoint(ckpt_path), cfg, ckpt_path)
+    return ckpt_path, start_step
+
+
+def _callbacks(cfg: DictConfig, out: Path, meter: pl.Callback) -> list[pl.Callback]:
+    """EMA, throughput, periodic checkpoints, the wall-clock stop, the progress bar and a model summary."""
+    from lightning.pytorch.callbacks import ModelSummary  # plain summary (logging → stderr), not rich → stdout
+
+    callbacks: list[pl.Callback] = [EMA(float(cfg.ema.decay)), meter,
+                                    PeriodicCheckpoint(out, int(cfg.trainer.checkpoint_every), int(cfg.trainer.keep_last))]
+    if cfg.trainer.max_minutes > 0:
+        callbacks.append(LaunchTimer(duration=timedelta(minutes=float(cfg.trainer.max_minutes)), interval="step"))
+    if cfg.trainer.progress_bar:
+        callbacks.append(StderrProgressBar(refresh_rate=max(1, int(cfg.trainer.log_every) // 4)))
+    callbacks.append(ModelSummary(max_depth=1))
+    return callbacks
+
+
 def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = None,
           datasets: tuple[Dataset, Dataset | None] | None = None, collate_fn: Any = None,
           extra_callbacks: list[pl.Callback] | None = None, fit_statistics: bool = True) -> dict[str, Any]:
@@ -219,15 +246,7 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
     out.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         remove_stale_temporaries(out)
-    ckpt_path, start_step = None, 0
-    if resume:
-        found = find_resume_checkpoint(out)
-        if found is None:
-            warnings.warn(f"--resume: no readable checkpoint in {out}; starting from step 0", stacklevel=2)
-        else:
-            ckpt_path, start_step = found
-            log.info("resuming from %s (step %d)", ckpt_path, start_step)
-            check_resume_compatible(read_checkpoint(ckpt_path), cfg, ckpt_path)
+    ckpt_path, start_step = _resume_point(cfg, out) if resume else (None, 0)
     threads = configure_threads(cfg)
     pl.seed_everything(int(cfg.trainer.seed), workers=True, verbose=False)
 
@@ -244,16 +263,7 @@ def train(cfg: DictConfig, *, resume: bool = False, model: nn.Module | None = No
         init_weights(module.model, str(cfg.init_from))
 
     meter = Throughput()
-    callbacks: list[pl.Callback] = [EMA(float(cfg.ema.decay)), meter,
-                                    PeriodicCheckpoint(out, int(cfg.trainer.checkpoint_every), int(cfg.trainer.keep_last))]
-    if cfg.trainer.max_minutes > 0:
-        callbacks.append(LaunchTimer(duration=timedelta(minutes=float(cfg.trainer.max_minutes)), interval="step"))
-    if cfg.trainer.progress_bar:
-        callbacks.append(StderrProgressBar(refresh_rate=max(1, int(cfg.trainer.log_every) // 4)))
-    from lightning.pytorch.callbacks import ModelSummary  # plain summary (logging → stderr), not rich → stdout
-
-    callbacks.append(ModelSummary(max_depth=1))
-    callbacks.extend(extra_callbacks or [])
+    callbacks = _callbacks(cfg, out, meter) + list(extra_callbacks or [])
     kwargs = trainer_kwargs(cfg, has_val=dm.has_val)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
