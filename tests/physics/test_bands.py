@@ -92,3 +92,37 @@ def test_bad_input() -> None:
         band_gaps(g, nk=0)
     with pytest.raises(TopodiffInputError):
         density_of_states(np.zeros((3, 2)), sigma=-1)
+
+
+def test_seekpath_point_names_are_printed_as_in_the_literature() -> None:
+    from topodiff.physics.bands import point_label
+
+    assert [point_label(s) for s in ("GAMMA", "SIGMA_0", "X_1", "K", "LAMBDA_2")] == ["Γ", "Σ₀", "X₁", "K", "Λ₂"]
+    path = high_symmetry_path(build_model("fu_kane_mele"))
+    labels = [lab for piece in path.pieces for lab, _ in piece]
+    assert "Γ" in labels and not any("_" in lab or "GAMMA" in lab for lab in labels)
+
+
+def test_band_figure_has_no_line_across_a_path_jump_and_no_overlapping_labels() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from topodiff.physics.plots import draw_bands, spaced_labels
+
+    # one-character labels need 2 character widths between ticks; "X|Y" and "A" need 3
+    assert spaced_labels([0.0, 0.01, 0.5, 0.52, 1.0], list("ABCDE"), 0.02) == ["A", "", "C", "", "E"]
+    assert spaced_labels([0.0, 0.07, 0.1], ["Γ", "X|Y", "A"], 0.02) == ["Γ", "X|Y", ""]
+    m = build_model("fu_kane_mele")
+    bs = band_structure(m, n=120)
+    jumps = int(np.sum(np.diff(bs.x) <= 1e-12))
+    assert jumps >= 1  # the fcc path has a jump (U|K)
+    fig, ax = plt.subplots()
+    draw_bands(ax, bs, bs.energies, color="k")
+    bands = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    assert len(bands) == (jumps + 1) * bs.energies.shape[1]
+    assert all(np.all(np.diff(ln.get_xdata()) > 0) for ln in bands)  # no vertical jump segment
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert shown and len(shown) <= len(bs.labels)
+    plt.close(fig)

@@ -32,15 +32,11 @@ def band_png(structure: Any, title: str, space_group: int | None = None) -> tupl
     occ = model.occupied
     ef = 0.5 * (e[:, occ - 1].max() + e[:, occ].min()) if 0 < occ < e.shape[1] else 0.0
     from topodiff.evaluation.report import _fig, _png
+    from topodiff.physics.plots import draw_bands
 
     fig, ax = _fig(3.6, 3.0)
-    ax.plot(bs.x, e - ef, color="k", lw=0.7)
+    draw_bands(ax, bs, e - ef, fontsize=7, color="k", lw=0.7)
     ax.axhline(0.0, color="#c44e52", lw=0.6, ls="--")
-    for t in bs.ticks:
-        ax.axvline(t, color="0.8", lw=0.5)
-    ax.set_xticks(bs.ticks)
-    ax.set_xticklabels(bs.labels, fontsize=7)
-    ax.set_xlim(bs.x[0], bs.x[-1])
     ax.set_ylim(-4, 4)
     ax.set_ylabel("E − E_mid-gap (eV)")
     ax.set_title(f"{title} (path of SG {path.space_group})", fontsize=9)

@@ -134,6 +134,16 @@ def _supercell_of(A: np.ndarray, res: dict, atol: float) -> np.ndarray | None:
     return None
 
 
+_GREEK = {"GAMMA": "Γ", "SIGMA": "Σ", "DELTA": "Δ", "LAMBDA": "Λ"}
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def point_label(seekpath_label: str) -> str:
+    """A seekpath point name as printed in the literature: ``GAMMA`` → Γ, ``SIGMA_0`` → Σ₀, ``X_1`` → X₁."""
+    name, _, index = seekpath_label.partition("_")
+    return _GREEK.get(name, name) + (index.translate(_SUBSCRIPTS) if index.isdigit() else (f"_{index}" if index else ""))
+
+
 def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = None,
              symprec: float = SYMPREC) -> KPath:
     """seekpath's path for the crystal (or the bare lattice) mapped onto the model's cell.
@@ -161,12 +171,11 @@ def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = 
     to_model = N.T  # κ_model = κ_seekpath @ N^T
 
     def conv(label: str) -> Node:
-        name = "Γ" if label == "GAMMA" else label
-        return name, np.asarray(res["point_coords"][label], dtype=float) @ to_model
+        return point_label(label), np.asarray(res["point_coords"][label], dtype=float) @ to_model
 
     pieces: list[list[Node]] = []
     for start, end in res["path"]:
-        if pieces and pieces[-1][-1][0] == ("Γ" if start == "GAMMA" else start):
+        if pieces and pieces[-1][-1][0] == point_label(start):
             pieces[-1].append(conv(end))
         else:
             pieces.append([conv(start), conv(end)])

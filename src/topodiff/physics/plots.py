@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 import numpy as np  # noqa: E402
 
 from topodiff.io_utils import atomic_write  # noqa: E402
@@ -30,20 +31,44 @@ def _save(fig: "plt.Figure", out: str | os.PathLike, dpi: int = 120) -> Path:
     return atomic_write(out, lambda fh: fh.write(data), mode="wb")
 
 
+def draw_bands(ax: "plt.Axes", bs: BandStructure, energies: np.ndarray, *, fontsize: float | None = None,
+               **line_kw: object) -> None:
+    """Draw ``energies [n_k, nb]`` along ``bs``'s path on ``ax``: one line per continuous piece (no line
+    across a jump such as "U|K"), grey verticals at the nodes and the node labels as ticks, a label
+    left blank where it would overlap the previous one (:func:`spaced_labels`)."""
+    x = bs.x
+    breaks = np.flatnonzero(np.diff(x) <= 1e-12) + 1  # path jumps have repeated x
+    for seg in np.split(np.arange(len(x)), breaks):
+        ax.plot(x[seg], energies[seg], **line_kw)
+    for t in bs.ticks:
+        ax.axvline(t, color="0.8", lw=0.5)
+    size = fontsize or FontProperties(size=plt.rcParams["xtick.labelsize"]).get_size_in_points()
+    axis_inches = ax.get_position().width * ax.figure.get_figwidth()
+    char = 0.6 * size / 72 / axis_inches * (x[-1] - x[0])  # one character's width in x units
+    ax.set_xticks(bs.ticks, spaced_labels(bs.ticks, bs.labels, char),
+                  **({} if fontsize is None else {"fontsize": fontsize}))
+    ax.set_xlim(x[0], x[-1])
+
+
+def spaced_labels(ticks: Sequence[float], labels: Sequence[str], char_width: float) -> list[str]:
+    """``labels`` centred at ``ticks``, with each one that would come within one character of the
+    previous shown label blanked (``char_width``: a character's width in tick units)."""
+    shown, last_t, last_len = [], -np.inf, 0
+    for t, lab in zip(ticks, labels):
+        keep = t - last_t >= char_width * (0.5 * (last_len + len(lab)) + 1)
+        shown.append(lab if keep else "")
+        if keep:
+            last_t, last_len = t, len(lab)
+    return shown
+
+
 def plot_bands(bs: BandStructure, out: str | os.PathLike, *, title: str = "", fermi: float | None = None,
                color: str = "k") -> Path:
     """Band structure ``bs`` (x in Å⁻¹, energies eV) with high-symmetry ticks; ``fermi`` dashed."""
     fig, ax = plt.subplots(figsize=(5, 4))
-    x, e = bs.x, bs.energies
-    breaks = np.flatnonzero(np.diff(x) <= 1e-12) + 1  # path jumps ("U|K") have repeated x
-    for seg in np.split(np.arange(len(x)), breaks):
-        ax.plot(x[seg], e[seg], color=color, lw=1.2)
-    for t in bs.ticks:
-        ax.axvline(t, color="0.7", lw=0.6)
+    draw_bands(ax, bs, bs.energies, color=color, lw=1.2)
     if fermi is not None:
         ax.axhline(fermi, color="tab:red", ls="--", lw=0.8)
-    ax.set_xticks(bs.ticks, bs.labels)
-    ax.set_xlim(x[0], x[-1])
     ax.set_ylabel("energy (eV)")
     ax.set_title(title)
     return _save(fig, out)
