@@ -30,3 +30,14 @@ def test_shipped_csp_predicts_heldout_perovskites():
     assert model.cfg.predictor_noise_scale == 0.7 and model.cfg.corrector_noise_scale == 0.5
     rate, rmse = csp_match_rate(_predict(model, ds, 0), refs)
     assert rate >= 0.35 and rmse <= 0.13, (rate, rmse)
+
+
+def test_elements_a_checkpoint_never_saw_are_named_with_a_way_out():
+    """NaCl on the perovskite checkpoint: the error names Cl by symbol and points to the MP checkpoints."""
+    import pytest
+
+    from topodiff.errors import TopodiffInputError
+
+    model, _ = load_generator("perov5-csp")
+    with pytest.raises(TopodiffInputError, match=r"never saw Cl \(Z = 17\).*mp20-csp"):
+        model.sample(torch.tensor([2]), species=torch.tensor([11, 17]))

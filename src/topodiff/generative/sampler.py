@@ -162,8 +162,10 @@ def _checked_request(model, num_atoms, species, conditions, steps, species_mask,
         if species.shape != (n,):
             raise TopodiffInputError(f"species must have one entry per atom ({n}), got shape {tuple(species.shape)}")
         if bool((~model.species_allowed[species.clamp(0, cfg.max_z)]).any()) or bool((species > cfg.max_z).any()):
-            bad = sorted(set(species.tolist()) - set(torch.nonzero(model.species_allowed).flatten().tolist()))
-            raise TopodiffInputError(f"this checkpoint never saw element(s) with Z = {bad}")
+            known = set(torch.nonzero(model.species_allowed).flatten().tolist())
+            raise TopodiffInputError(f"this checkpoint never saw {_element_list(set(species.tolist()) - known)}; it knows "
+                                     f"{len(known)} elements (`topodiff checkpoints` lists the shipped ones; mp20-csp "
+                                     "and default learned Materials Project compositions)")
     conditions = {k: torch.as_tensor(v, dtype=torch.float32, device=dev) for k, v in (conditions or {}).items()}
     atom_mask = None
     if species_mask is not None and species is None:
@@ -242,6 +244,15 @@ class _Network:
         if d_lat is not None and y0_hat is not None:
             y0_hat = ld.to_latent(ld.from_latent(y0_hat, self.scale) + d_lat.detach(), self.scale)
         return score, y0_hat
+
+
+def _element_list(numbers: set[int]) -> str:
+    """``"Cl, Br (Z = 17, 35)"`` for a set of atomic numbers (invalid ones by number only)."""
+    from pymatgen.core import Element
+
+    zs = sorted(numbers)
+    names = [Element.from_Z(z).symbol if 1 <= z <= 118 else f"Z={z}" for z in zs]
+    return f"{', '.join(names)} (Z = {', '.join(map(str, zs))})"
 
 
 def _reverse_steps(model, net: _Network, frac, y, species_t, ts, settings: _Settings, generator, traj: list | None):

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from topodiff.errors import ModelError, TopodiffInputError
 from topodiff.physics.interop import is_crystal_file
-from topodiff.physics.model import TBModel
+from topodiff.physics.model import TBModel, filling_problem
 
 __all__ = ["load_model", "read_json_model", "with_lattice"]
 
@@ -93,11 +93,9 @@ def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = Non
 
             model = build_model(text, **params)
     if filling is not None:
-        if isinstance(filling, bool) or int(filling) != filling:
-            raise TopodiffInputError(f"filling must be an integer, got {filling!r}")
-        if not 0 < int(filling) < model.num_bands:
-            raise TopodiffInputError(f"filling must be between 1 and {model.num_bands - 1} "
-                                     f"(the model has {model.num_bands} bands), got {filling}")
+        problem = filling_problem(filling, model.num_bands)
+        if problem:
+            raise TopodiffInputError(problem)
         model = model.replace(filling=int(filling))
     return model
 

@@ -32,6 +32,20 @@ REAL = torch.float64
 COMPLEX = torch.complex128
 
 
+def filling_problem(filling: Any, num_bands: int) -> str | None:
+    """Why ``filling`` is not a count of occupied bands of a model with ``num_bands`` bands (an integer
+    in ``1..num_bands-1``), or None when it is. The one wording of this check for every caller."""
+    if isinstance(filling, bool) or not isinstance(filling, (int, np.integer, float)) or int(filling) != filling:
+        return f"filling must be an integer number of occupied bands, got {filling!r}"
+    if num_bands < 2:
+        return (f"the model has {num_bands} band: there is no gap to fill (a filling, gap or invariant needs "
+                "at least 2 bands)")
+    if not 0 < int(filling) < num_bands:
+        allowed = "1" if num_bands == 2 else f"between 1 and {num_bands - 1}"
+        return f"filling must be {allowed} (the model has {num_bands} bands), got {filling}"
+    return None
+
+
 @dataclass
 class TBModel:
     """A tight-binding model: lattice, orbital positions, onsite energies and a hopping table.
@@ -140,8 +154,9 @@ class TBModel:
             t = self.hop_t[local]
             if not np.allclose(t, np.conj(np.swapaxes(t, 1, 2)), atol=1e-10):
                 raise ModelError("hopping with i = j and R = 0 is a non-Hermitian onsite term")
-        if self.filling is not None and not (0 < int(self.filling) < self.num_bands):
-            raise ModelError(f"filling must be between 1 and {self.num_bands - 1}, got {self.filling}")
+        problem = None if self.filling is None else filling_problem(self.filling, self.num_bands)
+        if problem:
+            raise ModelError(problem)
 
     # ------------------------------------------------------------------ the hopping table
     @cached_property

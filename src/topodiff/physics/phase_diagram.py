@@ -20,7 +20,7 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.berry import chern_from_states
 from topodiff.physics.library import build_tables, model_parameters
-from topodiff.physics.model import bloch_hamiltonian, k_grid
+from topodiff.physics.model import bloch_hamiltonian, filling_problem, k_grid
 
 UNDETERMINED = -999  # marker in the integer Chern array for gapless / non-integer points
 
@@ -146,8 +146,9 @@ def chern_phase_diagram(model: str, x: Axis, y: Axis, *, nk: int = 24, params: d
         raise TopodiffInputError(f"a Chern phase diagram needs a 2D model; {model!r} is {Rs.shape[1]}D")
     nb = T.shape[-1]
     occ = nb // 2 if filling is None else int(filling)
-    if not 0 < occ < nb:
-        raise TopodiffInputError(f"filling must be between 1 and {nb - 1}, got {occ}")
+    problem = filling_problem(occ, nb)
+    if problem:
+        raise TopodiffInputError(problem)
     flatT = torch.as_tensor(T.reshape(-1, *T.shape[-3:]), device=device)
     Rt = torch.as_tensor(Rs, device=device)
     k = torch.as_tensor(k_grid([nk, nk]), device=device)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from topodiff.errors import TopodiffInputError
-from topodiff.physics.model import COMPLEX, REAL, TBModel
+from topodiff.physics.model import COMPLEX, REAL, TBModel, filling_problem
 
 __all__ = ["grid_hamiltonian", "eigh_fast", "eigh_grid", "direct_gap", "occupied_states", "resolve_filling", "boundary_phase", "shift_states"]
 
@@ -15,8 +15,9 @@ __all__ = ["grid_hamiltonian", "eigh_fast", "eigh_grid", "direct_gap", "occupied
 def resolve_filling(model: TBModel, filling: int | None) -> int:
     """Occupied band count: ``filling`` if given, else the model's; checked against ``1..nb-1``."""
     occ = model.occupied if filling is None else filling
-    if isinstance(occ, bool) or int(occ) != occ or not 0 < int(occ) < model.num_bands:
-        raise TopodiffInputError(f"filling must be between 1 and {model.num_bands - 1}, got {occ!r}")
+    problem = filling_problem(occ, model.num_bands)
+    if problem:
+        raise TopodiffInputError(problem)
     return int(occ)
 
 

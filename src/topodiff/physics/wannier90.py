@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from topodiff.errors import ModelError
-from topodiff.physics.model import TBModel
+from topodiff.physics.model import TBModel, filling_problem
 from topodiff.physics.wannier90_files import (BOHR_ANGSTROM, read_centres, read_filling, read_win_lattice,  # noqa: F401
                                               read_wt_lattice)
 _HERM_ATOL = 2e-5  # Wannier90 prints F12.6: 5e-7 rounding per entry, before dividing by deg
@@ -308,8 +308,9 @@ def read_hr(path: str | Path, *, win: str | Path | None = None, centres: str | P
         filling, source = read_filling(path.parent, win_path)
         if filling is not None:
             notes.append(f"filling {filling} from {source}")
-    if filling is not None and not 0 < filling < num_wann:
-        raise ModelError(f"{path}: filling must be between 1 and {num_wann - 1}, got {filling}")
+    problem = None if filling is None else filling_problem(filling, num_wann)
+    if problem:
+        raise ModelError(f"{path}: {problem}")
     return TBModel(lattice=lattice3[periodic], orbitals=reduced3[:, periodic], onsite=onsite,
                    hop_i=i_idx, hop_j=j_idx, hop_R=hop_R[:, periodic], hop_t=hop_t, spinful=False,
                    filling=filling, name=_seed_path(path, "").name or "wannier90",
