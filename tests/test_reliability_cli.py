@@ -90,6 +90,16 @@ def test_generate_csp_finetune_refuse_a_crafted_checkpoint(evil, tmp_path, capsy
         assert not marker.exists()
 
 
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, capsys):
+    """A CSV (or any non-zip file) passed as a checkpoint: one plain error line, not a parser's
+    internal exception ('IndexError: pop from empty list' before)."""
+    fake = tmp_path / "crystals.csv"
+    fake.write_text("a,b\n1,2\n")
+    line = _expect_input_error(["generate", "--checkpoint", fake, "--out", tmp_path / "g", "--num", "1"], capsys,
+                               "not a checkpoint file")
+    assert "Error:" not in line
+
+
 def test_predictor_and_lightning_loader_refuse_a_crafted_file(tmp_path):
     from topodiff.generative.predictor import load_predictor
     from topodiff.training.callbacks import AtomicCheckpointIO

@@ -15,7 +15,7 @@ from helpers import distorted_bi2se3  # noqa: E402
 
 warnings.filterwarnings("ignore")
 BI2SE3 = Path(__file__).resolve().parents[1] / "data" / "sk" / "Bi2Se3.cif"
-R3M_POINTS = {"Γ", "T", "L", "F", "H_0", "H_2", "S_0", "S_2"}   # seekpath's labels for R-3m (hR2)
+R3M_POINTS = {"Γ", "T", "L", "F", "H₀", "H₂", "S₀", "S₂"}   # seekpath's points for R-3m (hR2), as printed (H_0 → H₀)
 
 
 def test_project_tolerance_finds_r3m_where_a_tight_one_does_not() -> None:

@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,9 @@ def safe_load(path: str | os.PathLike) -> Any:
     a function: code) raises :class:`UnsafeCheckpointError` and nothing in it runs; a truncated or
     corrupt file raises ``ValueError``.
     """
+    if Path(path).is_file() and not zipfile.is_zipfile(path):  # e.g. a CSV or a legacy pickle: never parsed
+        raise ValueError(f"unreadable checkpoint {path}: not a checkpoint file (a topodiff checkpoint is the zip "
+                         "archive torch.save writes)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
