@@ -417,3 +417,12 @@ def test_csp_refuses_unreadable_rows_so_index_stays_the_input_row(tmp_path, caps
         csv.writer(fh).writerows(rows)
     _expect_input_error(["csp", tmp_path / "bad.csv", "--out", tmp_path / "c"], capsys, "could not be read")
     assert not (tmp_path / "c").exists()
+
+
+def test_a_condition_the_checkpoint_cannot_take_fails_before_the_output_is_claimed(tmp_path, capsys):
+    """generate and pipeline check condition values against the checkpoint first: no empty --out is left."""
+    for cmd in ("generate", "pipeline"):
+        out = tmp_path / cmd
+        _expect_input_error([cmd, "--num", "2", "--condition", "catalogue_class=foo", "--out", out], capsys,
+                            "catalogue_class must be one of")
+        assert not out.exists()

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate crystals: DIR/structures.extxyz, DIR/cif/NNNN.cif, DIR/metadata.json."""
         from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
-        from topodiff.generative.generate import generate_to_dir
+        from topodiff.generative.generate import check_conditions, generate_to_dir
         from topodiff.generative.prescreen import check_prescreen_novel
 
         conds = parse_key_values(condition, "--condition")
@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
             guide.update(predictor=predictor, predictor_scale=predictor_guidance)
         settings = parse_sampler_settings(sampler)
         ckpt = resolve_checkpoint(checkpoint)
+        check_conditions(ckpt, conds, guide_options=guide or None, prescreen=prescreen)
         library = None
         if templates is not None:
             from topodiff.generative.templates import TemplateLibrary, resolve_templates

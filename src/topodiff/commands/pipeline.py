@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         from topodiff.evaluation.pipeline import parse_conditions, run_pipeline
         from topodiff.evaluation.report import summary_lines
         from topodiff.generative.checkpoint import parse_sampler_settings, resolve_checkpoint
+        from topodiff.generative.generate import check_conditions
         from topodiff.generative.prescreen import check_prescreen_novel
 
         # every argument is checked before anything is generated
@@ -71,6 +72,7 @@ def register(app: typer.Typer) -> None:
 
             require_gpaw()  # before anything is generated
         ckpt = resolve_checkpoint(checkpoint)
+        check_conditions(ckpt, parse_conditions(condition), prescreen=prescreen)
         library = None
         if templates is not None:
             from topodiff.generative.templates import TemplateLibrary, resolve_templates

@@ -259,6 +259,14 @@ def generate_to_dir(out_dir: str | Path, *, num: int, checkpoint: str | None = N
     return meta
 
 
+def check_conditions(checkpoint: str | Path, conditions: dict[str, Any] | None, *,
+                     guide_options: dict[str, Any] | None = None, prescreen: int = 1) -> None:
+    """Raise :class:`TopodiffInputError` for a condition ``checkpoint`` cannot take (unknown key or class,
+    a value out of range) — what a CLI checks before it claims its output directory."""
+    model, _ = load_generator(checkpoint)
+    _run_conditions(model, conditions, None, guide_options, prescreen)
+
+
 def _run_conditions(model, conditions: dict[str, Any] | None, guidance: float | None,
                     guide_options: dict[str, Any] | None, prescreen: int) -> tuple[dict[str, Any], float, float]:
     """``(parsed conditions, the network's guidance, the formula model's guidance)`` of a run. Conditions
