@@ -426,3 +426,13 @@ def test_a_condition_the_checkpoint_cannot_take_fails_before_the_output_is_claim
         _expect_input_error([cmd, "--num", "2", "--condition", "catalogue_class=foo", "--out", out], capsys,
                             "catalogue_class must be one of")
         assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["weyl", "weyl", "--nk", "100000"], "--nk must be at most 128"),        # was a 640 GB allocation (exit 1)
+    (["bands", "haldane", "--nk", "100000"], "--nk must be at most 1024"),    # was out of memory (exit 1)
+    (["bands", "haldane", "--num", "100000000"], "--num must be 2..100000"),  # was a hang
+    (["bands", "haldane", "--ribbon", "100000"], "above the 33,554,432 that fit in memory"),
+])
+def test_band_and_weyl_grids_are_capped_before_any_work(argv, match, capsys):
+    _expect_input_error(argv, capsys, match)

@@ -34,6 +34,7 @@ MAX_STRUCTURES = 100_000      # --num / --samples per run (memory of the sampler
 MAX_NK_1D, MAX_NK_2D, MAX_NK_3D = 100_000, 1024, 128   # k-grid side per dimension (memory of eigenvectors)
 NK_ELEMENT_BUDGET = 2 ** 25   # nk^dim × bands² of one grid (~4 GB of eigenvectors and work arrays at ~128 B each,
 #                               measured: Haldane nk = 1024 peaked at 0.8 GB)
+MAX_PATH_POINTS = 100_000      # k-points along a band path (one eigvalsh each: time, not memory)
 MIN_NK = 4                    # below 4 points per direction discrete Berry phases/fluxes alias
 #                               (Haldane at nk = 2: Chern 0 instead of -1)
 MIN_NK_WHY = "coarser grids alias the discrete Berry phases (Haldane at --nk 2 gives Chern 0, not -1)"
@@ -115,6 +116,14 @@ def check_nk(value: Any, dim: int, *, num_bands: int | None = None, lo: int = MI
         raise TopodiffInputError(f"{name} must be at most {hi} for this {dim}D model{bands} (larger grids do not "
                                  f"fit in memory), got {n}")
     return n
+
+
+def check_dense_spectrum(num_k: int, states: int, what: str) -> None:
+    """Dense spectra of ``num_k`` Hamiltonians with ``states`` states each (all eigenvectors at once) must
+    stay within :data:`NK_ELEMENT_BUDGET` matrix elements; ``what`` names the options that set them."""
+    if num_k * states ** 2 > NK_ELEMENT_BUDGET:
+        raise TopodiffInputError(f"{what} give {num_k} k-points of {states} states: {num_k * states ** 2:,} matrix "
+                                 f"elements, above the {NK_ELEMENT_BUDGET:,} that fit in memory; use fewer")
 
 
 def parse_key_values(items: list[str] | None, option: str) -> dict[str, str]:

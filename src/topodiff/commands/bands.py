@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 import typer
 
-from topodiff.commands._common import model_command, print_json
+from topodiff.commands._common import (MAX_PATH_POINTS, check_dense_spectrum, check_int_range, check_nk,
+                                       model_command, print_json)
 from topodiff.errors import TopodiffInputError
 
 
@@ -27,10 +28,12 @@ def register(app: typer.Typer) -> None:
         """Band structure along the standard high-symmetry path, with direct/indirect gaps."""
         from topodiff.physics.bands import band_gaps, band_structure
         from topodiff.physics.interop import crystal_path
-        if num < 2:
-            raise TopodiffInputError(f"--num must be at least 2, got {num}")
-        if nk is not None and nk <= 0:
-            raise TopodiffInputError(f"--nk must be positive, got {nk}")
+        num = check_int_range("--num", num, 2, MAX_PATH_POINTS)
+        if nk is not None:
+            nk = check_nk(nk, m.dim, num_bands=m.num_bands, lo=1, why_lo="")
+        if ribbon is not None:
+            ribbon = check_int_range("--ribbon", ribbon, 1)
+            check_dense_spectrum(num, ribbon * m.num_bands, "--num and --ribbon")
         gaps = band_gaps(m, nk=nk)
         result: dict = {"model": m.name, "dim": m.dim, "num_bands": m.num_bands, "filling": m.occupied,
                         **gaps.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}

@@ -6,8 +6,7 @@ from typing import Any
 
 import typer
 
-from topodiff.commands._common import model_command, print_json
-from topodiff.errors import TopodiffInputError
+from topodiff.commands._common import check_nk, model_command, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -20,8 +19,7 @@ def register(app: typer.Typer) -> None:
         """Find Weyl nodes (gap minima) and their chiralities (Berry flux through a small sphere)."""
         from topodiff.physics.weyl import weyl_search
 
-        if nk < 4:
-            raise TopodiffInputError(f"--nk must be at least 4, got {nk}")
+        nk = check_nk(nk, 3, why_lo="a coarser search grid misses nodes")  # per side; the search holds no grid of states
         res = weyl_search(m, nk=nk)
         result = {**res.to_dict(), **({"notes": list(m.notes)} if m.notes else {})}
         if as_json:
