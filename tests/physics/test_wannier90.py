@@ -119,15 +119,3 @@ def test_big_file_loads_fast(tmp_path: Path) -> None:
     Hk = model.hamiltonian(k, convention=1).numpy()
     ref = np.einsum("kr,rmn->kmn", np.exp(2j * np.pi * k @ Rs.T), H)
     np.testing.assert_allclose(Hk, ref, atol=1e-8)
-
-
-def test_a_file_named_hr_dat_is_read_as_wannier90_even_when_garbled(tmp_path: Path) -> None:
-    """The name decides when the content does not: the error is the Wannier90 reader's, not 'invalid JSON'."""
-    from topodiff.errors import TopodiffInputError
-    from topodiff.physics.io import load_model
-
-    bad = tmp_path / "garbled_hr.dat"
-    bad.write_text("garbage\n")
-    with pytest.raises(TopodiffInputError, match="Wannier90") as err:
-        load_model(bad)
-    assert "JSON" not in str(err.value)

@@ -37,12 +37,12 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _is_hr(path: Path, text: str) -> bool:
-    """Wannier90 ``_hr.dat`` by its name, or by content when the file exists (any name)."""
+    """Wannier90 ``_hr.dat`` by content when the file exists (any name), else by its name."""
     from topodiff.physics.wannier90 import looks_like_hr  # lazy: optional heavy reader
 
-    if path.name.endswith("_hr.dat") or "_hr.dat" in text and not path.is_file():
-        return True
-    return path.is_file() and looks_like_hr(path)
+    if path.is_file():
+        return looks_like_hr(path)
+    return "_hr.dat" in text
 
 
 def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = None,
