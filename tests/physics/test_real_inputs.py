@@ -166,3 +166,12 @@ def test_lattice_option_for_a_file_without_cell(tmp_path: Path, capsys) -> None:
     code, out, err = _cli(capsys, "bands", str(DATA / "graphene_hr.dat"), "--filling", "1", "--lattice",
                           str(DATA / "graphene.win"), "--json")
     assert code == 2 and "own lattice" in err
+
+
+def test_a_garbled_file_named_hr_dat_is_told_what_either_format_needs(tmp_path: Path) -> None:
+    from topodiff.errors import TopodiffInputError
+
+    bad = tmp_path / "garbled_hr.dat"
+    bad.write_text("garbage\n")
+    with pytest.raises(TopodiffInputError, match="invalid JSON.*nor is it a Wannier90 _hr.dat"):
+        load_model(str(bad))

@@ -23,7 +23,11 @@ def read_json_model(path: str | os.PathLike) -> TBModel:
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise TopodiffInputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        # the content decides the format (a JSON model may be called x_hr.dat), but a name that promises a
+        # Wannier90 file gets told what that format would need
+        hr = ("; nor is it a Wannier90 _hr.dat (a header line, then num_wann and nrpts)"
+              if "_hr.dat" in path.name else "")
+        raise TopodiffInputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}){hr}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TopodiffInputError(f"{path}: cannot read ({exc})") from None
     try:
