@@ -436,3 +436,11 @@ def test_a_condition_the_checkpoint_cannot_take_fails_before_the_output_is_claim
 ])
 def test_band_and_weyl_grids_are_capped_before_any_work(argv, match, capsys):
     _expect_input_error(argv, capsys, match)
+
+
+def test_csp_with_an_element_the_checkpoint_never_saw_leaves_no_output(tmp_path, capsys):
+    comps = tmp_path / "comps.txt"
+    comps.write_text("NaCl\n")
+    out = tmp_path / "csp"
+    _expect_input_error(["csp", comps, "--out", out], capsys, "never saw Cl (Z = 17)")  # default: perov5-csp
+    assert not out.exists()

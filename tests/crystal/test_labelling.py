@@ -280,3 +280,12 @@ def test_label_exits_2_when_no_row_could_be_labelled(tmp_path: Path) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(lines) == 1 and "no input crystal could be labelled" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unreadable_source_leaves_no_run_state(tmp_path: Path) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_text("a,b\n1,2\n")
+    out = tmp_path / "labels.csv"
+    with pytest.raises(TopodiffInputError, match="no 'cif' column"):
+        label_dataset(src, out)
+    assert not list(tmp_path.glob("labels.csv*"))

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         """Predict structures with exactly the given compositions: DIR/structures.extxyz + DIR/metadata.json."""
         from topodiff.commands.generate import MAX_PRESCREEN, MAX_STEPS
         from topodiff.generative.checkpoint import resolve_checkpoint
-        from topodiff.generative.csp import csp_to_dir
+        from topodiff.generative.csp import check_compositions, csp_to_dir
         from topodiff.generative.templates import TEMPLATE_START
         from topodiff.generative.compositions import read_compositions
 
@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
         check_count("compositions × --samples × --prescreen", len(comps) * samples * prescreen)
         ckpt = resolve_checkpoint(checkpoint or "perov5-csp")
+        check_compositions(ckpt, comps)  # an element the checkpoint never saw fails before --out is claimed
         library = None
         template_start = TEMPLATE_START if template_start is None else float(template_start)
         if templates is not None:

@@ -151,8 +151,8 @@ def label_dataset(source: str | os.PathLike, out: str | os.PathLike, *, workers:
         raise TopodiffInputError(f"no such file or directory: {source}")
     screen_opts = dict(screen_opts or {})
     fp = fingerprint(sources=[source], options={"job": JOB, "screen": _jsonable(screen_opts)})
+    records = read_structures(source)  # an unreadable source fails before the run's state is claimed
     _claim(out, fp, overwrite)
-    records = read_structures(source)
     n = len(records)
     keys = [row_key(r) for r in records]
     prog = progress_path(out)

@@ -35,6 +35,15 @@ def _place_on_templates(comps: list[np.ndarray], library: Path | None) -> tuple[
     return [z if t is None else t.species for z, t in zip(comps, templates)], templates
 
 
+def check_compositions(checkpoint: str | Path, comps: list[np.ndarray]) -> None:
+    """Raise :class:`TopodiffInputError` when ``checkpoint`` never saw an element of ``comps`` (atomic
+    numbers per cell) — what ``topodiff csp`` checks before it claims its output directory."""
+    from topodiff.generative.sampler import check_known_species
+
+    model, _ = load_generator(checkpoint)
+    check_known_species(model, torch.as_tensor(np.concatenate(comps)) if comps else torch.zeros(0, dtype=torch.long))
+
+
 def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None = None, samples: int = 1,
                seed: int = 0, steps: int | None = None, batch_size: int = 128, prescreen: int = 1,
                templates: str | Path | None = None, template_start: float = TEMPLATE_START) -> dict[str, Any]:

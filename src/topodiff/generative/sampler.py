@@ -161,11 +161,7 @@ def _checked_request(model, num_atoms, species, conditions, steps, species_mask,
         species = torch.as_tensor(species, dtype=torch.long, device=dev)
         if species.shape != (n,):
             raise TopodiffInputError(f"species must have one entry per atom ({n}), got shape {tuple(species.shape)}")
-        if bool((~model.species_allowed[species.clamp(0, cfg.max_z)]).any()) or bool((species > cfg.max_z).any()):
-            known = set(torch.nonzero(model.species_allowed).flatten().tolist())
-            raise TopodiffInputError(f"this checkpoint never saw {_element_list(set(species.tolist()) - known)}; it knows "
-                                     f"{len(known)} elements (`topodiff checkpoints` lists the shipped ones; mp20-csp "
-                                     "and default learned Materials Project compositions)")
+        check_known_species(model, species)
     conditions = {k: torch.as_tensor(v, dtype=torch.float32, device=dev) for k, v in (conditions or {}).items()}
     atom_mask = None
     if species_mask is not None and species is None:
@@ -244,6 +240,17 @@ class _Network:
         if d_lat is not None and y0_hat is not None:
             y0_hat = ld.to_latent(ld.from_latent(y0_hat, self.scale) + d_lat.detach(), self.scale)
         return score, y0_hat
+
+
+def check_known_species(model, species: torch.Tensor) -> None:
+    """Raise :class:`TopodiffInputError` naming the elements of ``species`` (atomic numbers) that the
+    checkpoint never saw in training (it cannot place them)."""
+    known = set(torch.nonzero(model.species_allowed).flatten().cpu().tolist())
+    unknown = set(torch.as_tensor(species).flatten().cpu().tolist()) - known
+    if unknown:
+        raise TopodiffInputError(f"this checkpoint never saw {_element_list(unknown)}; it knows {len(known)} elements "
+                                 "(`topodiff checkpoints` lists the shipped ones; mp20-csp and default learned "
+                                 "Materials Project compositions)")
 
 
 def _element_list(numbers: set[int]) -> str:
