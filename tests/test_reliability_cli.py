@@ -444,3 +444,15 @@ def test_csp_with_an_element_the_checkpoint_never_saw_leaves_no_output(tmp_path,
     out = tmp_path / "csp"
     _expect_input_error(["csp", comps, "--out", out], capsys, "never saw Cl (Z = 17)")  # default: perov5-csp
     assert not out.exists()
+
+
+def test_band_gap_grids_are_capped_by_the_energies_they_hold_not_by_eigenvectors():
+    """bands keeps only nk^dim × num_bands energies: an 88-band 3D model (WTe2) may use --nk 20, which the
+    eigenvector budget of the invariants (nk^dim × num_bands²) would refuse as not fitting in memory."""
+    from topodiff.commands._common import check_nk
+
+    assert check_nk(20, 3, num_bands=88, eigenvectors=False, lo=1, why_lo="") == 20
+    with pytest.raises(TopodiffInputError, match="at most 16"):
+        check_nk(20, 3, num_bands=88)
+    with pytest.raises(TopodiffInputError, match="at most 72"):
+        check_nk(100, 3, num_bands=88, eigenvectors=False, lo=1, why_lo="")

@@ -100,14 +100,16 @@ def check_count(name: str, value: Any, hi: int = MAX_STRUCTURES, lo: int = 1) ->
     return check_int_range(name, value, lo, hi, why=f"cap {hi:,} per run; split larger jobs")
 
 
-def check_nk(value: Any, dim: int, *, num_bands: int | None = None, lo: int = MIN_NK, name: str = "--nk",
-             why_lo: str = MIN_NK_WHY) -> int:
+def check_nk(value: Any, dim: int, *, num_bands: int | None = None, eigenvectors: bool = True, lo: int = MIN_NK,
+             name: str = "--nk", why_lo: str = MIN_NK_WHY) -> int:
     """A k-grid side for a ``dim``-dimensional model with ``num_bands`` bands: at least ``lo`` (what the
-    invariant needs, explained by ``why_lo``), at most what keeps the states of the whole grid within
-    :data:`NK_ELEMENT_BUDGET` matrix elements (and the per-dimension caps)."""
+    invariant needs, explained by ``why_lo``), at most what keeps the whole grid's states (``num_bands²``
+    numbers per k-point; with ``eigenvectors=False`` only its ``num_bands`` energies) within
+    :data:`NK_ELEMENT_BUDGET` (and the per-dimension caps)."""
     hi = {1: MAX_NK_1D, 2: MAX_NK_2D}.get(dim, MAX_NK_3D)
     if num_bands:
-        hi = max(lo, min(hi, int((NK_ELEMENT_BUDGET / num_bands ** 2) ** (1.0 / max(dim, 1)) + 1e-9)))
+        per_k = num_bands ** 2 if eigenvectors else num_bands
+        hi = max(lo, min(hi, int((NK_ELEMENT_BUDGET / per_k) ** (1.0 / max(dim, 1)) + 1e-9)))
     n = check_int_range(name, value, 1)
     if n < lo:
         raise TopodiffInputError(f"{name} must be at least {lo}, got {n}{f'; {why_lo}' if why_lo else ''}")

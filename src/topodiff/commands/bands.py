@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from topodiff.physics.interop import crystal_path
         num = check_int_range("--num", num, 2, MAX_PATH_POINTS)
         if nk is not None:
-            nk = check_nk(nk, m.dim, num_bands=m.num_bands, lo=1, why_lo="")
+            nk = check_nk(nk, m.dim, num_bands=m.num_bands, eigenvectors=False, lo=1, why_lo="")  # energies only
         if ribbon is not None:
             ribbon = check_int_range("--ribbon", ribbon, 1)
             check_dense_spectrum(num, ribbon * m.num_bands, "--num and --ribbon")

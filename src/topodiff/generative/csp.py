@@ -41,7 +41,7 @@ def check_compositions(checkpoint: str | Path, comps: list[np.ndarray]) -> None:
     from topodiff.generative.sampler import check_known_species
 
     model, _ = load_generator(checkpoint)
-    check_known_species(model, torch.as_tensor(np.concatenate(comps)) if comps else torch.zeros(0, dtype=torch.long))
+    check_known_species(model, np.concatenate(comps))  # read_compositions never returns an empty list
 
 
 def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None = None, samples: int = 1,

@@ -141,7 +141,10 @@ _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 def point_label(seekpath_label: str) -> str:
     """A seekpath point name as printed in the literature: ``GAMMA`` → Γ, ``SIGMA_0`` → Σ₀, ``X_1`` → X₁."""
     name, _, index = seekpath_label.partition("_")
-    return _GREEK.get(name, name) + (index.translate(_SUBSCRIPTS) if index.isdigit() else (f"_{index}" if index else ""))
+    name = _GREEK.get(name, name)
+    if not index:
+        return name
+    return name + (index.translate(_SUBSCRIPTS) if index.isdigit() else f"_{index}")
 
 
 def _path_3d(lattice: np.ndarray, atoms: tuple[np.ndarray, np.ndarray] | None = None,

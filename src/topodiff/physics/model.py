@@ -35,7 +35,8 @@ COMPLEX = torch.complex128
 def filling_problem(filling: Any, num_bands: int) -> str | None:
     """Why ``filling`` is not a count of occupied bands of a model with ``num_bands`` bands (an integer
     in ``1..num_bands-1``), or None when it is. The one wording of this check for every caller."""
-    if isinstance(filling, bool) or not isinstance(filling, (int, np.integer, float)) or int(filling) != filling:
+    whole = isinstance(filling, (int, np.integer)) or isinstance(filling, float) and filling.is_integer()
+    if isinstance(filling, bool) or not whole:
         return f"filling must be an integer number of occupied bands, got {filling!r}"
     if num_bands < 2:
         return (f"the model has {num_bands} band: there is no gap to fill (a filling, gap or invariant needs "
