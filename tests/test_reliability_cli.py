@@ -442,7 +442,7 @@ def test_csp_with_an_element_the_checkpoint_never_saw_leaves_no_output(tmp_path,
     comps = tmp_path / "comps.txt"
     comps.write_text("NaCl\n")
     out = tmp_path / "csp"
-    _expect_input_error(["csp", comps, "--out", out], capsys, "never saw Cl (Z = 17)")  # default: perov5-csp
+    _expect_input_error(["csp", comps, "--out", out, "--checkpoint", "perov5-csp"], capsys, "never saw Cl (Z = 17)")
     assert not out.exists()
 
 

@@ -97,6 +97,8 @@ def test_csp_then_evaluate_end_to_end(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "out"), "--reference", str(ref_csv), "--no-screen", "--json"]) in (0, None)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["csp_num_compositions"] == 8 and summary["csp_samples_per_composition"] == 1
+    # without --checkpoint, csp uses the Materials Project CSP model (perov5-csp only knows perovskites)
+    assert Path(json.loads((tmp_path / "out" / "metadata.json").read_text())["checkpoint"]).name == "mp20-csp.ckpt"
     assert 0.0 <= summary["csp_match_rate"] <= 1.0
     # a reference that is not the CSP input is an input error (exit 2), not a silent wrong number
     assert main(["evaluate", str(tmp_path / "out"), "--reference", str(_first_rows(tmp_path, 3)), "--no-screen"]) == 2

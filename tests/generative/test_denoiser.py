@@ -79,3 +79,30 @@ def test_species_copy_path_weights_the_revealed_composition(tiny_cfg, batch):
         z, k = torch.unique(species[atoms], return_counts=True)
         expected[owner == c, z[:, None]] = 1.0 + 2.0 * (k.float() / int(batch.num_atoms[c]))[:, None]
     torch.testing.assert_close(after - before, expected)
+
+
+def test_pair_messages_start_silent_then_keep_the_symmetries(tiny_cfg, batch):
+    """``pair_messages``: a model with them, loaded from weights without them, computes the same outputs
+    (zero-initialised, so ``init_from`` may add them, model.ZERO_INIT_EXTENSIONS); once trained away from
+    zero they change the outputs and the denoiser stays rotation / translation / permutation symmetric."""
+    from dataclasses import replace
+
+    from topodiff.generative.model import ZERO_INIT_EXTENSIONS, CrystalDiffusion, load_weights
+
+    torch.manual_seed(0)
+    plain = CrystalDiffusion(tiny_cfg).eval()
+    grown = CrystalDiffusion(replace(tiny_cfg, pair_messages=True)).eval()
+    load_weights(grown, plain.state_dict(), may_lack=ZERO_INIT_EXTENSIONS)
+    before = _fn(plain)(batch.frac, batch.lattice, batch.species, batch.num_atoms)
+    same = _fn(grown)(batch.frac, batch.lattice, batch.species, batch.num_atoms)
+    for a, b in zip(before, same):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        for block in grown.denoiser.blocks:
+            torch.nn.init.normal_(block.message.out.weight, std=0.3)
+    moved = _fn(grown)(batch.frac, batch.lattice, batch.species, batch.num_atoms)
+    assert not torch.allclose(moved[0], before[0], atol=1e-4)
+    args = (batch.frac, batch.lattice, batch.species, batch.num_atoms)
+    assert_rotation_invariant(_fn(grown), *args)
+    assert_translation_invariant(_fn(grown), *args)
+    assert_permutation_equivariant(_fn(grown), *args)

@@ -83,6 +83,18 @@ def test_valence_counts_and_term_values() -> None:
         valence_sp_electrons("Xx")
 
 
+def test_term_values_without_nist_data_fall_back_quietly() -> None:
+    """pymatgen has no atomic orbitals for Pu: the documented fallback applies and no warning reaches the
+    user's terminal (it used to print mid-progress-bar during `make run`)."""
+    import warnings
+
+    term_values.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        es, ep = term_values("Pu")
+    assert es == pytest.approx(-4.1) and ep == pytest.approx(0.4 * es)
+
+
 @pytest.mark.parametrize("name", ["Si", "Ge"])
 def test_diamond_semiconductors_are_gapped(name: str) -> None:
     model = structure_to_tb(load(name))

@@ -245,31 +245,32 @@ def test_init_from_copies_generator_weights(crystal_csv, tmp_path):
         train(bad)
 
 
-def test_init_from_adds_a_zero_initialised_extension_and_older_runs_still_resume(crystal_csv, tmp_path):
-    """A model with the species copy path starts from a checkpoint without it (same outputs); a run
-    saved before the setting existed resumes under a config that leaves it at its old value."""
+@pytest.mark.parametrize("extension", ["species_copy", "pair_messages"])
+def test_init_from_adds_a_zero_initialised_extension_and_older_runs_still_resume(crystal_csv, tmp_path, extension):
+    """A model with the species copy path (or pair messages) starts from a checkpoint without it (same
+    outputs); a run saved before the setting existed resumes under a config that leaves it at its old value."""
     from topodiff.generative.checkpoint import load_generator
     from topodiff.training.run import check_resume_compatible
     from topodiff.training.run_dir import run_fingerprint
 
     first = train(_cfg(crystal_csv, tmp_path / "a", "trainer.max_steps=2", "data.val_fraction=0"))
-    cfg = _cfg(crystal_csv, tmp_path / "b", f"init_from={first['last_checkpoint']}", "model.species_copy=true",
+    cfg = _cfg(crystal_csv, tmp_path / "b", f"init_from={first['last_checkpoint']}", f"model.{extension}=true",
                "trainer.max_steps=1", "optim.lr=1e-12", "data.val_fraction=0")
     train(cfg)
     base, _ = load_generator(first["last_checkpoint"])
     grown, _ = load_generator(str(tmp_path / "b" / "last.ckpt"))
-    assert grown.cfg.species_copy and grown.denoiser.species_copy is not None
+    assert getattr(grown.cfg, extension)
     params = dict(grown.named_parameters())
     for k, v in base.named_parameters():
         torch.testing.assert_close(params[k], v, atol=1e-6, rtol=1e-5, msg=k)
     plain = _cfg(crystal_csv, tmp_path / "a", "trainer.max_steps=2", "data.val_fraction=0")
     legacy = {"hyper_parameters": {"config": {"model": {k: v for k, v in to_container(plain)["model"].items()
-                                                         if k != "species_copy"}}}}
+                                                         if k != extension}}}}
     check_resume_compatible(legacy, plain, tmp_path / "a" / "last.ckpt")          # missing key = old value
-    with pytest.raises(TopodiffInputError, match="species_copy"):
+    with pytest.raises(TopodiffInputError, match=extension):
         check_resume_compatible(legacy, cfg, tmp_path / "a" / "last.ckpt")
     assert run_fingerprint(plain) != run_fingerprint(_cfg(crystal_csv, tmp_path / "a", "trainer.max_steps=2",
-                                                           "data.val_fraction=0", "model.species_copy=true"))
+                                                           "data.val_fraction=0", f"model.{extension}=true"))
 
 
 def test_oversample_setting_is_validated_and_a_run_started_before_it_resumes(crystal_csv, tmp_path):

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     def csp(
         input: Path = typer.Argument(..., help="text file of formulas (one per line) or CDVAE-style CSV"),
         out: Path = typer.Option(..., "--out", help="output directory"),
-        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: perov5-csp)"),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="checkpoint path or shipped name (default: mp20-csp; perov5-csp for Perov-5)"),
         samples: int = typer.Option(1, "--samples", help="structures per composition"),
         seed: int = typer.Option(0, "--seed"),
         prescreen: int = typer.Option(1, "--prescreen", help="draw K× --samples structures per composition and keep "
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predict structures with exactly the given compositions: DIR/structures.extxyz + DIR/metadata.json."""
         from topodiff.commands.generate import MAX_PRESCREEN, MAX_STEPS
-        from topodiff.generative.checkpoint import resolve_checkpoint
+        from topodiff.generative.checkpoint import DEFAULT_CSP_CHECKPOINT, resolve_checkpoint
         from topodiff.generative.csp import check_compositions, csp_to_dir
         from topodiff.generative.templates import TEMPLATE_START
         from topodiff.generative.compositions import read_compositions
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         comps = read_compositions(input)  # bad input (unreadable rows, too many atoms) fails before any output
         prescreen = check_int_range("--prescreen", prescreen, 1, MAX_PRESCREEN)
         check_count("compositions × --samples × --prescreen", len(comps) * samples * prescreen)
-        ckpt = resolve_checkpoint(checkpoint or "perov5-csp")
+        ckpt = resolve_checkpoint(checkpoint or DEFAULT_CSP_CHECKPOINT)
         check_compositions(ckpt, comps)  # an element the checkpoint never saw fails before --out is claimed
         library = None
         template_start = TEMPLATE_START if template_start is None else float(template_start)

@@ -24,6 +24,8 @@ from topodiff.io_utils import atomic_write, atomic_write_json
 FORMAT = "topodiff-generator/1"
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = "default"
+#: what `topodiff csp` / `csp_to_dir` use without a checkpoint: CSP on Materials Project compositions
+DEFAULT_CSP_CHECKPOINT = "mp20-csp"
 #: shipped files beside the generators that are other models (property predictors, formula models)
 COMPANION_SUFFIXES = (".predictor.ckpt", ".formula.ckpt")
 

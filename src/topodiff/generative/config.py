@@ -22,7 +22,7 @@ REVEAL_ORDERS = ("random", "confident")
 ELEMENT_COUNT_MODES = ("network", "data")
 #: network settings added after runs and checkpoints existed; a run or checkpoint without one used this
 #: value (so resuming it, or fingerprinting it, treats the missing key as this value)
-ADDED_MODEL_SETTINGS = {"species_copy": False}
+ADDED_MODEL_SETTINGS = {"species_copy": False, "pair_messages": False}
 
 
 @dataclass
@@ -46,6 +46,8 @@ class ModelConfig:
     use_descriptors: bool = True  # add physical element descriptors (row, group, χ, radii) to species embeddings
     species_copy: bool = False    # species logits get learned per-atom weights on the elements already revealed in
     #                                the crystal (present or not, and their atom fraction): a copy path for stoichiometry
+    pair_messages: bool = False   # attention values get a nonlinear message of (atom i, atom j, pair geometry)
+    #                                in every block (denoiser.PairMessage; zero-initialised, so init_from may add it)
     dropout: float = 0.0
 
     # --- corruption ---

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from topodiff.errors import TopodiffInputError
-from topodiff.generative.checkpoint import load_generator
+from topodiff.generative.checkpoint import DEFAULT_CSP_CHECKPOINT, load_generator
 from topodiff.generative.compositions import read_compositions
 from topodiff.generative.generate import _chunks, _extxyz_text, _to_atoms, sample_guarded
 from topodiff.generative.prescreen import lowest_energy_draws
@@ -58,7 +58,7 @@ def csp_to_dir(input: str | Path, out_dir: str | Path, *, checkpoint: str | None
     draws = int(samples) * int(prescreen)
     library = None if templates is None else resolve_templates(templates)
     comps, tpls = _place_on_templates(read_compositions(input), library)
-    model, config = load_generator(checkpoint)
+    model, config = load_generator(checkpoint or DEFAULT_CSP_CHECKPOINT)
     gen = torch.Generator().manual_seed(int(seed))
     jobs = sorted(((i, k) for i in range(len(comps)) for k in range(draws)), key=lambda job: len(comps[job[0]]))
     t0 = time.time()

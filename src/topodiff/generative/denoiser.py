@@ -96,10 +96,32 @@ class PairGeometry(nn.Module):
         return torch.cat([fourier, rbf.sum(-2)], -1)
 
 
-class GeometryBlock(nn.Module):
-    """Pre-norm transformer block with adaLN time conditioning and pair-biased attention."""
+class PairMessage(nn.Module):
+    """``[B, i, j, hidden]`` message ``W_o silu(W_i x_i + W_j x_j + W_p p_ij)`` added to the attention values of
+    a block, so that the pair geometry and both atoms' states interact nonlinearly in every block (the
+    static pair values alone are linear in the geometry). ``W_o`` starts at zero: a model with messages
+    computes what the same weights without them do, so it can continue from such a checkpoint."""
 
-    def __init__(self, hidden: int, heads: int, pair_dim: int, dropout: float = 0.0, ffn_mult: int = 2) -> None:
+    def __init__(self, hidden: int, pair_dim: int) -> None:
+        super().__init__()
+        width = max(hidden // 2, 1)
+        self.query = nn.Linear(hidden, width)
+        self.key = nn.Linear(hidden, width, bias=False)
+        self.pair = nn.Linear(pair_dim, width, bias=False)
+        self.out = nn.Linear(width, hidden)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.nn.functional.silu(self.query(x)[:, :, None] + self.key(x)[:, None, :] + self.pair(pair)))
+
+
+class GeometryBlock(nn.Module):
+    """Pre-norm transformer block with adaLN time conditioning and pair-biased attention (optionally with
+    :class:`PairMessage` values)."""
+
+    def __init__(self, hidden: int, heads: int, pair_dim: int, dropout: float = 0.0, ffn_mult: int = 2,
+                 pair_messages: bool = False) -> None:
         super().__init__()
         self.heads, self.dh = heads, hidden // heads
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False)
@@ -110,6 +132,7 @@ class GeometryBlock(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.ffn = nn.Sequential(nn.Linear(hidden, ffn_mult * hidden), nn.SiLU(), nn.Dropout(dropout),
                                  nn.Linear(ffn_mult * hidden, hidden))
+        self.message = PairMessage(hidden, pair_dim) if pair_messages else None
         self.ada = nn.Linear(hidden, 6 * hidden)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
@@ -124,7 +147,10 @@ class GeometryBlock(nn.Module):
         logits = logits + self.pair_bias(pair)
         logits = logits.masked_fill(~key_mask[:, None, :, None], float("-inf"))
         attn = torch.softmax(logits, 2)[..., None]                               # over j
-        pv = self.pair_value(pair).view(b, n, n, self.heads, self.dh)
+        pv = self.pair_value(pair)
+        if self.message is not None:
+            pv = pv + self.message(x, pair)
+        pv = pv.view(b, n, n, self.heads, self.dh)
         o = (attn * (v[:, None] + pv)).sum(2)                                    # [B, i, h, d]
         h = h + (1 + g1) * self.out(o.reshape(b, n, hd))
         x = self.norm2(h) * (1 + sc2) + sh2
@@ -143,7 +169,8 @@ class PeriodicTransformer(nn.Module):
                                       nn.Linear(cfg.pair_dim, cfg.pair_dim))
         self.species = SpeciesEmbedding(h, cfg.max_z, cfg.use_descriptors)
         self.cell = nn.Sequential(nn.Linear(7, h), nn.SiLU(), nn.Linear(h, h))
-        self.blocks = nn.ModuleList(GeometryBlock(h, cfg.heads, cfg.pair_dim, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(GeometryBlock(h, cfg.heads, cfg.pair_dim, cfg.dropout, cfg.ffn_mult, cfg.pair_messages)
+                                    for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(h)
         self.coord_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 3))
         self.lattice_head = nn.Sequential(nn.Linear(2 * h, h), nn.SiLU(), nn.Linear(h, 9))

@@ -6,6 +6,7 @@ same time as coordinates and lattice. At sampling, passing ``species`` runs CSP.
 """
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from typing import Any
 
 import numpy as np
@@ -24,16 +25,16 @@ from topodiff.generative.embeddings import CATEGORY_NAMES, ConditionEmbedding, T
 
 #: buffers a checkpoint may lack (added after the first shipped checkpoints); they keep their defaults
 OPTIONAL_BUFFERS = ("topo_class_counts", "catalogue_class_counts", "num_elements_counts")
-#: zero-initialised modules a model may add to a checkpoint it starts from (``init_from``): without them
-#: the network computes exactly what the checkpoint did
-ZERO_INIT_EXTENSIONS = ("denoiser.species_copy.",)
+#: zero-initialised modules a model may add to a checkpoint it starts from (``init_from``), as fnmatch
+#: patterns of parameter names: without them the network computes exactly what the checkpoint did
+ZERO_INIT_EXTENSIONS = ("denoiser.species_copy.*", "denoiser.blocks.*.message.*")
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, may_lack: tuple[str, ...] = ()) -> None:
     """``model.load_state_dict(state)`` that lets ``state`` lack :data:`OPTIONAL_BUFFERS` and the keys
-    starting with a ``may_lack`` prefix (e.g. :data:`ZERO_INIT_EXTENSIONS`); RuntimeError otherwise."""
+    matching a ``may_lack`` fnmatch pattern (e.g. :data:`ZERO_INIT_EXTENSIONS`); RuntimeError otherwise."""
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k not in OPTIONAL_BUFFERS and not k.startswith(may_lack)]
+    missing = [k for k in missing if k not in OPTIONAL_BUFFERS and not any(fnmatch(k, p) for p in may_lack)]
     if missing or unexpected:
         raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
 

@@ -19,6 +19,7 @@ the tetradymite family with their compound fits, approximate everywhere else.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -175,7 +176,9 @@ def term_values(symbol: str) -> tuple[float, float]:
     placed at ``P_OVER_S · ε_s`` (see :data:`P_OVER_S`).
     """
     el = _element(symbol)
-    orbitals = el.atomic_orbitals or {}
+    with warnings.catch_warnings():  # pymatgen warns where NIST has no data (e.g. Pu); the fallbacks below apply
+        warnings.simplefilter("ignore", UserWarning)
+        orbitals = el.atomic_orbitals or {}
     n_s, _, _ = _valence_shells(symbol)
     es = orbitals.get(f"{n_s}s")
     es = EMPTY_S_FALLBACK if es is None else es * HARTREE_EV

@@ -121,7 +121,8 @@ class TrainConfig:
     output_dir: str = field(default="runs/train", metadata={"help": "checkpoints, resolved config.yaml and logs go here"})
     init_from: str = field(default="", metadata={"help": "start from the weights of this generator checkpoint (file or "
                                                          "shipped name; same model settings, or these plus a "
-                                                         "zero-initialised extension such as model.species_copy; "
+                                                         "zero-initialised extension such as model.species_copy or "
+                                                         "model.pair_messages; "
                                                          "fresh optimiser and step counter; ignored when --resume "
                                                          "finds a checkpoint)"})
 
