@@ -94,6 +94,11 @@ def test_relaxed_match_rate_scores_what_relaxation_returns(tmp_path):
 def test_csp_then_evaluate_end_to_end(tmp_path, capsys):
     ref_csv = _first_rows(tmp_path, 8)
     assert main(["csp", str(ref_csv), "--out", str(tmp_path / "out"), "--steps", "30", "--samples", "1"]) in (0, None)
+    table = capsys.readouterr().out        # the summary a person reads: one row per prediction, with its symmetry
+    assert "first 8 of 8" in table and table.count("/atom") == 1
+    ds = load_dataset(ref_csv)
+    formulas = {ds.structure(i).composition.reduced_formula for i in range(len(ds))}
+    assert all(f in table for f in formulas)
     assert main(["evaluate", str(tmp_path / "out"), "--reference", str(ref_csv), "--no-screen", "--json"]) in (0, None)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["csp_num_compositions"] == 8 and summary["csp_samples_per_composition"] == 1

@@ -65,3 +65,33 @@ def register(app: typer.Typer) -> None:
             print_json(meta)
         else:
             typer.echo(f"wrote {meta['num_structures']} structures for {meta['num_compositions']} compositions to {out}")
+            print_summary(out / "structures.extxyz")
+
+
+#: rows of the summary table printed after a run (the file holds all of them)
+SUMMARY_ROWS = 20
+
+
+def print_summary(extxyz: Path, limit: int = SUMMARY_ROWS) -> None:
+    """A table of the first ``limit`` predicted structures: input row, sample, formula, space group (spglib,
+    0.1 Å), volume per atom (Å³) and density (g/cm³)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from topodiff.crystal.io import read_structures
+    from topodiff.crystal.symmetry import space_group
+
+    records = read_structures(extxyz)
+    table = Table(title=f"CSP: first {min(limit, len(records))} of {len(records)} ({extxyz})")
+    for col in ("row", "sample", "formula", "SG", "Å³/atom", "g/cm³"):
+        table.add_column(col)
+    for rec in records[:limit]:
+        index, sample = (str(int(rec.properties.get(k, -1))) for k in ("index", "sample"))
+        st = rec.structure if rec.structure is not None else rec.raw
+        if st is None:
+            table.add_row(index, sample, f"[red]{rec.error}[/red]", "", "", "")
+            continue
+        number, symbol = space_group(st)
+        table.add_row(index, sample, st.composition.reduced_formula, f"{number} {symbol}",
+                      f"{st.volume / len(st):.2f}", f"{st.density:.2f}")
+    Console().print(table)
