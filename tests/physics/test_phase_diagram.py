@@ -72,6 +72,13 @@ def test_bad_input(kwargs: dict, match: str) -> None:
         chern_phase_diagram(model, x, y, **kwargs)
 
 
+@pytest.mark.parametrize("filling, said", [(2.5, "got 2.5"), (float("nan"), "got nan"), (0, "got 0"), (2, "got 2")])
+def test_filling_is_checked_not_truncated(filling, said: str) -> None:
+    """Haldane has 2 bands: only filling 1 exists. 2.5 used to be truncated to 2 before the check (the
+    error said "got 2") and NaN raised a bare ValueError."""
+    with pytest.raises(TopodiffInputError, match=f"filling.*{said}$"):
+        chern_phase_diagram("haldane", Axis("M", -1.0, 1.0, 3), Axis("phi", 0.0, 1.0, 3), nk=8, filling=filling)
+
 def test_axis_validation() -> None:
     with pytest.raises(TopodiffInputError, match="below"):
         Axis("M", 1.0, 1.0, 5)

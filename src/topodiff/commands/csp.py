@@ -87,8 +87,8 @@ def print_summary(extxyz: Path, limit: int = SUMMARY_ROWS) -> None:
         table.add_column(col)
     for rec in records[:limit]:
         index, sample = (str(int(rec.properties.get(k, -1))) for k in ("index", "sample"))
-        st = rec.structure if rec.structure is not None else rec.raw
-        if st is None:
+        st = rec.structure
+        if st is None:  # unreadable, or read but rejected (e.g. overlapping atoms): the reason, not numbers
             table.add_row(index, sample, f"[red]{rec.error}[/red]", "", "", "")
             continue
         number, symbol = space_group(st)

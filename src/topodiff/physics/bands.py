@@ -24,7 +24,8 @@ import torch
 
 from topodiff.crystal.symmetry import ANGLE_TOLERANCE, SYMPREC
 from topodiff.errors import TopodiffInputError
-from topodiff.physics.model import TBModel, filling_problem, k_grid
+from topodiff.physics.model import TBModel, k_grid
+from topodiff.physics.spectra import resolve_filling
 
 Node = tuple[str, np.ndarray]
 
@@ -290,11 +291,7 @@ def band_gaps(model: TBModel, filling: int | None = None, nk: int | None = None,
 
     A negative indirect gap means the bands overlap in energy (a semimetal/metal at this filling).
     """
-    f = model.occupied if filling is None else filling
-    problem = filling_problem(f, model.num_bands)
-    if problem:
-        raise TopodiffInputError(problem)
-    f = int(f)
+    f = resolve_filling(model, filling)
     nk = _default_nk(model.dim) if nk is None else int(nk)
     if nk <= 0:
         raise TopodiffInputError(f"nk must be positive, got {nk}")

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from topodiff.errors import ModelError, TopodiffInputError
 from topodiff.physics.interop import is_crystal_file
-from topodiff.physics.model import TBModel, filling_problem
+from topodiff.physics.model import TBModel, checked_filling
 
 __all__ = ["load_model", "read_json_model", "with_lattice"]
 
@@ -97,10 +97,7 @@ def load_model(source: TBModel | str | os.PathLike, *, filling: int | None = Non
 
             model = build_model(text, **params)
     if filling is not None:
-        problem = filling_problem(filling, model.num_bands)
-        if problem:
-            raise TopodiffInputError(problem)
-        model = model.replace(filling=int(filling))
+        model = model.replace(filling=checked_filling(filling, model.num_bands))
     return model
 
 

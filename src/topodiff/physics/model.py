@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from topodiff.errors import ModelError
+from topodiff.errors import ModelError, TopodiffInputError
 from topodiff.physics.tb_document import (block_to_json, parse_geometry, parse_hoppings, parse_onsite,
                                           unit_scales)
 
@@ -45,6 +45,14 @@ def filling_problem(filling: Any, num_bands: int) -> str | None:
         allowed = "1" if num_bands == 2 else f"between 1 and {num_bands - 1}"
         return f"filling must be {allowed} (the model has {num_bands} bands), got {filling}"
     return None
+
+
+def checked_filling(filling: Any, num_bands: int) -> int:
+    """``filling`` as an int, or a :class:`TopodiffInputError` saying :func:`filling_problem`."""
+    problem = filling_problem(filling, num_bands)
+    if problem:
+        raise TopodiffInputError(problem)
+    return int(filling)
 
 
 @dataclass

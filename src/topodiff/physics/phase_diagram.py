@@ -20,7 +20,7 @@ import torch
 from topodiff.errors import TopodiffInputError
 from topodiff.physics.berry import chern_from_states
 from topodiff.physics.library import build_tables, model_parameters
-from topodiff.physics.model import bloch_hamiltonian, filling_problem, k_grid
+from topodiff.physics.model import bloch_hamiltonian, checked_filling, k_grid
 
 UNDETERMINED = -999  # marker in the integer Chern array for gapless / non-integer points
 
@@ -145,10 +145,7 @@ def chern_phase_diagram(model: str, x: Axis, y: Axis, *, nk: int = 24, params: d
     if Rs.shape[1] != 2:
         raise TopodiffInputError(f"a Chern phase diagram needs a 2D model; {model!r} is {Rs.shape[1]}D")
     nb = T.shape[-1]
-    occ = nb // 2 if filling is None else int(filling)
-    problem = filling_problem(occ, nb)
-    if problem:
-        raise TopodiffInputError(problem)
+    occ = checked_filling(nb // 2 if filling is None else filling, nb)  # 2.5 is refused, not truncated
     flatT = torch.as_tensor(T.reshape(-1, *T.shape[-3:]), device=device)
     Rt = torch.as_tensor(Rs, device=device)
     k = torch.as_tensor(k_grid([nk, nk]), device=device)

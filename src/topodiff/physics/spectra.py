@@ -6,19 +6,14 @@ import math
 import numpy as np
 import torch
 
-from topodiff.errors import TopodiffInputError
-from topodiff.physics.model import COMPLEX, REAL, TBModel, filling_problem
+from topodiff.physics.model import COMPLEX, REAL, TBModel, checked_filling
 
 __all__ = ["grid_hamiltonian", "eigh_fast", "eigh_grid", "direct_gap", "occupied_states", "resolve_filling", "boundary_phase", "shift_states"]
 
 
 def resolve_filling(model: TBModel, filling: int | None) -> int:
     """Occupied band count: ``filling`` if given, else the model's; checked against ``1..nb-1``."""
-    occ = model.occupied if filling is None else filling
-    problem = filling_problem(occ, model.num_bands)
-    if problem:
-        raise TopodiffInputError(problem)
-    return int(occ)
+    return checked_filling(model.occupied if filling is None else filling, model.num_bands)
 
 
 def _dense_table(model: TBModel) -> tuple[list[np.ndarray], np.ndarray]:
